@@ -1,0 +1,2 @@
+// @ringzero/balloon-ksm: skeleton. The package's issue fills in its public surface here.
+export {};

@@ -1,0 +1,2 @@
+// @ringzero/machine: skeleton. The package's issue fills in its public surface here.
+export {};

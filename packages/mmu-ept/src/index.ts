@@ -1,0 +1,2 @@
+export type { GuestMemory } from './guest-memory';
+export { FlatGuestMemory } from './flat-memory';

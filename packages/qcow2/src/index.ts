@@ -1,0 +1,2 @@
+// @ringzero/qcow2: skeleton. The package's issue fills in its public surface here.
+export {};
