@@ -21,7 +21,7 @@ if [ "$(id -u)" != 0 ]; then
   fi
 fi
 echo "test-deps: installing ${missing[*]}" >&2
-$SUDO apt-get update -qq >/dev/null && \
+$SUDO apt-get update -qq >/dev/null 2>&1   # a mirror mid-sync fails part of the update; the lists it has still work
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || \
   echo "test-deps: apt-get install failed; tests needing ${missing[*]} will be SKIPPED" >&2
 exit 0

@@ -1,2 +1,3 @@
-// @ringzero/machine: skeleton. The package's issue fills in its public surface here.
-export {};
+// @ringzero/machine: the PC that assembles the RingZero packages. Until its issue lands this
+// exports the initramfs writer used to build test guests.
+export { buildCpio, busyboxInitramfs, initScript, type CpioEntry, type InitOptions } from './initramfs';
