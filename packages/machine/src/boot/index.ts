@@ -13,3 +13,4 @@ export {
   type BootMode, type BootRegisters, type BootSegment, type BootSpecialRegisters,
 } from './cpu-state';
 export { bzImagePayload, detectCompressor, type BzImagePayload, type KernelCompressor } from './payload';
+export { prepareDirectBoot, type DirectBoot, type DirectBootOptions } from './direct';
