@@ -123,6 +123,8 @@ export const I8042_RESET_VALUE = 0xfe;
 /** RTC/CMOS: index (bit 7 = NMI mask) and data. */
 export const RTC_PORT = 0x70;
 export const RTC_PORT_COUNT = 2;
+/** CMOS index of the century byte (BCD), as the FADT's CENTURY field tells Linux. */
+export const RTC_CMOS_CENTURY_INDEX = 0x32;
 /** POST code port; Linux also writes it for I/O delays. */
 export const POST_PORT = 0x80;
 /** System control port A (fast A20, bit 0 = reset). */

@@ -11,7 +11,7 @@ import {
   COM4_PORT, ECAM_BUS_END, ECAM_BUS_START, ECAM_SIZE, ECAM_START, GSI_PIT, HPET_SIZE, HPET_START, I8042_COMMAND_PORT,
   I8042_DATA_PORT, IOAPIC_GSI_BASE, IOAPIC_START, IRQ_COM1, IRQ_COM2, IRQ_COM3, IRQ_COM4, IRQ_KEYBOARD, IRQ_PIT, IRQ_RTC,
   IRQ_SCI, LAPIC_NMI_LINT, LAPIC_START, PCI_CONFIG_ADDRESS_PORT, PCI_MMIO32_SIZE, PCI_MMIO32_START, RESET_CONTROL_PORT,
-  RESET_CONTROL_VALUE, RTC_PORT, RTC_PORT_COUNT, UART_PORT_COUNT, checkRamSize, pciIntxGsi, pciMmio64Window,
+  RESET_CONTROL_VALUE, RTC_CMOS_CENTURY_INDEX, RTC_PORT, RTC_PORT_COUNT, UART_PORT_COUNT, checkRamSize, pciIntxGsi, pciMmio64Window,
 } from '../layout';
 import {
   ADDRESS_BUS, ADDRESS_IO, ADDRESS_MEMORY, IO_ENTIRE_RANGE, MEM_CACHEABLE, MEM_NONCACHEABLE, MEM_RW, concat, device,
@@ -37,7 +37,7 @@ export interface AcpiOptions {
   readonly rtc?: boolean;
   /** List the GPE0 block in the FADT (the PM device must then implement it). Default false. */
   readonly gpe0?: boolean;
-  /** CMOS index of the century byte, 0 for none. Default 0x32 (as the PC BIOS and QEMU). */
+  /** CMOS index of the century byte, 0 for none. Default RTC_CMOS_CENTURY_INDEX (0x32, as the PC BIOS and QEMU). */
   readonly rtcCenturyIndex?: number;
   /** Guest-physical address of the blob. Default ACPI_TABLES_START. */
   readonly base?: number;
@@ -359,7 +359,7 @@ export function buildAcpiTables(options: AcpiOptions): AcpiTables {
     if (![1, 2, 3, 4].includes(n)) throw new AcpiConfigError(`serial ports are COM1-COM4 (1-4), got ${String(n)}`);
   }
   if (new Set(serialPorts).size !== serialPorts.length) throw new AcpiConfigError('a serial port is listed twice');
-  const century = options.rtcCenturyIndex ?? 0x32;
+  const century = options.rtcCenturyIndex ?? RTC_CMOS_CENTURY_INDEX;
   if (!Number.isInteger(century) || century < 0 || century > 0x7f) throw new AcpiConfigError(`rtcCenturyIndex must be a CMOS index 0-127`);
   const base = options.base ?? ACPI_TABLES_START;
   if (!Number.isInteger(base) || base < 0 || base % 16 !== 0 || base + 0x1000 > 0x1_0000_0000) {
