@@ -10,3 +10,4 @@ export {
   type GuestArch,
   type PrepareOptions,
 } from './node/guest';
+export { extractVmlinux, MAX_VMLINUX_SIZE, type ExtractedVmlinux } from './boot/node-fastpath';
