@@ -1,2 +1,5 @@
-// @ringzero/virtio: skeleton. The package's issue fills in its public surface here.
-export {};
+// @ringzero/virtio: virtio 1.x back ends (queues, transports, devices).
+export * from './constants';
+export { DescriptorChain } from './chain';
+export * from './queue';
+export { SplitQueue, checkSplitLayout, splitRingBytes } from './split-queue';
