@@ -9,3 +9,4 @@ export { VirtioCore, type InterruptSink } from './core';
 export * from './mmio';
 export { type BlockBackend, MemoryBlockBackend } from './block-backend';
 export * from './blk';
+export * from './pci';

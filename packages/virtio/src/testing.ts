@@ -5,3 +5,4 @@ export { DriverPackedQueue, writePackedDesc } from './testing/packed-driver';
 export { MockDriver, acceptFeatures, type DriverQueue, type DriverTransport, type MockDriverInit } from './testing/driver';
 export { mmioDriverTransport } from './testing/mmio-transport';
 export { submitBlk, blkStatus, blkData, type BlkRequest, type BlkSubmit } from './testing/blk-helpers';
+export { pciDriverTransport, findPciCaps, type PciCaps } from './testing/pci-transport';

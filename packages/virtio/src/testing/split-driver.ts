@@ -41,13 +41,14 @@ export class DriverSplitQueue {
   private readonly free: number[] = [];
   private readonly chains = new Map<number, number[]>();
 
-  constructor(mem: GuestMemory, alloc: GuestAllocator, size: number) {
+  /** `at` places the rings at fixed addresses (e.g. the legacy PFN layout) instead of allocating them. */
+  constructor(mem: GuestMemory, alloc: GuestAllocator, size: number, at?: { desc: number; avail: number; used: number }) {
     this.mem = mem;
     this.alloc = alloc;
     this.size = size;
-    this.desc = alloc.alloc(16 * size, 16);
-    this.avail = alloc.alloc(6 + 2 * size, 2);
-    this.used = alloc.alloc(6 + 8 * size, 4);
+    this.desc = at?.desc ?? alloc.alloc(16 * size, 16);
+    this.avail = at?.avail ?? alloc.alloc(6 + 2 * size, 2);
+    this.used = at?.used ?? alloc.alloc(6 + 8 * size, 4);
     for (let i = 0; i < size; i++) this.free.push(i);
     mem.writeFrom(this.desc, new Uint8Array(16 * size));
     mem.writeFrom(this.avail, new Uint8Array(6 + 2 * size));
@@ -107,6 +108,8 @@ export class DriverSplitQueue {
     const id = this.mem.read32(e);
     const len = this.mem.read32(e + 4);
     this.lastUsed = (this.lastUsed + 1) & 0xffff;
+    // As Linux does: ask for an interrupt at the next used entry (harmless without EVENT_IDX).
+    this.setUsedEvent(this.lastUsed);
     const ids = this.chains.get(id);
     if (ids !== undefined) {
       this.chains.delete(id);
