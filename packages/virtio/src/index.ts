@@ -10,3 +10,6 @@ export * from './mmio';
 export { type BlockBackend, MemoryBlockBackend } from './block-backend';
 export * from './blk';
 export * from './pci';
+export * from './net';
+export * from './console';
+export * from './rng';
