@@ -202,7 +202,7 @@ export class PackedQueue implements Virtqueue {
     const mode = flags & 3;
     if (mode === RING_EVENT_FLAGS_DISABLE) return false;
     if (mode !== RING_EVENT_FLAGS_DESC || !this.eventIdx) return true;
-    if (since >= this.size) return true;
+    if (since >= 0x8000) return true; // beyond what the 16-bit comparison can tell apart
     const offWrap = this.mem.read16(this.driver);
     let event = offWrap & 0x7fff;
     if ((offWrap >>> 15 === 1) !== this.usedWrap) event -= this.size;
