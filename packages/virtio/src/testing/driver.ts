@@ -41,6 +41,8 @@ export interface DriverTransport {
 /** A driver queue, split or packed. */
 export interface DriverQueue {
   readonly size: number;
+  /** Guest address of the descriptor table (split) or descriptor ring (packed). */
+  readonly desc: number;
   readonly freeCount: number;
   add(out: readonly GuestBuffer[], inn: readonly GuestBuffer[], indirect?: boolean): number;
   getUsed(): UsedElement | null;
