@@ -15,6 +15,8 @@ export interface BlkSubmit {
   out?: Uint8Array;
   /** Bytes the device writes before the status byte (IN, GET_ID). */
   inLen?: number;
+  /** Device-readable data of this length whose contents are already in the (reused) buffers. */
+  outLen?: number;
   /** Split the data into this many descriptors. */
   segments?: number;
   indirect?: boolean;
@@ -33,7 +35,8 @@ export function submitBlk(drv: MockDriver, type: number, sector: number, opts: B
   mem.write8(status.addr, 0xee);
   const segs = opts.segments ?? 1;
   const data: GuestBuffer[] = [];
-  const len = opts.out?.length ?? opts.inLen ?? 0;
+  const readable = opts.out !== undefined || opts.outLen !== undefined;
+  const len = opts.out?.length ?? opts.outLen ?? opts.inLen ?? 0;
   if (len > 0) {
     if (opts.reuse !== undefined) data.push(...opts.reuse.data);
     else {
@@ -48,8 +51,8 @@ export function submitBlk(drv: MockDriver, type: number, sector: number, opts: B
       }
     }
   }
-  const out = opts.out !== undefined ? [header, ...data] : [header];
-  const inn = opts.out !== undefined ? [status] : [...data, status];
+  const out = readable ? [header, ...data] : [header];
+  const inn = readable ? [status] : [...data, status];
   const id = drv.queues[0].add(out, inn, opts.indirect ?? false);
   if (id < 0) throw new Error('submitBlk: queue full');
   return { id, header, data, status };
