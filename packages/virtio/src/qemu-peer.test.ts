@@ -93,12 +93,20 @@ start:
   mov byte [ebp+0x14], 1
   mov byte [ebp+0x14], 3
   mov dword [ebp+0x08], 1
+%ifdef PACKED
+  mov dword [ebp+0x0c], 5
+%else
   mov dword [ebp+0x0c], 1
+%endif
   mov byte [ebp+0x14], 0x0b
   movzx eax, byte [ebp+0x14]
   mov ecx, 2
   call rec
+%ifdef PACKED
+  call ptest
+%else
   call qtest
+%endif
   mov byte [ebp+0x14], 0
   mov word [ebp+0x10], 7
   movzx eax, word [ebp+0x10]
@@ -257,6 +265,133 @@ qtest:
   xor ecx, ecx
   call rec
   ret
+
+; ---- packed ring: one request at a time, recording the used descriptor the device wrote
+PPOS equ 0x1ff000
+ptest:
+  mov edi, DESC
+  mov ecx, 0x4000
+  xor eax, eax
+  rep stosd
+  mov dword [PPOS], 0
+  mov word [ebp+0x16], 0
+  mov word [ebp+0x18], QSIZE
+  mov dword [ebp+0x20], DESC
+  mov dword [ebp+0x24], 0
+  mov dword [ebp+0x28], AVAIL
+  mov dword [ebp+0x2c], 0
+  mov dword [ebp+0x30], USED
+  mov dword [ebp+0x34], 0
+  mov word [ebp+0x1c], 1
+  mov byte [ebp+0x14], 0x0f
+  mov edi, 0
+  mov eax, 8
+  xor ebx, ebx
+  mov ecx, 20
+  call preq
+  mov edi, 1
+  mov eax, 0
+  mov ebx, 2048
+  mov ecx, 512
+  call preq
+  mov edi, 2
+  mov eax, 99
+  xor ebx, ebx
+  mov ecx, 8
+  call preq
+  mov edi, 3
+  mov eax, 0
+  mov ebx, 1
+  mov ecx, 512
+  call preq
+  mov edi, 4
+  mov eax, 4
+  xor ebx, ebx
+  xor ecx, ecx
+  call preq
+  mov edi, 5
+  mov eax, 0
+  xor ebx, ebx
+  mov ecx, 100
+  call preq
+  xor esi, esi
+.id:
+  mov eax, [DATA+esi]
+  mov bl, 'I'
+  mov ecx, esi
+  call rec
+  add esi, 4
+  cmp esi, 20
+  jb .id
+  ret
+; one packed request at ring position [PPOS], buffer id = edi; kick; wait; record R/U/L/G
+preq:
+  push ebp
+  mov ebp, edi
+  shl ebp, 6
+  add ebp, HDR
+  mov [ebp], eax
+  mov dword [ebp+4], 0
+  mov [ebp+8], ebx
+  mov dword [ebp+12], 0
+  mov byte [STAT+edi], 0xee
+  mov edx, [PPOS]
+  shl edx, 4
+  add edx, DESC
+  push edx                 ; first descriptor address
+  mov [edx], ebp
+  mov dword [edx+4], 0
+  mov dword [edx+8], 16
+  mov [edx+12], di
+  mov word [edx+14], 0x81  ; AVAIL | NEXT
+  add edx, 16
+  inc dword [PPOS]
+  test ecx, ecx
+  jz .status
+  mov eax, edi
+  shl eax, 10
+  add eax, DATA
+  mov [edx], eax
+  mov dword [edx+4], 0
+  mov [edx+8], ecx
+  mov [edx+12], di
+  mov word [edx+14], 0x83  ; AVAIL | WRITE | NEXT
+  add edx, 16
+  inc dword [PPOS]
+.status:
+  lea eax, [STAT+edi]
+  mov [edx], eax
+  mov dword [edx+4], 0
+  mov dword [edx+8], 1
+  mov [edx+12], di
+  mov word [edx+14], 0x82  ; AVAIL | WRITE
+  inc dword [PPOS]
+  pop edx
+  pop ebp
+  push edx
+  call kick
+  pop edx
+  mov ecx, 200000000
+.w:
+  test word [edx+14], 0x8000
+  jnz .ok
+  pause
+  loop .w
+.ok:
+  movzx eax, byte [STAT+edi]
+  mov bl, 'R'
+  mov ecx, edi
+  call rec
+  movzx eax, word [edx+12]
+  mov bl, 'U'
+  call rec
+  mov eax, [edx+8]
+  mov bl, 'L'
+  call rec
+  movzx eax, word [edx+14]
+  mov bl, 'G'
+  call rec
+  ret
 kick:
   movzx eax, word [ebp+0x1e]
   mov word [ebp+0x3000+eax*4], 0
@@ -392,7 +527,7 @@ function parse(text: string): Probe {
 const SERIAL = 'rz-serial-0001';
 
 /** The same probe as the kernel, against our VirtioPci (BAR4 accessed by offset). */
-async function probeOurs(): Promise<Probe> {
+async function probeOurs(packed = false): Promise<Probe> {
   const mem = new FlatGuestMemory(4 << 20);
   const fn = new VirtioPci(new VirtioBlk(new MemoryBlockBackend(1 << 20), { queueSize: 256, serial: SERIAL }), mem, { msi: () => undefined });
   const m: Probe = new Map();
@@ -418,10 +553,10 @@ async function probeOurs(): Promise<Probe> {
   w(0x14, 1, 1);
   w(0x14, 1, 3);
   w(0x08, 4, 1);
-  w(0x0c, 4, 1);
+  w(0x0c, 4, packed ? 5 : 1);
   w(0x14, 1, 0x0b);
   m.set('S2', r(0x14, 1));
-  await queueTest(mem, w, r, m);
+  await (packed ? packedTest : queueTest)(mem, w, r, m);
   w(0x14, 1, 0);
   w(0x10, 2, 7);
   m.set('V0', r(0x10, 2));
@@ -505,6 +640,55 @@ async function queueTest(mem: FlatGuestMemory, w: (o: number, s: number, v: numb
   m.set('W0', mem.read16(USED + 2));
 }
 
+/** The kernel's ptest routine: the same six requests on a packed ring, one at a time. */
+async function packedTest(mem: FlatGuestMemory, w: (o: number, s: number, v: number) => void, r: (o: number, s: number) => number, m: Probe): Promise<void> {
+  const DESC = 0x200000;
+  const HDR = 0x201000;
+  const STAT = 0x202000;
+  const DATA = 0x203000;
+  mem.bytes.fill(0, DESC, DESC + 0x10000);
+  w(0x16, 2, 0);
+  w(0x18, 2, 32);
+  w(0x20, 4, DESC);
+  w(0x24, 4, 0);
+  w(0x28, 4, 0x200200);
+  w(0x2c, 4, 0);
+  w(0x30, 4, 0x200300);
+  w(0x34, 4, 0);
+  w(0x1c, 2, 1);
+  w(0x14, 1, 0x0f);
+  let pos = 0;
+  const desc = (addr: number, len: number, id: number, flags: number): void => {
+    const d = DESC + 16 * pos++;
+    mem.write32(d, addr);
+    mem.write32(d + 4, 0);
+    mem.write32(d + 8, len);
+    mem.write16(d + 12, id);
+    mem.write16(d + 14, flags);
+  };
+  const reqs: [number, number, number][] = [[8, 0, 20], [0, 2048, 512], [99, 0, 8], [0, 1, 512], [4, 0, 0], [0, 0, 100]];
+  for (let i = 0; i < reqs.length; i++) {
+    const [type, sector, dataLen] = reqs[i];
+    const h = HDR + 64 * i;
+    mem.write32(h, type);
+    mem.write32(h + 4, 0);
+    mem.write32(h + 8, sector);
+    mem.write32(h + 12, 0);
+    mem.write8(STAT + i, 0xee);
+    const first = DESC + 16 * pos;
+    desc(h, 16, i, 0x81);
+    if (dataLen > 0) desc(DATA + 1024 * i, dataLen, i, 0x83);
+    desc(STAT + i, 1, i, 0x82);
+    w(0x3000 + 4 * r(0x1e, 2), 2, 0);
+    await new Promise((res) => setImmediate(res));
+    m.set(`R${i}`, mem.read8(STAT + i));
+    m.set(`U${i}`, mem.read16(first + 12));
+    m.set(`L${i}`, mem.read32(first + 8));
+    m.set(`G${i}`, mem.read16(first + 14));
+  }
+  for (let o = 0; o < 20; o += 4) m.set(`I${o}`, mem.read32(DATA + o));
+}
+
 /** Capabilities as (id, cfg_type, bar, offset) plus MSI-X control/table/PBA words. */
 function caps(p: Probe): string[] {
   const byte = (o: number): number => (p.get(`C${o & ~3}`)! >>> (8 * (o & 3))) & 0xff;
@@ -525,13 +709,13 @@ afterAll(() => {
   if (dir !== '') rmSync(dir, { recursive: true, force: true });
 });
 
-function probeQemu(): Probe {
+function probeQemu(packed = false): Probe {
   writeFileSync(join(dir, 'k.asm'), KERNEL);
-  execFileSync('nasm', ['-f', 'bin', '-o', join(dir, 'k.bin'), join(dir, 'k.asm')]);
+  execFileSync('nasm', [...(packed ? ['-DPACKED'] : []), '-f', 'bin', '-o', join(dir, 'k.bin'), join(dir, 'k.asm')]);
   const r = spawnSync('qemu-system-x86_64', [
     '-machine', 'pc', '-m', '64', '-display', 'none', '-nodefaults', '-no-reboot', '-serial', 'stdio',
     '-device', 'isa-debug-exit,iobase=0xf4,iosize=4',
-    '-device', `virtio-blk-pci,drive=d0,addr=04.0,serial=${SERIAL}`, '-drive', 'if=none,id=d0,driver=null-co,size=1M',
+    '-device', `virtio-blk-pci,drive=d0,addr=04.0,serial=${SERIAL}${packed ? ',packed=on' : ''}`, '-drive', 'if=none,id=d0,driver=null-co,size=1M',
     '-kernel', join(dir, 'k.bin'),
   ], { timeout: 60_000 });
   const text = r.stdout.toString();
@@ -604,5 +788,36 @@ describe.skipIf(!nasm || !qemu)('virtio-pci compared with QEMU 7.2 virtio-blk-pc
   it('FEATURES_OK without VERSION_1: QEMU accepts it, we refuse it (the spec allows a device to fail then)', () => {
     expect(q.get('S1')).toBe(0x0b);
     expect(o.get('S1')).toBe(0x03);
+  });
+});
+
+describe.skipIf(!nasm || !qemu)('packed virtqueue compared with QEMU 7.2 virtio-blk-pci,packed=on', () => {
+  const q = nasm && qemu ? probeQemu(true) : new Map<string, number>();
+  let o: Probe = new Map();
+  beforeAll(async () => {
+    o = await probeOurs(true);
+  });
+
+  it('both offer and accept RING_PACKED', () => {
+    expect(q.get('F1')! & 4).toBe(4);
+    expect(o.get('F1')! & 4).toBe(4);
+    expect(o.get('S2')).toBe(q.get('S2'));
+  });
+
+  it('the same statuses, buffer ids, used lengths of successful requests and GET_ID data', () => {
+    for (let i = 0; i < 6; i++) {
+      expect([i, o.get(`R${i}`), o.get(`U${i}`)]).toEqual([i, q.get(`R${i}`), q.get(`U${i}`)]);
+      if (q.get(`R${i}`) === 0) expect([i, o.get(`L${i}`)]).toEqual([i, q.get(`L${i}`)]);
+    }
+    expect([0, 1, 2, 3, 4, 5].map((i) => q.get(`R${i}`))).toEqual([0, 1, 2, 0, 0, 1]);
+    for (const k of ['I0', 'I4', 'I8', 'I12']) expect([k, o.get(k)]).toEqual([k, q.get(k)]);
+  });
+
+  it('used descriptors carry AVAIL and USED set to the wrap counter; we also set WRITE when we wrote (the spec: length is only meaningful with WRITE), QEMU does not', () => {
+    for (let i = 0; i < 6; i++) {
+      expect(q.get(`G${i}`)).toBe(0x8080);
+      expect(o.get(`G${i}`)! & 0x8080).toBe(0x8080);
+      expect(o.get(`G${i}`)! & 2).toBe(o.get(`L${i}`)! > 0 ? 2 : 0);
+    }
   });
 });
