@@ -17,6 +17,8 @@ export const DEVICE_ID_RNG = 4;
 
 // Transport/ring feature bits. Bits 0..31 live in the "lo" word, bits 32..63 in the "hi" word
 // (bit b of hi = feature 32 + b). Each constant below is the bit's mask inside its word.
+/** lo word, bit 27: legacy only (implied by VERSION_1): any descriptor layout is accepted. */
+export const F_ANY_LAYOUT = 0x0800_0000;
 /** lo word, bit 28 */
 export const F_INDIRECT_DESC = 0x1000_0000;
 /** lo word, bit 29 */

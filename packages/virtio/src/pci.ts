@@ -1,5 +1,5 @@
 import type { GuestMemory } from '@ringzero/mmu-ept';
-import { NO_VECTOR } from './constants';
+import { F_ANY_LAYOUT, NO_VECTOR } from './constants';
 import { VirtioCore } from './core';
 import type { VirtioDevice } from './device';
 
@@ -489,7 +489,8 @@ export class VirtioPci {
     const cfg = this.legacyConfigBase();
     if (offset >= cfg) return c.readConfig(offset - cfg, size);
     if (size === 4) {
-      if (offset === LEGACY_HOST_FEATURES) return c.deviceFeatures(0);
+      // Our devices parse any descriptor layout: say so to legacy drivers (VERSION_1 implies it).
+      if (offset === LEGACY_HOST_FEATURES) return (c.deviceFeatures(0) | F_ANY_LAYOUT) >>> 0;
       if (offset === LEGACY_GUEST_FEATURES) return c.driverFeatures(0);
       if (offset === LEGACY_QUEUE_PFN) return c.queueSel < c.queueCount ? this.legacyPfn[c.queueSel] : 0;
       return 0;
@@ -513,7 +514,7 @@ export class VirtioPci {
     if (size === 4) {
       if (offset === LEGACY_GUEST_FEATURES) {
         c.legacy = true;
-        c.setDriverFeatures(0, value);
+        c.setDriverFeatures(0, value & ~F_ANY_LAYOUT);
       } else if (offset === LEGACY_QUEUE_PFN) this.legacySetPfn(value);
       return;
     }

@@ -124,6 +124,30 @@ start:
   mov ecx, 20
   call rec
 .sizing:
+  ; legacy I/O interface in BAR0 (device reset, MSI-X off: config at 0x14)
+  mov eax, 0x80002010
+  call cfgread
+  and eax, 0xfffc
+  mov edi, eax
+  mov bl, 'X'
+  mov edx, edi
+  in eax, dx
+  xor ecx, ecx
+  call rec
+  lea edx, [edi+0x0c]
+  in ax, dx
+  movzx eax, ax
+  mov ecx, 0x0c
+  call rec
+  lea edx, [edi+0x12]
+  in al, dx
+  movzx eax, al
+  mov ecx, 0x12
+  call rec
+  lea edx, [edi+0x14]
+  in eax, dx
+  mov ecx, 0x14
+  call rec
   mov esi, 0x10
 .bar:
   mov eax, 0x80002000
@@ -563,6 +587,10 @@ async function probeOurs(packed = false): Promise<Probe> {
   m.set('D0', r(0x2000, 4));
   m.set('D12', r(0x200c, 4));
   m.set('D20', r(0x2014, 4));
+  m.set('X0', fn.barRead(0, 0, 4));
+  m.set('X12', fn.barRead(0, 0x0c, 2));
+  m.set('X18', fn.barRead(0, 0x12, 1));
+  m.set('X20', fn.barRead(0, 0x14, 4));
   for (let reg = 0x10; reg < 0x28; reg += 4) {
     const orig = fn.configRead(reg, 4);
     fn.configWrite(reg, 4, 0xffff_ffff);
@@ -783,6 +811,13 @@ describe.skipIf(!nasm || !qemu)('virtio-pci compared with QEMU 7.2 virtio-blk-pc
     expect(q.get('S4')).toBe(0x4f);
     expect(o.get('S4')).toBe(q.get('S4'));
     expect(o.get('W0')).toBe(q.get('W0'));
+  });
+
+  it('the legacy I/O interface: ring features and ANY_LAYOUT, queue size, status, device config at 0x14', () => {
+    const bits = F_INDIRECT_DESC | F_EVENT_IDX | (1 << 27);
+    expect(q.get('X0')! & bits).toBe(bits);
+    expect(o.get('X0')! & bits).toBe(q.get('X0')! & bits);
+    for (const k of ['X12', 'X18', 'X20']) expect([k, o.get(k)]).toEqual([k, q.get(k)]);
   });
 
   it('FEATURES_OK without VERSION_1: QEMU accepts it, we refuse it (the spec allows a device to fail then)', () => {
