@@ -183,7 +183,8 @@ export class AddressSpace implements GuestMemory {
       const writable = !s.readonly && f !== ZERO_FRAME && (this.host.flags[f] & FRAME_SHARED) === 0 && (s.dirty == null || ept.accessDirty);
       ept.map(page, f, PAGE_4K, writable ? EPT_RWX : EPT_R | EPT_X, MT_WB);
     }
-    ept.invept();
+    // No INVEPT: the entry was absent or gains rights (cached translations are stricter and
+    // fault into a new walk); frame changes (copy-on-write) already invalidated in privateFrame.
     return true;
   }
 

@@ -391,9 +391,14 @@ export class Mmu {
     const ept = this.ept;
     for (let tries = 0; ; tries++) {
       const st = ept.translate(gpa, access, qualExtra);
-      this.walkRefs += ept.refs;
-      if (st === EPT_OK) return ept.frame;
+      // Only the attempt that produced the result counts: faults the resolver fixed are the
+      // hypervisor's work, not references of the walk.
+      if (st === EPT_OK) {
+        this.walkRefs += ept.refs;
+        return ept.frame;
+      }
       if (st === EPT_VIOLATION && tries < 3 && this.resolver != null && this.resolver.handleEptViolation(gpa, ept.qual)) continue;
+      this.walkRefs += ept.refs;
       const res = this.result;
       res.status = st === EPT_VIOLATION ? XLATE_EPT_VIOLATION : XLATE_EPT_MISCONFIG;
       res.exitQual = ept.qual;
