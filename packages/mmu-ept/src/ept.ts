@@ -197,11 +197,19 @@ export class Ept {
    * Sets A (and D for writes) on success when A/D is enabled, and logs to the PML page.
    */
   translate(gpa: number, access: number, qualExtra: number): number {
+    return this.translateFrom(this.rootFrame, gpa, access, qualExtra);
+  }
+
+  /**
+   * The same walk from another root table in host memory (the IOMMU walks tables named by
+   * context entries). The root must be an allocated frame.
+   */
+  translateFrom(root: number, gpa: number, access: number, qualExtra: number): number {
     const host = this.host;
     const lo = gpa >>> 0;
     const hi = gpa >= TWO32 ? Math.floor(gpa / TWO32) : 0;
     let refs = 0;
-    let table = this.rootFrame;
+    let table = root;
     let rwx = EPT_RWX;
     let level = this.levels;
     const maxHi = this.levels === 4 ? 0x10000 : 0x2000000;
@@ -310,6 +318,13 @@ export class Ept {
       if (xwr === 4 && !this.executeOnly) return true;
     }
     const ps = (elo & EPT_PS) !== 0;
+    if (this.vtd) {
+      // VT-d second-level entries: bits 6:2 are ignored/EMT; page size is reserved at the top.
+      if (level >= 4) return ps;
+      if (level === 3 && ps) return (elo & 0x3fff_f000) !== 0;
+      if (level === 2 && ps) return (elo & 0x1f_f000) !== 0;
+      return false;
+    }
     if (level >= 4) return (elo & 0xf8) !== 0;
     if (level === 1 || ps) {
       if (level === 3 && (elo & 0x3fff_f000) !== 0) return true;
