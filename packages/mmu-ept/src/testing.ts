@@ -48,6 +48,11 @@ export class GuestPageTables {
     return this.mode === MODE_32 ? 2 : this.mode === MODE_PAE ? 3 : this.mode === MODE_4LEVEL ? 4 : 5;
   }
 
+  /** One past the last table page allocated so far. */
+  get used(): number {
+    return this.next;
+  }
+
   /** Allocates a zeroed table page and returns its guest-physical address. */
   newTable(): number {
     const t = this.next;
