@@ -1,11 +1,9 @@
 // Real-peer test: the same guest page tables and the same accesses run on qemu-system-x86_64
 // (TCG) inside a bare-metal kernel (test/pf-kernel.asm) and through our Mmu. The #PF error
 // codes, CR2 values and the accessed/dirty flags QEMU writes back must match ours exactly.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ACC_SR,
@@ -31,11 +29,10 @@ import {
   XLATE_PAGE_FAULT,
 } from '../src/index';
 import { GuestPageTables } from '../src/testing';
+import { assemble, qemuTools, runKernel } from './qemu-harness';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const MiB = 2 ** 20;
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-const tools = has('nasm') && has('qemu-system-x86_64');
+const tools = qemuTools;
 if (!tools) console.warn('SKIPPED: nasm or qemu-system-x86_64 not installed: paging error codes and A/D flags are not checked against QEMU');
 
 interface Config {
@@ -125,9 +122,7 @@ describe.skipIf(!tools)('paging against qemu-system-x86_64 (TCG)', () => {
   let kernel = '';
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'mmu-ept-qemu-'));
-    kernel = join(dir, 'pf-kernel.bin');
-    const asm = spawnSync('nasm', ['-f', 'bin', '-o', kernel, join(here, 'pf-kernel.asm')], { encoding: 'utf8' });
-    expect(asm.status, asm.stderr).toBe(0);
+    kernel = assemble(dir, 'pf-kernel.asm');
   });
   afterAll(() => {
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
@@ -136,18 +131,7 @@ describe.skipIf(!tools)('paging against qemu-system-x86_64 (TCG)', () => {
   for (const c of CONFIGS) {
     it(`${c.name}: error codes, CR2 and A/D flags match QEMU`, () => {
       const b = build(c);
-      const img = join(dir, `img-${c.seed}.bin`);
-      const out = join(dir, `out-${c.seed}.bin`);
-      writeFileSync(img, b.image.bytes.subarray(0x20_0000, 8 * MiB));
-      const q = spawnSync(
-        'qemu-system-x86_64',
-        ['-machine', 'pc', '-cpu', 'max', '-m', '32', '-display', 'none', '-nodefaults', '-no-reboot', '-kernel', kernel,
-          '-device', `loader,file=${img},addr=0x200000,force-raw=on`, '-debugcon', `file:${out}`,
-          '-device', 'isa-debug-exit,iobase=0xf4,iosize=4'],
-        { encoding: 'utf8', timeout: 60_000 },
-      );
-      expect(q.status, `qemu: ${q.stderr}`).toBe(1); // isa-debug-exit: (0 << 1) | 1
-      const dump = readFileSync(out);
+      const dump = runKernel(dir, kernel, b.image.bytes.subarray(0x20_0000, 8 * MiB), String(c.seed));
       expect(dump.length).toBe(N * 8 + b.pt.used - 0x22_0000);
       const dv = new DataView(dump.buffer, dump.byteOffset, dump.byteLength);
       const tableByte = (gpa: number) => dv.getUint32(N * 8 + gpa - 0x22_0000, true);
