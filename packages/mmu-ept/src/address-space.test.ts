@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AddressSpace, HostMemory, ZERO_FRAME } from './index';
+import type { GuestMemory } from './guest-memory';
 import { guestMemoryConformance } from './guest-memory.conformance';
 
 const GiB = 2 ** 30;
@@ -116,6 +117,15 @@ describe('AddressSpace as GuestMemory', () => {
     v[5000] = 0x77;
     expect(s.read8(5100)).toBe(0x77);
     expect(s.hostView(8 * 4096, 16)).toBeNull(); // never written: zero frame
+    // Writes through the view are reported with the optional GuestMemory.markDirty.
+    const slot = s.slotAt(0);
+    s.enableDirtyLog(slot);
+    const mem: GuestMemory = s;
+    s.hostView(2 * 4096, 8)![0] = 1;
+    mem.markDirty?.(2 * 4096, 8);
+    const bits = new Uint32Array(1);
+    expect(s.getDirtyLog(slot, bits)).toBe(1);
+    expect(bits[0]).toBe(1 << 2);
     expect(s.hostView(7 * 4096, 8192)).toBeNull(); // spans two slots
   });
 
