@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  ACC_SW,
+  AddressSpace,
+  CR0_PG,
+  CR4_PAE,
+  EFER_LME,
+  MODE_4LEVEL,
+  Mmu,
   Ept,
   EPT_A,
   EPT_D,
@@ -24,6 +31,7 @@ import {
   QUAL_READ,
   QUAL_WRITE,
 } from './index';
+import { GuestPageTables } from './testing';
 
 const GiB = 2 ** 30;
 
@@ -242,5 +250,33 @@ describe('EPT translation', () => {
       ),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('host-physical addresses above 4 GiB', () => {
+  it('encodes frames >= 2^20 in the entry high word and translates through them', () => {
+    // 1 GiB chunks: the buffers below frame 2^20 are reserved virtually, not touched.
+    const host = new HostMemory({ chunkShift: 18, maxFrames: 2 ** 21 });
+    const space = new AddressSpace(host);
+    for (let i = 0; i < 4; i++) host.allocRun(2 ** 18 - (i === 0 ? 4 : 0));
+    space.addRam(0, 2 * 2 ** 20, { populate: true });
+    const f = space.frameAt(0x1000);
+    expect(f).toBeGreaterThanOrEqual(2 ** 20);
+    const pt = new GuestPageTables(space, MODE_4LEVEL, 0x10_0000);
+    pt.map(0x1000, 0x1000);
+    const mmu = new Mmu(space.ept!, space);
+    mmu.writeCr4(CR4_PAE);
+    mmu.writeEfer(EFER_LME);
+    mmu.writeCr3(pt.cr3, 0);
+    mmu.writeCr0(CR0_PG);
+    expect(mmu.write32(0x1010, 0, 0x600dcafe, ACC_SW)).toBe(true);
+    expect(mmu.result.frame).toBe(f);
+    expect(space.read32(0x1010)).toBe(0x600dcafe);
+    const out = new Uint32Array(2);
+    space.ept!.readEntry(0x1000, 1, out);
+    expect(out[1]).toBe(Math.floor(f / 2 ** 20)); // HPA bits 51:32
+    expect(out[0] >>> 12).toBe(f % 2 ** 20);
+    expect(space.ept!.translate(0x1ff8, QUAL_WRITE, 0)).toBe(EPT_OK);
+    expect(space.ept!.frame).toBe(f);
   });
 });
