@@ -1,0 +1,2 @@
+// Node adapters (filled in below).
+export {};
