@@ -544,14 +544,14 @@ export class Bridge implements PortOwner {
 
   /** `ovs-ofctl mod-flows [--strict]`. */
   modFlows(text: string, strict = false): void {
-    const spec = parseFlow(text, { resolvePort: this.resolvePort });
+    const spec = parseFlow(text, { resolvePort: this.resolvePort, mode: 'mod' });
     if (!strict && !/(^|[\s,])table=/.test(text)) spec.table = 255;
     this.check(this.flowMod(strict ? FC_MODIFY_STRICT : FC_MODIFY, spec), 'mod-flows');
   }
 
   /** `ovs-ofctl del-flows [--strict] [flow]`. */
   delFlows(text = '', strict = false): void {
-    const spec = parseFlow(text, { resolvePort: this.resolvePort, forAdd: false });
+    const spec = parseFlow(text, { resolvePort: this.resolvePort, mode: 'match' });
     if (!/(^|[\s,])table=/.test(text)) spec.table = 255;
     if (!strict) spec.priority = 32768;
     this.check(this.flowMod(strict ? FC_DELETE_STRICT : FC_DELETE, spec), 'del-flows');
@@ -559,7 +559,7 @@ export class Bridge implements PortOwner {
 
   /** Flows matching a dump-flows filter (all when omitted), sorted by table then priority. */
   flows(filter = ''): Flow[] {
-    const spec = parseFlow(filter, { resolvePort: this.resolvePort, forAdd: false });
+    const spec = parseFlow(filter, { resolvePort: this.resolvePort, mode: 'match' });
     if (!/(^|[\s,])table=/.test(filter)) spec.table = 255;
     return this.select(spec, false);
   }

@@ -195,8 +195,8 @@ function splitKv(tok: string): [string, string | null] {
 /** Parse options. */
 export interface ParseOptions {
   resolvePort?: PortResolver;
-  /** Parsing for add-flow: actions required, cookie masks refused. Default true. */
-  forAdd?: boolean;
+  /** add: actions required, cookie masks refused (default); mod: actions required; match: no actions. */
+  mode?: 'add' | 'mod' | 'match';
 }
 
 /**
@@ -204,7 +204,8 @@ export interface ParseOptions {
  * `priority=100,in_port=1,dl_vlan=10,actions=strip_vlan,output:2`.
  */
 export function parseFlow(text: string, opts: ParseOptions = {}): FlowSpec {
-  const forAdd = opts.forAdd ?? true;
+  const mode = opts.mode ?? 'add';
+  const forAdd = mode !== 'match';
   const spec = emptySpec();
   let matchPart = text.trim();
   let actionPart: string | null = null;
@@ -310,7 +311,7 @@ export function parseFlow(text: string, opts: ParseOptions = {}): FlowSpec {
         throw new FlowSyntaxError(`unknown field "${name}"`);
     }
   }
-  if (forAdd && hasCookieMask) throw new FlowSyntaxError('flow additions cannot use a cookie mask');
+  if (mode === 'add' && hasCookieMask) throw new FlowSyntaxError('flow additions cannot use a cookie mask');
   checkPrerequisites(spec.value, spec.mask);
   if (actionPart != null) spec.instructions = parseActions(actionPart, spec, opts.resolvePort);
   return spec;
