@@ -1,2 +1,70 @@
-// Node adapters (filled in below).
-export {};
+// Node adapters: OpenFlow over TCP, VXLAN over UDP, TAP devices.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Bridge } from './bridge.js';
+import { OpenFlowConnection } from './openflow.js';
+
+export interface OpenFlowListener {
+  readonly host: string;
+  readonly port: number;
+  /** Open sessions. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/** Parses "tcp:HOST:PORT" / "ptcp:PORT[:HOST]" (ovs-vswitchd style) into host and port. */
+export function parseOpenFlowTarget(target: string): { host: string; port: number } {
+  let m = /^p?tcp:(\[[^\]]+\]|[^:]+):(\d+)$/.exec(target);
+  if (m && target.startsWith('tcp:')) return { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  m = /^ptcp:(\d+)(?::(.+))?$/.exec(target);
+  if (m) return { host: m[2] ?? '0.0.0.0', port: Number(m[1]) };
+  m = /^tcp:([^:]+)$/.exec(target);
+  if (m) return { host: m[1], port: 6653 };
+  throw new Error(`bad OpenFlow target "${target}" (use tcp:HOST:PORT or ptcp:PORT[:HOST])`);
+}
+
+/**
+ * Listens for OpenFlow 1.3 sessions (ovs-ofctl, controllers) on TCP.
+ * Port 0 picks a free port (see the returned `port`).
+ */
+export async function listenOpenFlow(bridge: Bridge, host = '127.0.0.1', port = 6653): Promise<OpenFlowListener> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((sock) => {
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    const conn = new OpenFlowConnection(
+      bridge,
+      (b) => {
+        if (!sock.destroyed) sock.write(b);
+      },
+      () => sock.end(),
+    );
+    sock.on('data', (d: Buffer) => {
+      try {
+        conn.receive(new Uint8Array(d.buffer, d.byteOffset, d.length));
+      } catch {
+        sock.destroy();
+      }
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => sockets.delete(sock));
+    conn.start();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  const bound = typeof addr === 'object' && addr != null ? addr.port : port;
+  return {
+    host,
+    port: bound,
+    get connections() {
+      return sockets.size;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
