@@ -66,7 +66,7 @@ export class ExactMatchCache {
       this.gens.fill(0);
       this.gen = 1;
     }
-    this.progs.fill(null);
+
   }
 }
 

@@ -88,8 +88,14 @@ describe('OpenFlow 1.3 codec (in process)', () => {
     br.addPort('p1', new FrameRecorder());
     // A valid FLOW_MOD (add in_port=1 -> output:2) to mutate.
     const seedHex =
-      '040e005000000001' + '0000000000000000' + '0000000000000000' + '0000' + '0064' + '0000' + '8000' + 'ffffffff' + 'ffffffff' + 'ffffffff' + '00000000' + '0001000c80000004' + '0000000100000000' + '0004001800000000' + '0000001000000002' + 'ffff000000000000';
+      '040e005800000001' + '0000000000000000' + '0000000000000000' + '0000' + '0064' + '0000' + '8000' + 'ffffffff' + 'ffffffff' + 'ffffffff' + '00000000' + '0001000c80000004' + '0000000100000000' + '0004001800000000' + '0000001000000002' + 'ffff000000000000';
     const seed = Uint8Array.from(seedHex.match(/../g)!.map((h) => parseInt(h, 16)));
+    {
+      const { c, sent } = session(br);
+      c.receive(seed);
+      expect(sent.length).toBe(0);
+      expect(br.dumpFlows('', false)).toContain(' idle_timeout=100, in_port=1 actions=output:2');
+    }
     const msgArb = fc.oneof(
       fc.uint8Array({ minLength: 0, maxLength: 120 }),
       fc.tuple(fc.integer({ min: 0, max: seed.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 8, max: seed.length })).map(([i, v, cut]) => {
