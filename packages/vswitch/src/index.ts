@@ -9,3 +9,7 @@ export { Flow } from './flow.js';
 export type { Action, FlowSpec, Instructions, LearnSpec } from './flow.js';
 export { FlowSyntaxError, parseFlow, formatFlowStats, formatMatch, formatInstructions } from './flow-text.js';
 export * from './consts.js';
+export { VxlanTunnel, VxlanPort, VXLAN_PORT, parseIpv4, formatIpv4 } from './vxlan.js';
+export type { UdpTransport, VxlanPortOptions, VxlanFdbEntry } from './vxlan.js';
+export { OpenFlowConnection, OfError } from './openflow.js';
+export type { OpenFlowConnectionOptions } from './openflow.js';

@@ -1,7 +1,9 @@
 // Node adapters: OpenFlow over TCP, VXLAN over UDP, TAP devices.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Bridge } from './bridge.js';
 import { OpenFlowConnection } from './openflow.js';
+import { formatIpv4, parseIpv4, VXLAN_PORT, VxlanTunnel } from './vxlan.js';
 
 export interface OpenFlowListener {
   readonly host: string;
@@ -67,4 +69,40 @@ export async function listenOpenFlow(bridge: Bridge, host = '127.0.0.1', port = 
         server.close(() => resolve());
       }),
   };
+}
+
+// ------------------------------------------------------------------ VXLAN over UDP
+
+
+export interface NodeVxlan {
+  readonly tunnel: VxlanTunnel;
+  readonly socket: UdpSocket;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a VXLAN endpoint on UDP `port` (default 4789; Linux's vxlan driver defaults to 8472,
+ * so give `dstport 4789` to `ip link add ... type vxlan`). Datagrams are sent from this socket.
+ */
+export async function openVxlan(localAddress: string = '0.0.0.0', port: number = VXLAN_PORT): Promise<NodeVxlan> {
+  const socket = createSocket({ type: 'udp4', reuseAddr: false });
+  const tunnel = new VxlanTunnel(
+    {
+      send: (buf, off, len, ip, dport) => {
+        // dgram may keep the buffer until the send completes: give it its own copy.
+        socket.send(Buffer.from(buf.subarray(off, off + len)), dport, formatIpv4(ip));
+      },
+    },
+    port,
+  );
+  socket.on('message', (msg, rinfo) => {
+    if (rinfo.family !== 'IPv4') return;
+    tunnel.receive(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), 0, msg.length, parseIpv4(rinfo.address), rinfo.port);
+  });
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, localAddress, () => resolve());
+  });
+  return { tunnel, socket, close: () => new Promise<void>((r) => socket.close(() => r())) };
 }

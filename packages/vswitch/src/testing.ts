@@ -206,8 +206,8 @@ export class ArpIcmpResponder implements FrameSink {
       const r = f.slice(0, 14 + totalLen);
       r.set(f.subarray(6, 12), 0);
       r.set(this.mac, 6);
-      r.set(f.subarray(30, 34), 26);
-      r.set(this.ip, 30);
+      r.set(this.ip, 26);
+      r.set(f.subarray(26, 30), 30);
       r[24] = 0;
       r[25] = 0;
       const c = inetChecksum(r, 14, ihl);
