@@ -89,6 +89,18 @@ describe('8259A pair', () => {
     expect(pic.master.isr).toBe(0);
   });
 
+  it('gives the default IR7 when a slave request vanishes before INTA (8259A datasheet: IR must stay high until INTA)', () => {
+    linuxInit();
+    out(0x4d1, 0x04); // IRQ10 level-triggered
+    out(0xa1, 0xfb);
+    pic.setIrq(10, true);
+    expect(sink.extInt).toBe(true);
+    pic.setIrq(10, false);
+    expect(sink.extInt).toBe(false);
+    expect(pic.acknowledge()).toBe(0x37);
+    expect(pic.master.isr).toBe(0);
+  });
+
   it('honours fixed priority, nesting, and masks', () => {
     linuxInit();
     out(0x21, 0x00);
