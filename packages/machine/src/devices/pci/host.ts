@@ -9,7 +9,7 @@
 
 import type { InterruptSink } from '../../bus/interrupts';
 import type { InterruptLine } from '../../bus/irq';
-import { SharedIrqLine } from '../../bus/irq';
+import { NO_IRQ, SharedIrqLine } from '../../bus/irq';
 import type { MmioDevice, MmioRegistry } from '../../bus/mmio';
 import type { PortIoDevice, PortIoRegistry } from '../../bus/pio';
 import { PciDevice, type PciFunction } from './function';
@@ -113,7 +113,7 @@ export class PciRoot {
     if (this.functions[key] != null) throw new PciSlotError(`slot ${hex2(bus)}:${hex2(device)}.${func} is taken`);
     this.functions[key] = fn;
     const pin = fn.configRead(R.PCI_INTERRUPT_PIN, 1);
-    let intx: InterruptLine = NO_LINE;
+    let intx: InterruptLine = NO_IRQ;
     if (pin >= 1 && pin <= 4) {
       const pirq = (this.options.intxMap?.[device]?.[pin - 1] ?? pciSwizzle(device, pin)) & 3;
       intx = this.pirqs[pirq].source();
@@ -249,8 +249,6 @@ export class PciRoot {
     return out;
   }
 }
-
-const NO_LINE: InterruptLine = { setLevel: (): void => {}, pulse: (): void => {} };
 
 function allOnes(size: number): number {
   return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
