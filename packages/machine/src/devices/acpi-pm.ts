@@ -8,6 +8,17 @@
 import type { InterruptLine } from '../bus/irq';
 import type { PortIoDevice } from '../bus/pio';
 import type { TimeSource, TimedDevice } from '../bus/time';
+import { StateReader } from './state';
+
+/** Saved state of the ACPI PM block. */
+export interface AcpiPmState {
+  version: 1;
+  status: number;
+  enable: number;
+  control: number;
+  lastMsbPeriod: number;
+  poweredOff: boolean;
+}
 
 /** The PM timer's frequency in Hz. */
 export const PM_TIMER_FREQUENCY_HZ = 3579545;
@@ -105,6 +116,28 @@ export class AcpiPm implements TimedDevice {
 
   private msbPeriod(nowNs: number): number {
     return Math.floor(Math.floor(nowNs * TICKS_PER_NS) / (this.timer32 ? 2147483648 : 8388608));
+  }
+
+  saveState(): AcpiPmState {
+    return { version: 1, status: this.status, enable: this.enable, control: this.control, lastMsbPeriod: this.lastMsbPeriod, poweredOff: this.poweredOff };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError). */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'AcpiPm', 1);
+    const s = {
+      status: r.int('status', 0, 0xffff) & STS_MASK,
+      enable: r.int('enable', 0, 0xffff) & EN_MASK,
+      control: (r.int('control', 0, 0xffff) & 0x1c06) | PM1_CNT_SCI_EN,
+      lastMsbPeriod: r.int('lastMsbPeriod', 0, 2 ** 53),
+      poweredOff: r.bool('poweredOff'),
+    };
+    this.status = s.status;
+    this.enable = s.enable;
+    this.control = s.control;
+    this.lastMsbPeriod = s.lastMsbPeriod;
+    this.poweredOff = s.poweredOff;
+    this.updateSci();
   }
 
   /** Presses the power button: PWRBTN_STS, and an SCI if PWRBTN_EN. */

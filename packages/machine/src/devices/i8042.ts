@@ -8,6 +8,24 @@
 
 import type { InterruptLine } from '../bus/irq';
 import type { PortIoDevice } from '../bus/pio';
+import { StateReader } from './state';
+
+/** Saved state of the 8042 and its keyboard. */
+export interface I8042State {
+  version: 1;
+  commandByte: number;
+  outputPort: number;
+  output: number[];
+  lastRead: number;
+  status: number;
+  pendingCommand: number;
+  keyboardCommand: number;
+  ram: number[];
+  leds: number;
+  scanSet: number;
+  typematic: number;
+  scanning: boolean;
+}
 
 const STR_OBF = 0x01;
 const STR_SYS = 0x04;
@@ -40,6 +58,8 @@ export class I8042 {
   private readonly queue = new Uint8Array(QUEUE);
   private qHead = 0;
   private qCount = 0;
+  /** The last byte read (a read with nothing queued returns it again). */
+  private lastRead = 0;
   private status = STR_UNLOCKED;
   /** The controller command waiting for its parameter byte, or 0. */
   private pendingCommand = 0;
@@ -77,6 +97,61 @@ export class I8042 {
     for (let i = 0; i < bytes.length; i++) this.push(bytes[i]);
   }
 
+  saveState(): I8042State {
+    const output: number[] = [];
+    for (let k = 0; k < this.qCount; k++) output.push(this.queue[(this.qHead + k) % QUEUE]);
+    return {
+      version: 1,
+      commandByte: this.commandByte,
+      outputPort: this.outputPort,
+      output,
+      lastRead: this.lastRead,
+      status: this.status,
+      pendingCommand: this.pendingCommand,
+      keyboardCommand: this.keyboardCommand,
+      ram: Array.from(this.ram),
+      leds: this.leds,
+      scanSet: this.scanSet,
+      typematic: this.typematic,
+      scanning: this.scanning,
+    };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError). Fires no reset or A20 events. */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'I8042', 1);
+    const output = r.ints('output', -QUEUE, 0, 255);
+    const ram = r.ints('ram', 32, 0, 255);
+    const s = {
+      commandByte: r.int('commandByte', 0, 255) & 0x77,
+      outputPort: r.int('outputPort', 0, 255) | 1,
+      lastRead: r.int('lastRead', 0, 255),
+      status: r.int('status', 0, 255) & (STR_SYS | STR_A2 | STR_UNLOCKED),
+      pendingCommand: r.int('pendingCommand', 0, 255),
+      keyboardCommand: r.int('keyboardCommand', 0, 255),
+      leds: r.int('leds', 0, 7),
+      scanSet: r.int('scanSet', 1, 3),
+      typematic: r.int('typematic', 0, 0x7f),
+      scanning: r.bool('scanning'),
+    };
+    this.queue.set(output);
+    this.qHead = 0;
+    this.qCount = output.length;
+    this.ram.set(ram);
+    this.commandByte = s.commandByte;
+    this.outputPort = s.outputPort;
+    this.lastRead = s.lastRead;
+    this.status = s.status;
+    this.pendingCommand = s.pendingCommand;
+    this.keyboardCommand = s.keyboardCommand;
+    this.leds = s.leds;
+    this.scanSet = s.scanSet;
+    this.typematic = s.typematic;
+    this.scanning = s.scanning;
+    this.irq.setLevel(false);
+    this.updateIrq();
+  }
+
   private push(byte: number): void {
     if (this.qCount >= QUEUE) return; // a real keyboard's buffer overflows too
     this.queue[(this.qHead + this.qCount) % QUEUE] = byte & 0xff;
@@ -89,8 +164,9 @@ export class I8042 {
   }
 
   private readData(): number {
-    if (this.qCount === 0) return this.queue[(this.qHead + QUEUE - 1) % QUEUE]; // last byte again
+    if (this.qCount === 0) return this.lastRead;
     const v = this.queue[this.qHead];
+    this.lastRead = v;
     this.qHead = (this.qHead + 1) % QUEUE;
     this.qCount--;
     this.irq.setLevel(false);

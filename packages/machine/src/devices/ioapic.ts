@@ -8,6 +8,18 @@
 import type { EoiTarget, InterruptSink } from '../bus/interrupts';
 import type { IrqChip } from '../bus/irq';
 import type { MmioDevice } from '../bus/mmio';
+import { StateReader } from './state';
+
+/** Saved state of an IOAPIC. */
+export interface IoApicState {
+  version: 1;
+  id: number;
+  ioregsel: number;
+  lo: number[];
+  hi: number[];
+  levels: number[];
+  latched: number[];
+}
 
 export const IOAPIC_REG_ID = 0x00;
 export const IOAPIC_REG_VERSION = 0x01;
@@ -63,6 +75,30 @@ export class IoApic implements IrqChip, EoiTarget, MmioDevice {
     this.hi.fill(0);
     this.latched.fill(0);
     this.ioregsel = 0;
+  }
+
+  saveState(): IoApicState {
+    return { version: 1, id: this.id, ioregsel: this.ioregsel, lo: Array.from(this.lo), hi: Array.from(this.hi), levels: Array.from(this.levels), latched: Array.from(this.latched) };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError); delivers nothing by itself. */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'IoApic', 1);
+    const n = this.pins;
+    const s = {
+      id: r.int('id', 0, 15),
+      ioregsel: r.int('ioregsel', 0, 255),
+      lo: r.ints('lo', n, 0, 0xffffffff),
+      hi: r.ints('hi', n, 0, 0xffffffff),
+      levels: r.ints('levels', n, 0, 1),
+      latched: r.ints('latched', n, 0, 1),
+    };
+    this.id = s.id;
+    this.ioregsel = s.ioregsel;
+    for (let k = 0; k < n; k++) this.lo[k] = s.lo[k] & ~RTE_DELIVERY_STATUS;
+    this.hi.set(s.hi);
+    this.levels.set(s.levels);
+    this.latched.set(s.latched);
   }
 
   setIrq(pin: number, level: boolean): void {

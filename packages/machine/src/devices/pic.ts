@@ -9,6 +9,36 @@
 import type { ExtIntController, InterruptSink } from '../bus/interrupts';
 import type { IrqChip } from '../bus/irq';
 import type { PortIoDevice } from '../bus/pio';
+import { StateReader } from './state';
+
+/** Saved state of one 8259A. */
+export interface Pic8259State {
+  irr: number;
+  isr: number;
+  imr: number;
+  lines: number;
+  elcr: number;
+  vectorBase: number;
+  priorityAdd: number;
+  initState: number;
+  icw1: number;
+  icw3: number;
+  icw4: number;
+  readIsr: boolean;
+  pollPending: boolean;
+  specialMask: boolean;
+  autoEoi: boolean;
+  rotateOnAutoEoi: boolean;
+  specialFullyNested: boolean;
+  ltimLevel: boolean;
+}
+
+/** Saved state of the 8259 pair. */
+export interface DualPicState {
+  version: 1;
+  master: Pic8259State;
+  slave: Pic8259State;
+}
 
 // ICW1
 const ICW1_IC4 = 0x01;
@@ -110,6 +140,74 @@ export class Pic8259 implements IrqChip, PortIoDevice {
       this.isr |= mask;
     }
     if (!this.isLevel(mask)) this.irr &= ~mask;
+  }
+
+  saveState(): Pic8259State {
+    return {
+      irr: this.irr,
+      isr: this.isr,
+      imr: this.imr,
+      lines: this.lines,
+      elcr: this.elcr,
+      vectorBase: this.vectorBase,
+      priorityAdd: this.priorityAdd,
+      initState: this.initState,
+      icw1: this.icw1,
+      icw3: this.icw3,
+      icw4: this.icw4,
+      readIsr: this.readIsr,
+      pollPending: this.pollPending,
+      specialMask: this.specialMask,
+      autoEoi: this.autoEoi,
+      rotateOnAutoEoi: this.rotateOnAutoEoi,
+      specialFullyNested: this.specialFullyNested,
+      ltimLevel: this.ltimLevel,
+    };
+  }
+
+  /** Validates a saved chip state (throws DeviceStateError). */
+  static parseState(r: StateReader): Pic8259State {
+    return {
+      irr: r.int('irr', 0, 255),
+      isr: r.int('isr', 0, 255),
+      imr: r.int('imr', 0, 255),
+      lines: r.int('lines', 0, 255),
+      elcr: r.int('elcr', 0, 255),
+      vectorBase: r.int('vectorBase', 0, 255) & 0xf8,
+      priorityAdd: r.int('priorityAdd', 0, 7),
+      initState: r.int('initState', 0, 3),
+      icw1: r.int('icw1', 0, 255),
+      icw3: r.int('icw3', 0, 255),
+      icw4: r.int('icw4', 0, 255),
+      readIsr: r.bool('readIsr'),
+      pollPending: r.bool('pollPending'),
+      specialMask: r.bool('specialMask'),
+      autoEoi: r.bool('autoEoi'),
+      rotateOnAutoEoi: r.bool('rotateOnAutoEoi'),
+      specialFullyNested: r.bool('specialFullyNested'),
+      ltimLevel: r.bool('ltimLevel'),
+    };
+  }
+
+  applyState(s: Pic8259State): void {
+    this.irr = s.irr;
+    this.isr = s.isr;
+    this.imr = s.imr;
+    this.lines = s.lines;
+    this.elcr = s.elcr & this.elcrMask;
+    this.vectorBase = s.vectorBase;
+    this.priorityAdd = s.priorityAdd;
+    this.initState = s.initState;
+    this.icw1 = s.icw1;
+    this.icw3 = s.icw3;
+    this.icw4 = s.icw4;
+    this.readIsr = s.readIsr;
+    this.pollPending = s.pollPending;
+    this.specialMask = s.specialMask;
+    this.autoEoi = s.autoEoi;
+    this.rotateOnAutoEoi = s.rotateOnAutoEoi;
+    this.specialFullyNested = s.specialFullyNested;
+    this.ltimLevel = s.ltimLevel;
   }
 
   reset(): void {
@@ -303,6 +401,22 @@ export class DualPic implements IrqChip, ExtIntController {
     }
     this.update();
     return vector;
+  }
+
+  saveState(): DualPicState {
+    return { version: 1, master: this.master.saveState(), slave: this.slave.saveState() };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError) and re-drives INTR. */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'DualPic', 1);
+    const m = Pic8259.parseState(r.sub('master'));
+    const s = Pic8259.parseState(r.sub('slave'));
+    this.master.applyState(m);
+    this.slave.applyState(s);
+    this.output = false;
+    this.sink?.setExtInt(false);
+    this.update();
   }
 
   reset(): void {

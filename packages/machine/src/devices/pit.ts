@@ -10,6 +10,37 @@
 import type { InterruptLine } from '../bus/irq';
 import type { PortIoDevice } from '../bus/pio';
 import type { TimeSource, TimedDevice } from '../bus/time';
+import { StateReader } from './state';
+
+/** Saved state of one 8254 counter (ticks are absolute: restore the machine's clock with it). */
+export interface PitChannelState {
+  mode: number;
+  rwMode: number;
+  bcd: boolean;
+  count: number;
+  loadTick: number;
+  running: boolean;
+  gate: boolean;
+  frozen: number;
+  nullCount: boolean;
+  writeLow: number;
+  writeHigh: boolean;
+  readHigh: boolean;
+  latched: boolean;
+  latchValue: number;
+  latchHigh: boolean;
+  statusLatched: boolean;
+  statusValue: number;
+  idleOut: boolean;
+}
+
+/** Saved state of the PIT. */
+export interface PitState {
+  version: 1;
+  channels: PitChannelState[];
+  portB: number;
+  lastTick: number;
+}
 
 /** The 8254's input clock on a PC, in Hz. */
 export const PIT_FREQUENCY_HZ = 1193182;
@@ -150,6 +181,74 @@ export class PitChannel {
     this.readHigh = false;
     this.latched = false;
     this.idleOut = mode !== 0;
+  }
+
+  saveState(): PitChannelState {
+    return {
+      mode: this.mode,
+      rwMode: this.rwMode,
+      bcd: this.bcd,
+      count: this.count,
+      loadTick: this.loadTick,
+      running: this.running,
+      gate: this.gate,
+      frozen: this.frozen,
+      nullCount: this.nullCount,
+      writeLow: this.writeLow,
+      writeHigh: this.writeHigh,
+      readHigh: this.readHigh,
+      latched: this.latched,
+      latchValue: this.latchValue,
+      latchHigh: this.latchHigh,
+      statusLatched: this.statusLatched,
+      statusValue: this.statusValue,
+      idleOut: this.idleOut,
+    };
+  }
+
+  /** Validates a saved counter state (throws DeviceStateError). */
+  static parseState(r: StateReader): PitChannelState {
+    return {
+      mode: r.int('mode', 0, 5),
+      rwMode: r.int('rwMode', 0, 3),
+      bcd: r.bool('bcd'),
+      count: r.int('count', 1, 0x10000),
+      loadTick: r.int('loadTick', -(2 ** 52), 2 ** 52),
+      running: r.bool('running'),
+      gate: r.bool('gate'),
+      frozen: r.int('frozen', -1, 2 ** 52),
+      nullCount: r.bool('nullCount'),
+      writeLow: r.int('writeLow', 0, 255),
+      writeHigh: r.bool('writeHigh'),
+      readHigh: r.bool('readHigh'),
+      latched: r.bool('latched'),
+      latchValue: r.int('latchValue', 0, 0xffff),
+      latchHigh: r.bool('latchHigh'),
+      statusLatched: r.bool('statusLatched'),
+      statusValue: r.int('statusValue', 0, 255),
+      idleOut: r.bool('idleOut'),
+    };
+  }
+
+  applyState(s: PitChannelState): void {
+    this.mode = s.mode;
+    this.rwMode = s.rwMode;
+    this.bcd = s.bcd;
+    this.count = s.count;
+    this.loadTick = s.loadTick;
+    this.running = s.running;
+    this.gate = s.gate;
+    this.frozen = s.frozen;
+    this.nullCount = s.nullCount;
+    this.writeLow = s.writeLow;
+    this.writeHigh = s.writeHigh;
+    this.readHigh = s.readHigh;
+    this.latched = s.latched;
+    this.latchValue = s.latchValue;
+    this.latchHigh = s.latchHigh;
+    this.statusLatched = s.statusLatched;
+    this.statusValue = s.statusValue;
+    this.idleOut = s.idleOut;
   }
 
   latchCount(tick: number): void {
@@ -300,6 +399,22 @@ export class Pit8254 implements TimedDevice {
       ch.setMode(value);
       if (sc === 0) this.restartIrq(tick);
     }
+  }
+
+  saveState(): PitState {
+    return { version: 1, channels: this.channels.map((c) => c.saveState()), portB: this.portBValue, lastTick: this.lastTick };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError). */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'Pit8254', 1);
+    const portB = r.int('portB', 0, 15);
+    const lastTick = r.int('lastTick', -(2 ** 52), 2 ** 52);
+    const states = r.items('channels', 3).map((c) => PitChannel.parseState(c));
+    for (let k = 0; k < 3; k++) this.channels[k].applyState(states[k]);
+    this.portBValue = portB;
+    this.lastTick = lastTick;
+    this.irq.setLevel(false);
   }
 
   private restartIrq(tick: number): void {

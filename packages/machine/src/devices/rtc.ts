@@ -9,6 +9,21 @@
 import type { InterruptLine } from '../bus/irq';
 import type { PortIoDevice } from '../bus/pio';
 import type { TimeSource, TimedDevice } from '../bus/time';
+import { StateReader } from './state';
+
+/** Saved state of the RTC (times are virtual ns: restore the machine's clock with it). */
+export interface RtcState {
+  version: 1;
+  cmos: number[];
+  index: number;
+  nmiMasked: boolean;
+  baseSeconds: number;
+  baseNs: number;
+  lastSecond: number;
+  periodBaseNs: number;
+  lastPeriod: number;
+  regC: number;
+}
 
 export const RTC_SECONDS = 0x00;
 export const RTC_SECONDS_ALARM = 0x01;
@@ -312,6 +327,47 @@ export class Rtc implements TimedDevice {
       default:
         this.cmos[reg] = value;
     }
+  }
+
+  saveState(): RtcState {
+    return {
+      version: 1,
+      cmos: Array.from(this.cmos),
+      index: this.index,
+      nmiMasked: this.nmiMasked,
+      baseSeconds: this.baseSeconds,
+      baseNs: this.baseNs,
+      lastSecond: this.lastSecond,
+      periodBaseNs: this.periodBaseNs,
+      lastPeriod: this.lastPeriod,
+      regC: this.regC,
+    };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError). */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'Rtc', 1);
+    const cmos = r.ints('cmos', 128, 0, 255);
+    const s = {
+      index: r.int('index', 0, 127),
+      nmiMasked: r.bool('nmiMasked'),
+      baseSeconds: r.int('baseSeconds', -(2 ** 40), 2 ** 40),
+      baseNs: r.num('baseNs'),
+      lastSecond: r.int('lastSecond', -(2 ** 40), 2 ** 40),
+      periodBaseNs: r.num('periodBaseNs'),
+      lastPeriod: r.int('lastPeriod', -(2 ** 53), 2 ** 53),
+      regC: r.int('regC', 0, 0xf0),
+    };
+    this.cmos.set(cmos);
+    this.index = s.index;
+    this.nmiMasked = s.nmiMasked;
+    this.baseSeconds = s.baseSeconds;
+    this.baseNs = s.baseNs;
+    this.lastSecond = s.lastSecond;
+    this.periodBaseNs = s.periodBaseNs;
+    this.lastPeriod = s.lastPeriod;
+    this.regC = s.regC;
+    this.updateIrq();
   }
 
   /**

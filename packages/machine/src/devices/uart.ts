@@ -9,6 +9,23 @@
 
 import type { InterruptLine } from '../bus/irq';
 import type { PortIoDevice } from '../bus/pio';
+import { StateReader } from './state';
+
+/** Saved state of a 16550A. */
+export interface UartState {
+  version: 1;
+  rx: number[];
+  ier: number;
+  lcr: number;
+  mcr: number;
+  lsr: number;
+  msr: number;
+  scr: number;
+  fcr: number;
+  divisor: number;
+  thriPending: boolean;
+  timeoutPending: boolean;
+}
 
 /** Where transmitted bytes go (the terminal). */
 export interface ByteSink {
@@ -279,6 +296,57 @@ export class Uart16550 implements PortIoDevice {
         this.scr = value;
         return;
     }
+    this.update();
+  }
+
+  saveState(): UartState {
+    const rx: number[] = [];
+    for (let k = 0; k < this.rxCount; k++) rx.push(this.rx[(this.rxHead + k) % FIFO_SIZE]);
+    return {
+      version: 1,
+      rx,
+      ier: this.ier,
+      lcr: this.lcr,
+      mcr: this.mcr,
+      lsr: this.lsr,
+      msr: this.msr,
+      scr: this.scr,
+      fcr: this.fcr,
+      divisor: this.divisor,
+      thriPending: this.thriPending,
+      timeoutPending: this.timeoutPending,
+    };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError). */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'Uart16550', 1);
+    const rx = r.ints('rx', -FIFO_SIZE, 0, 255);
+    const s = {
+      ier: r.int('ier', 0, 0x0f),
+      lcr: r.int('lcr', 0, 255),
+      mcr: r.int('mcr', 0, 0x1f),
+      lsr: r.int('lsr', 0, 255),
+      msr: r.int('msr', 0, 255),
+      scr: r.int('scr', 0, 255),
+      fcr: r.int('fcr', 0, 255) & 0xc9,
+      divisor: r.int('divisor', 0, 0xffff),
+      thriPending: r.bool('thriPending'),
+      timeoutPending: r.bool('timeoutPending'),
+    };
+    this.rx.set(rx);
+    this.rxHead = 0;
+    this.rxCount = (s.fcr & 1) === 0 ? Math.min(rx.length, 1) : rx.length;
+    this.ier = s.ier;
+    this.lcr = s.lcr;
+    this.mcr = s.mcr;
+    this.lsr = (s.lsr & ~UART_LSR_DR) | (this.rxCount > 0 ? UART_LSR_DR : 0);
+    this.msr = s.msr;
+    this.scr = s.scr;
+    this.fcr = s.fcr;
+    this.divisor = s.divisor;
+    this.thriPending = s.thriPending;
+    this.timeoutPending = s.timeoutPending;
     this.update();
   }
 

@@ -9,7 +9,19 @@ import type { InterruptLine } from '../../bus/irq';
 import type { MmioDevice, MmioRegistry } from '../../bus/mmio';
 import { MMIO_ADDRESS_LIMIT } from '../../bus/mmio';
 import type { PortIoDevice, PortIoRegistry } from '../../bus/pio';
+import { DeviceStateError, StateReader } from '../state';
 import * as R from './regs';
+
+/** Saved state of a PciDevice (the guest-writable config space, MSI-X table and PBA, INTx). */
+export interface PciDeviceState {
+  version: 1;
+  vendorId: number;
+  deviceId: number;
+  config: number[];
+  msixTable: number[];
+  msixPba: number[];
+  intxLevel: boolean;
+}
 
 /** What a function on the PCI bus must answer: configuration space accesses (1, 2 or 4 bytes). */
 export interface PciFunction {
@@ -346,6 +358,46 @@ export class PciDevice implements PciFunction {
       this.msixUnmasked();
     }
     this.options.onConfigWrite?.(offset, size, value);
+  }
+
+  // ---- state ----
+  saveState(): PciDeviceState {
+    return {
+      version: 1,
+      vendorId: this.get(R.PCI_VENDOR_ID, 2),
+      deviceId: this.get(R.PCI_DEVICE_ID, 2),
+      config: Array.from(this.config),
+      msixTable: Array.from(this.msixTable),
+      msixPba: Array.from(this.msixPba),
+      intxLevel: this.intxLevel,
+    };
+  }
+
+  /**
+   * Loads a saved state (validated: throws DeviceStateError). Only what the guest can change is
+   * taken from it (writable and write-1-to-clear bits, MSI pending bits); IDs, BAR types and the
+   * capability list stay this device's. BAR decoding and INTx are re-applied.
+   */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, this.name, 1);
+    if (r.int('vendorId', 0, 0xffff) !== this.get(R.PCI_VENDOR_ID, 2) || r.int('deviceId', 0, 0xffff) !== this.get(R.PCI_DEVICE_ID, 2)) {
+      throw new DeviceStateError(`${this.name}: saved state is for another device`);
+    }
+    const config = r.ints('config', this.config.length, 0, 255);
+    const table = r.ints('msixTable', this.msixTable.length, 0, 255);
+    const pba = r.ints('msixPba', this.msixPba.length, 0, 255);
+    const intx = r.bool('intxLevel');
+    for (let off = 0; off < this.config.length; off++) {
+      let m = this.wmask[off] | this.w1cmask[off];
+      if (this.msiCap && this.msiMask && off >= this.msiCap + 20 && off < this.msiCap + 24) m = 0xff;
+      this.config[off] = (this.config[off] & ~m) | (config[off] & m);
+    }
+    for (let k = 0; k < table.length; k++) this.msixTable[k] = (k & 15) === 12 ? table[k] & 1 : (k & 15) > 12 ? 0 : table[k];
+    this.msixPba.set(pba);
+    this.intxLevel = intx;
+    for (const bar of this.barState) this.unmap(bar);
+    this.updateBars();
+    this.updateIntx();
   }
 
   // ---- BAR decoding ----

@@ -13,7 +13,15 @@ import { NO_IRQ, SharedIrqLine } from '../../bus/irq';
 import type { MmioDevice, MmioRegistry } from '../../bus/mmio';
 import type { PortIoDevice, PortIoRegistry } from '../../bus/pio';
 import { PciDevice, type PciFunction } from './function';
+import { StateReader } from '../state';
 import * as R from './regs';
+
+/** Saved state of the PCI root's own registers (functions save their own). */
+export interface PciRootState {
+  version: 1;
+  configAddress: number;
+  resetControl: number;
+}
 
 /**
  * The standard INTx swizzle for device `device`'s pin `pin` (1-4): the PIRQ (0-3 = A-D) it lands on.
@@ -99,6 +107,19 @@ export class PciRoot {
     const hb = options.hostBridge ?? { vendorId: 0x1b36, deviceId: 0x0008 };
     this.hostBridge = hb === false ? null : new PciDevice({ ...hb, classCode: 0x060000, name: 'host-bridge', express: {} });
     if (this.hostBridge) this.attach(this.hostBridge, 0);
+  }
+
+  saveState(): PciRootState {
+    return { version: 1, configAddress: this.configAddress, resetControl: this.resetControl };
+  }
+
+  /** Loads a saved state (validated: throws DeviceStateError). */
+  loadState(state: unknown): void {
+    const r = new StateReader(state, 'PciRoot', 1);
+    const configAddress = r.int('configAddress', 0, 0xffffffff);
+    const resetControl = r.int('resetControl', 0, 255);
+    this.configAddress = (configAddress & 0x80fffffc) >>> 0;
+    this.resetControl = resetControl & 0x0a;
   }
 
   /** Bytes of the ECAM window. */

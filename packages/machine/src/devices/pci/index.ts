@@ -6,7 +6,8 @@ export {
   type PciBarSpec,
   type PciCapabilitySpec,
   type PciDeviceOptions,
+  type PciDeviceState,
   type PciFunction,
 } from './function';
-export { PciRoot, PciSlotError, pciSwizzle, type PciAssignment, type PciRootOptions, type PciWindows } from './host';
+export { PciRoot, PciSlotError, pciSwizzle, type PciAssignment, type PciRootOptions, type PciRootState, type PciWindows } from './host';
 export * as pciRegs from './regs';
