@@ -101,8 +101,9 @@ describe('16550A UART', () => {
     expect(inb(2)).toBe(0xc4); // received data available
     for (let i = 0; i < 16; i++) expect(inb(0)).toBe(i);
     expect(input.length).toBe(0); // refilled as the guest drained it
-    for (let i = 0; i < 20; i++) uart.receiveByte(i);
     out(1, 0x05);
+    for (let i = 0; i < 20; i++) uart.receiveByte(i);
+    expect(irq.level).toBe(true);
     expect(inb(2)).toBe(0xc6); // receiver line status
     expect(inb(5) & 0x82).toBe(0x82); // OE, error in FIFO
     expect(inb(5) & 0x02).toBe(0);

@@ -127,8 +127,17 @@ export class Uart16550 implements PortIoDevice {
     return (this.fifoEnabled ? FIFO_SIZE : 1) - this.rxCount;
   }
 
-  /** Receive one byte (from the line or loopback); on a full FIFO it is lost and OE is set. */
+  /**
+   * Receives one byte pushed by the host (instead of pulled from the source); on a full FIFO it
+   * is lost and OE is set. The interrupt state is updated at once.
+   */
   receiveByte(byte: number): void {
+    this.push(byte);
+    this.timeoutPending = this.rxCount > 0;
+    this.update();
+  }
+
+  private push(byte: number): void {
     if (this.rxSpace <= 0) {
       this.lsr |= UART_LSR_OE;
       this.overruns++;
@@ -144,7 +153,7 @@ export class Uart16550 implements PortIoDevice {
   pullInput(): void {
     const src = this.source;
     if (src != null && !this.loopback) {
-      while (this.rxSpace > 0 && src.available() > 0) this.receiveByte(src.readByte());
+      while (this.rxSpace > 0 && src.available() > 0) this.push(src.readByte());
     }
     // No more characters arriving: data under the trigger level times out.
     this.timeoutPending = this.rxCount > 0 && (src == null || src.available() === 0 || this.loopback);
@@ -153,7 +162,7 @@ export class Uart16550 implements PortIoDevice {
 
   /** A break condition on the line (BI, with a zero byte as the datasheet says). */
   sendBreak(): void {
-    this.receiveByte(0);
+    this.push(0);
     this.lsr |= UART_LSR_BI;
     this.update();
   }
@@ -254,7 +263,7 @@ export class Uart16550 implements PortIoDevice {
           return;
         }
         if (this.loopback) {
-          this.receiveByte(value);
+          this.push(value);
           this.timeoutPending = true;
         } else {
           this.sink?.writeByte(value);
