@@ -360,7 +360,7 @@ async function rebuildRefcounts(img: Qcow2Image, w: Walk): Promise<void> {
 }
 
 /** Set or clear COPIED in the active L1/L2 tables to match the refcounts. */
-async function fixCopied(img: Qcow2Image): Promise<void> {
+export async function fixCopied(img: Qcow2Image): Promise<void> {
   const cs = img.clusterSize;
   const l1 = new Uint8Array(img.l1Hi.length * 8);
   const l1dv = new DataView(l1.buffer);

@@ -1182,10 +1182,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
             }
             return { start: offset, length: lim, depth: 1, present: true, zero: false, data: true, compressed: false, offset: null };
           }
-          if (b) {
-            st.depth = 1;
-            n = Math.min(n, Math.max(0, end - pos));
-          }
+          if (b) n = Math.min(n, Math.max(0, end - pos));
         } else {
           st.present = true;
           st.zero = kind === KIND_ZERO_PLAIN || kind === KIND_ZERO_ALLOC;
@@ -1265,6 +1262,25 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   async l2ForWrite(l1i: number): Promise<Table> {
     return this.getL2ForWrite(l1i);
+  }
+
+  /** Unmap every whole cluster from `from` to the end of the device (used by shrink). */
+  async unmapTail(from: number): Promise<void> {
+    const cs = this.clusterSize;
+    for (let gci = from / cs; gci * cs < this.size; gci++) {
+      const l1i = Math.floor(gci / this.l2Entries);
+      if (!entryOffset(this.l1Hi[l1i], this.l1Lo[l1i])) {
+        gci = (l1i + 1) * this.l2Entries - 1;
+        continue;
+      }
+      const t = await this.getL2ForWrite(l1i);
+      const e = (gci - l1i * this.l2Entries) * this.l2EntryBytes;
+      const hi = t.dv.getUint32(e);
+      const lo = t.dv.getUint32(e + 4);
+      if (hi & HI_COMPRESSED || entryOffset(hi, lo)) this.freeEntry(hi, lo);
+      t.data.fill(0, e, e + this.l2EntryBytes);
+      this.touch(this.l2Cache, t);
+    }
   }
 
   markTableDirty(t: Table): void {
