@@ -256,11 +256,10 @@ async function checkPass(img: Qcow2Image): Promise<{ result: CheckResult; walk: 
     if (stored > 0 || ref > 0) highest = c;
     if (stored === ref) continue;
     if (stored > ref) {
-      w.messages.push(`${ref === 0 ? 'Leaked' : 'ERROR'} cluster ${c} refcount=${stored} reference=${ref}`);
-      if (ref === 0) {
-        leaks++;
-        leaked.push([c, ref]);
-      } else corruptions++;
+      // More stored references than real ones: a leak (wasted space, no harm to data).
+      w.messages.push(`Leaked cluster ${c} refcount=${stored} reference=${ref}`);
+      leaks++;
+      leaked.push([c, ref]);
     } else {
       w.messages.push(`ERROR cluster ${c} refcount=${stored} reference=${ref}`);
       corruptions++;
@@ -360,7 +359,8 @@ async function rebuildRefcounts(img: Qcow2Image, w: Walk): Promise<void> {
 }
 
 /** Set or clear COPIED in the active L1/L2 tables to match the refcounts. */
-export async function fixCopied(img: Qcow2Image): Promise<void> {
+/** With `clearAll`, drop every COPIED flag (before a snapshot shares everything). */
+export async function fixCopied(img: Qcow2Image, clearAll = false): Promise<void> {
   const cs = img.clusterSize;
   const l1 = new Uint8Array(img.l1Hi.length * 8);
   const l1dv = new DataView(l1.buffer);
@@ -369,7 +369,7 @@ export async function fixCopied(img: Qcow2Image): Promise<void> {
     const l2off = off64(img.l1Hi[i], img.l1Lo[i]);
     if (l2off && l2off % cs === 0) {
       const rc = await img.getRefcount(l2off / cs);
-      const want = rc === 1 ? HI_COPIED : 0;
+      const want = rc === 1 && !clearAll ? HI_COPIED : 0;
       if ((img.l1Hi[i] & HI_COPIED) !== want) {
         img.l1Hi[i] = ((img.l1Hi[i] & ~HI_COPIED) | want) >>> 0;
         l1Changed = true;
@@ -385,7 +385,7 @@ export async function fixCopied(img: Qcow2Image): Promise<void> {
         const host = off64(hi, lo);
         if (!host || host % cs || img.dataStore !== img.store) continue;
         const r = await img.getRefcount(host / cs);
-        const wantBit = r === 1 ? HI_COPIED : 0;
+        const wantBit = r === 1 && !clearAll ? HI_COPIED : 0;
         if ((hi & HI_COPIED) !== wantBit) {
           dv.setUint32(e, ((hi & ~HI_COPIED) | wantBit) >>> 0);
           changed = true;

@@ -345,7 +345,7 @@ function snapshotTable(snaps: InfoJson[] | undefined): string {
     const date = `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
     const secs = e['vm-clock-sec'] as number;
     const clock = `${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor(secs / 60) % 60)}:${pad2(secs % 60)}.${String(Math.floor((e['vm-clock-nsec'] as number) / 1e6)).padStart(3, '0')}`;
-    const ic = e.icount === undefined ? '' : String(e.icount);
+    const ic = e.icount === undefined ? "" : `${e.icount as number}`;
     s += `${String(e.id).padEnd(10)}${String(e.name).padEnd(17)}${humanSize(e['vm-state-size'] as number).padStart(8)}${date.padStart(20)}${clock.padStart(13)}${ic.padStart(11)}\n`;
   }
   return s;
@@ -406,7 +406,7 @@ async function cmdInfo(argv: string[], out: Out): Promise<number> {
     const i = infos[infos.length - 1];
     if (!chain || i['backing-filename'] === undefined) break;
     path = i['full-backing-filename'] as string;
-    if (seen.has(path)) throw new CliError(`Backing file '${path}' creates a loop in the backing chain`);
+    if (seen.has(path)) throw new CliError(`Backing file '${path}' creates an infinite loop.`);
     seen.add(path);
     const bf = i['backing-filename-format'] as string | undefined;
     fmt = bf ? fmtArg(bf) : await probeFormat(path);

@@ -103,7 +103,7 @@ async function openChain(path: string, o: OpenImageOptions, seen: string[]): Pro
   } catch (e) {
     throw new ImageError(`Could not open '${path}': ${errnoText(e)}`, 'ENOENT');
   }
-  if (seen.includes(real)) throw new ImageError(`Backing file '${path}' creates a loop in the backing chain`, 'ELOOP');
+  if (seen.includes(real)) throw new ImageError(`Backing file '${path}' creates an infinite loop.`, 'ELOOP');
   if (seen.length >= (o.maxDepth ?? 64)) throw new ImageError(`Backing chain of '${seen[0]}' is too deep`, 'ELOOP');
   const format = o.format ?? (await probeFormat(real));
   const readOnly = o.readOnly ?? false;

@@ -99,9 +99,16 @@ export function createSnapshot(img: Qcow2Image, name: string, now: number = Date
     if (img.snapshots.some((s) => s.name === name)) throw new ImageError('File exists', 'EEXIST');
     if (img.snapshots.length >= 65536) throw new ImageError('Too many snapshots', 'EFBIG');
     await img.flushLocked();
+    // Clear COPIED first (harmless: costs a copy-on-write), then raise refcounts, then commit:
+    // a crash anywhere leaves only leaks, never a COPIED flag on a shared cluster.
+    await fixCopied(img, true);
     const l1 = activeL1Bytes(img);
-    await adjustTree(img, new DataView(l1.buffer), img.l1Hi.length, 1);
+    const l1dv = new DataView(l1.buffer);
+    await adjustTree(img, l1dv, img.l1Hi.length, 1);
+    // Snapshot L1 entries never carry COPIED.
+    for (let i = 0; i < img.l1Hi.length; i++) l1dv.setUint32(i * 8, l1dv.getUint32(i * 8) & 0x7fffffff);
     const l1Off = l1.length ? await allocAndWrite(img, l1) : 0;
+    await img.flushLocked();
     const maxId = img.snapshots.reduce((m, s) => Math.max(m, Number(s.id) || 0), 0);
     const entry: SnapshotEntry = {
       l1TableOffset: l1Off,
@@ -117,8 +124,6 @@ export function createSnapshot(img: Qcow2Image, name: string, now: number = Date
       icount: 0,
     };
     await writeSnapshotTable(img, [...img.snapshots, entry]);
-    await img.flushLocked();
-    await fixCopied(img);
     await img.flushLocked();
     return entry;
   });
