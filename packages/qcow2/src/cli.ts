@@ -1,4 +1,888 @@
-#!/usr/bin/env node
-// ringzero-img: command-line entry of @ringzero/qcow2 (not implemented yet).
-process.stderr.write('ringzero-img: not implemented yet\n');
-process.exitCode = 2;
+// ringzero-img: a qemu-img-compatible command line (subset), on top of the library.
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute } from 'node:path';
+import type { BlockDevice, BlockStatus } from './device';
+import { ImageError, RawDevice } from './device';
+import type { Qcow2CreateOptions, Preallocation } from './create';
+import { validateCreateOptions } from './create';
+import type { CheckResult, RepairMode } from './check';
+import { checkImage } from './check';
+import { Qcow2Image } from './qcow2';
+import type { ImageFormat, OpenedImage } from './node';
+import { createQcow2File, NodeFileStore, openImage, probeFormat } from './node';
+import { AUTOCLEAR_BITMAPS, COMPAT_LAZY_REFCOUNTS, EXT_BITMAPS, getU64 } from './format';
+import { createSnapshot, deleteSnapshot, applySnapshot } from './snapshot';
+
+const NAME = 'ringzero-img';
+
+class CliError extends Error {
+  readonly exitCode: number;
+  constructor(msg: string, exitCode = 1) {
+    super(msg);
+    this.exitCode = exitCode;
+  }
+}
+
+interface Parsed {
+  opts: Map<string, string[]>;
+  args: string[];
+}
+
+/** getopt-style parsing: `withValue` lists options taking an argument. */
+function parse(argv: string[], withValue: string[], flags: string[]): Parsed {
+  const opts = new Map<string, string[]>();
+  const args: string[] = [];
+  const add = (k: string, v: string): void => {
+    const l = opts.get(k) ?? [];
+    l.push(v);
+    opts.set(k, l);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      args.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const k = eq >= 0 ? a.slice(0, eq) : a;
+      if (withValue.includes(k)) add(k, eq >= 0 ? a.slice(eq + 1) : (argv[++i] ?? missing(k)));
+      else if (flags.includes(k)) add(k, '');
+      else throw new CliError(`unrecognized option '${a}'`);
+    } else if (a.startsWith('-') && a.length > 1) {
+      for (let j = 1; j < a.length; j++) {
+        const k = '-' + a[j];
+        if (withValue.includes(k)) {
+          add(k, j + 1 < a.length ? a.slice(j + 1) : (argv[++i] ?? missing(k)));
+          break;
+        } else if (flags.includes(k)) add(k, '');
+        else throw new CliError(`invalid option -- '${a[j]}'`);
+      }
+    } else args.push(a);
+  }
+  return { opts, args };
+}
+
+function missing(k: string): never {
+  throw new CliError(`option requires an argument -- '${k.replace(/^-+/, '')}'`);
+}
+
+function last(p: Parsed, ...keys: string[]): string | undefined {
+  let v: string | undefined;
+  for (const k of keys) {
+    const l = p.opts.get(k);
+    if (l?.length) v = l[l.length - 1];
+  }
+  return v;
+}
+
+function has(p: Parsed, ...keys: string[]): boolean {
+  return keys.some((k) => p.opts.has(k));
+}
+
+/** Parse a size like qemu-img: plain bytes or a k/M/G/T/P/E suffix (powers of 1024). */
+export function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)([bkKmMgGtTpPeE]?)$/.exec(s.trim());
+  if (!m) throw new CliError('Invalid image size specified. You may use k, M, G, T, P or E suffixes for');
+  const mult: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50, e: 2 ** 60 };
+  const v = Math.round(parseFloat(m[1]) * mult[m[2].toLowerCase()]);
+  if (!Number.isSafeInteger(v)) throw new CliError('Invalid image size specified. Must be between 0 and 9223372036854775807.');
+  return v;
+}
+
+/** qemu's size_to_str: three significant digits and a binary unit. */
+export function humanSize(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${parseFloat(v.toPrecision(3))} ${units[i]}`;
+}
+
+function parseOptions(list: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const s of list) {
+    for (const kv of s.split(',')) {
+      if (!kv) continue;
+      const eq = kv.indexOf('=');
+      m.set(eq >= 0 ? kv.slice(0, eq) : kv, eq >= 0 ? kv.slice(eq + 1) : 'on');
+    }
+  }
+  return m;
+}
+
+function onOff(v: string | undefined, key: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'on' || v === 'true' || v === 'yes') return true;
+  if (v === 'off' || v === 'false' || v === 'no') return false;
+  throw new CliError(`Parameter '${key}' expects 'on' or 'off'`);
+}
+
+function createOptionsFrom(o: Map<string, string>, size: number | undefined): Qcow2CreateOptions {
+  const known = ['size', 'cluster_size', 'compat', 'lazy_refcounts', 'refcount_bits', 'compression_type', 'extended_l2', 'backing_file', 'backing_fmt', 'data_file', 'data_file_raw', 'preallocation', 'nocow', 'encryption', 'encrypt.format'];
+  for (const k of o.keys()) {
+    if (!known.includes(k)) throw new CliError(`Invalid parameter '${k}'`);
+    if (k.startsWith('encrypt')) throw new CliError('Encryption is not supported');
+  }
+  const sz = o.has('size') ? parseSize(o.get('size')!) : size;
+  if (sz === undefined) throw new CliError('Image creation needs a size parameter');
+  const c: Qcow2CreateOptions = { size: sz };
+  if (o.has('cluster_size')) c.clusterSize = parseSize(o.get('cluster_size')!);
+  if (o.has('compat')) c.compat = o.get('compat')!;
+  const lazy = onOff(o.get('lazy_refcounts'), 'lazy_refcounts');
+  if (lazy !== undefined) c.lazyRefcounts = lazy;
+  if (o.has('refcount_bits')) c.refcountBits = Number(o.get('refcount_bits'));
+  const ct = o.get('compression_type');
+  if (ct !== undefined) {
+    if (ct !== 'zlib' && ct !== 'zstd') throw new CliError(`Invalid parameter '${ct}'`);
+    c.compressionType = ct;
+  }
+  const el2 = onOff(o.get('extended_l2'), 'extended_l2');
+  if (el2 !== undefined) c.extendedL2 = el2;
+  if (o.has('backing_file')) c.backingFile = o.get('backing_file')!;
+  if (o.has('backing_fmt')) c.backingFormat = o.get('backing_fmt')!;
+  if (o.has('data_file')) c.dataFile = o.get('data_file')!;
+  const dfr = onOff(o.get('data_file_raw'), 'data_file_raw');
+  if (dfr !== undefined) c.dataFileRaw = dfr;
+  const pre = o.get('preallocation');
+  if (pre !== undefined) {
+    if (!['off', 'metadata', 'falloc', 'full'].includes(pre)) throw new CliError(`Invalid parameter '${pre}'`);
+    c.preallocation = pre as Preallocation;
+  }
+  return c;
+}
+
+function fmtArg(f: string | undefined): ImageFormat | null {
+  if (f === undefined) return null;
+  if (f === 'qcow2' || f === 'raw') return f;
+  throw new CliError(`Unknown file format '${f}'`);
+}
+
+async function open(path: string, format: ImageFormat | null, o: { readOnly?: boolean; noBacking?: boolean; repairDirty?: boolean } = {}): Promise<OpenedImage> {
+  try {
+    return await openImage(path, { format, ...o });
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new CliError(msg.startsWith('Could not open') ? msg : `Could not open '${path}': ${msg}`);
+  }
+}
+
+/** QEMU's path_combine: a relative backing name is relative to the overlay's directory. */
+function fullBackingName(image: string, backing: string): string {
+  if (isAbsolute(backing) || !image.includes('/')) return backing;
+  return dirname(image) + '/' + backing;
+}
+
+// ------------------------------------------------------------------------------- create
+
+async function cmdCreate(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-f', '-o', '-b', '-F', '-B', '--backing-format', '--format', '--backing', '--options'], ['-q', '-u', '--quiet', '-h']);
+  const fmt = last(p, '-f', '--format') ?? 'raw';
+  if (fmt !== 'qcow2' && fmt !== 'raw') throw new CliError(`Unknown file format '${fmt}'`);
+  const [file, sizeArg] = p.args;
+  if (!file) throw new CliError('Expecting image file name');
+  const o = parseOptions([...(p.opts.get('-o') ?? []), ...(p.opts.get('--options') ?? [])]);
+  const b = last(p, '-b', '--backing');
+  const bf = last(p, '-F', '-B', '--backing-format');
+  if (b !== undefined) o.set('backing_file', b);
+  if (bf !== undefined) o.set('backing_fmt', bf);
+  let size = sizeArg !== undefined ? parseSize(sizeArg) : undefined;
+  if (o.has('backing_file')) {
+    if (!o.has('backing_fmt')) throw new CliError('Backing file specified without backing format');
+    const bpath = fullBackingName(file, o.get('backing_file')!);
+    if (bpath === file || (existsSync(file) && existsSync(bpath) && statSync(file).ino === statSync(bpath).ino)) {
+      throw new CliError(`${file}: Error: Trying to create an image with the same filename as the backing file`);
+    }
+    if (size === undefined && !o.has('size')) {
+      const bimg = await open(bpath, fmtArg(o.get('backing_fmt')), { readOnly: true });
+      size = bimg.size;
+      await bimg.close();
+    }
+  }
+  if (fmt === 'raw') {
+    if (size === undefined) throw new CliError('Image creation needs a size parameter');
+    if (!has(p, '-q', '--quiet')) out.stdout(`Formatting '${file}', fmt=raw size=${size}\n`);
+    const s = await NodeFileStore.open(file, { create: true });
+    await s.truncate(size);
+    await s.close();
+    return 0;
+  }
+  const c = createOptionsFrom(o, size);
+  try {
+    validateCreateOptions(c);
+  } catch (e) {
+    throw new CliError(`${file}: ${(e as Error).message}`);
+  }
+  if (!has(p, '-q', '--quiet')) {
+    const parts = [`Formatting '${file}', fmt=qcow2 cluster_size=${c.clusterSize ?? 65536} extended_l2=${c.extendedL2 ? 'on' : 'off'}`];
+    if (c.compat && c.compat !== '1.1' && c.compat !== 'v3') parts.push(`compat=${c.compat}`);
+    parts.push(`compression_type=${c.compressionType ?? 'zlib'} size=${c.size}`);
+    if (c.backingFile !== undefined) parts.push(`backing_file=${c.backingFile}`);
+    if (c.backingFormat !== undefined) parts.push(`backing_fmt=${c.backingFormat}`);
+    if (c.dataFile !== undefined) parts.push(`data_file=${c.dataFile} data_file_raw=${c.dataFileRaw ? 'on' : 'off'}`);
+    if (c.preallocation && c.preallocation !== 'off') parts.push(`preallocation=${c.preallocation}`);
+    parts.push(`lazy_refcounts=${c.lazyRefcounts ? 'on' : 'off'} refcount_bits=${c.refcountBits ?? 16}`);
+    out.stdout(parts.join(' ') + '\n');
+  }
+  if (c.dataFile !== undefined) {
+    const ds = await NodeFileStore.open(fullBackingName(file, c.dataFile), { create: true });
+    await ds.truncate(c.dataFileRaw ? c.size : 0);
+    await ds.close();
+  }
+  await createQcow2File(file, c);
+  return 0;
+}
+
+// ------------------------------------------------------------------------------- info
+
+interface InfoJson {
+  [k: string]: unknown;
+}
+
+async function allocatedBytes(path: string): Promise<number> {
+  const s = await NodeFileStore.open(path, { readOnly: true });
+  try {
+    return await s.allocatedBytes();
+  } finally {
+    await s.close();
+  }
+}
+
+function bitmapsOf(img: Qcow2Image, dir: Uint8Array | null): { name: string; granularity: number; flags: string[] }[] | null {
+  if (!dir) return null;
+  const ext = img.header.extensions.find((e) => e.type === EXT_BITMAPS);
+  if (!ext) return null;
+  const nb = new DataView(ext.data.buffer, ext.data.byteOffset).getUint32(0);
+  const dv = new DataView(dir.buffer, dir.byteOffset, dir.byteLength);
+  const list: { name: string; granularity: number; flags: string[] }[] = [];
+  let p = 0;
+  for (let i = 0; i < nb && p + 24 <= dir.length; i++) {
+    const flags = dv.getUint32(p + 12);
+    const gran = dir[p + 17];
+    const nameSize = dv.getUint16(p + 18);
+    const extra = dv.getUint32(p + 20);
+    const name = new TextDecoder().decode(dir.subarray(p + 24 + extra, p + 24 + extra + nameSize));
+    const f: string[] = [];
+    if (flags & 1) f.push('in-use');
+    if (flags & 2) f.push('auto');
+    list.push({ flags: f, name, granularity: 2 ** gran });
+    p = (p + 24 + extra + nameSize + 7) & ~7;
+  }
+  return list;
+}
+
+async function imageInfo(path: string, img: OpenedImage): Promise<InfoJson> {
+  const info: InfoJson = {};
+  if (img instanceof Qcow2Image) {
+    const h = img.header;
+    if (img.snapshots.length) {
+      info.snapshots = img.snapshots.map((s) => {
+        const o: InfoJson = {};
+        if (s.icount >= 0) o.icount = s.icount;
+        o['vm-clock-nsec'] = s.vmClockNsec % 1e9;
+        o.name = s.name;
+        o['date-sec'] = s.dateSec;
+        o['date-nsec'] = s.dateNsec;
+        o['vm-clock-sec'] = Math.floor(s.vmClockNsec / 1e9);
+        o.id = s.id;
+        o['vm-state-size'] = s.vmStateSize;
+        return o;
+      });
+    }
+    info['virtual-size'] = img.size;
+    info.filename = path;
+    info['cluster-size'] = img.clusterSize;
+    info.format = 'qcow2';
+    info['actual-size'] = await allocatedBytes(path);
+    const data: InfoJson = { compat: h.version === 3 ? '1.1' : '0.10' };
+    if (h.dataFile != null) data['data-file'] = h.dataFile;
+    if (h.dataFile != null) data['data-file-raw'] = img.dataFileRaw;
+    data['compression-type'] = h.compressionType === 1 ? 'zstd' : 'zlib';
+    if (h.version === 3) {
+      data['lazy-refcounts'] = (h.compatLo & COMPAT_LAZY_REFCOUNTS) !== 0;
+      const ext = h.extensions.find((e) => e.type === EXT_BITMAPS);
+      if (ext && h.autoclearLo & AUTOCLEAR_BITMAPS && ext.data.length >= 24) {
+        const edv = new DataView(ext.data.buffer, ext.data.byteOffset, ext.data.byteLength);
+        const size = getU64(edv, 8);
+        const dir = size <= 64 << 20 ? await img.store.pread(getU64(edv, 16), size) : null;
+        const b = bitmapsOf(img, dir);
+        if (b) data.bitmaps = b;
+      }
+    }
+    data['refcount-bits'] = img.refcountBits;
+    if (h.version === 3) {
+      data.corrupt = img.isCorrupt;
+      data['extended-l2'] = img.extendedL2;
+    }
+    info['format-specific'] = { type: 'qcow2', data };
+    if (h.backingFile != null) {
+      if (h.backingFormat != null) info['backing-filename-format'] = h.backingFormat;
+      info['full-backing-filename'] = fullBackingName(path, h.backingFile);
+      info['backing-filename'] = h.backingFile;
+    }
+    info['dirty-flag'] = img.isDirty;
+  } else {
+    info['virtual-size'] = img.size;
+    info.filename = path;
+    info.format = 'raw';
+    info['actual-size'] = await allocatedBytes(path);
+    info['dirty-flag'] = false;
+  }
+  return info;
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+function snapshotTable(snaps: InfoJson[] | undefined): string {
+  let s = `${'ID'.padEnd(10)}${'TAG'.padEnd(17)}${'VM SIZE'.padStart(8)}${'DATE'.padStart(20)}${'VM CLOCK'.padStart(13)}${'ICOUNT'.padStart(11)}\n`;
+  for (const e of snaps ?? []) {
+    const d = new Date((e['date-sec'] as number) * 1000);
+    const date = `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+    const secs = e['vm-clock-sec'] as number;
+    const clock = `${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor(secs / 60) % 60)}:${pad2(secs % 60)}.${String(Math.floor((e['vm-clock-nsec'] as number) / 1e6)).padStart(3, '0')}`;
+    const ic = e.icount === undefined ? "" : `${e.icount as number}`;
+    s += `${String(e.id).padEnd(10)}${String(e.name).padEnd(17)}${humanSize(e['vm-state-size'] as number).padStart(8)}${date.padStart(20)}${clock.padStart(13)}${ic.padStart(11)}\n`;
+  }
+  return s;
+}
+
+function infoText(i: InfoJson): string {
+  let s = `image: ${i.filename as string}\nfile format: ${i.format as string}\n`;
+  s += `virtual size: ${humanSize(i['virtual-size'] as number)} (${i['virtual-size'] as number} bytes)\n`;
+  s += `disk size: ${humanSize(i['actual-size'] as number)}\n`;
+  if (i['cluster-size'] !== undefined) s += `cluster_size: ${i['cluster-size'] as number}\n`;
+  if (i['backing-filename'] !== undefined) {
+    s += `backing file: ${i['backing-filename'] as string}`;
+    if (i['full-backing-filename'] !== i['backing-filename']) s += ` (actual path: ${i['full-backing-filename'] as string})`;
+    s += '\n';
+    if (i['backing-filename-format'] !== undefined) s += `backing file format: ${i['backing-filename-format'] as string}\n`;
+  }
+  if (i['dirty-flag']) s += 'cleanly shut down: no\n';
+  if (i.snapshots) s += 'Snapshot list:\n' + snapshotTable(i.snapshots as InfoJson[]);
+  const fs = i['format-specific'] as { data: InfoJson } | undefined;
+  if (fs) {
+    s += 'Format specific information:\n';
+    for (const [k, v] of Object.entries(fs.data)) {
+      const key = k.replace(/-/g, ' ');
+      if (k === 'bitmaps') {
+        s += `    bitmaps:\n`;
+        (v as { name: string; granularity: number; flags: string[] }[]).forEach((b, idx) => {
+          s += `        [${idx}]:\n            flags:\n`;
+          b.flags.forEach((f, j) => (s += `                [${j}]: ${f}\n`));
+          s += `            name: ${b.name}\n            granularity: ${b.granularity}\n`;
+        });
+      } else s += `    ${key}: ${String(v)}\n`;
+    }
+  }
+  return s;
+}
+
+function toJson(v: unknown): string {
+  return JSON.stringify(v, null, 4);
+}
+
+async function cmdInfo(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-f', '--output', '--format', '-t', '-T'], ['--backing-chain', '-U', '--force-share', '-q', '--image-opts', '-h']);
+  const file = p.args[0];
+  if (!file) throw new CliError('Expecting one image file name');
+  const output = last(p, '--output') ?? 'human';
+  const chain = has(p, '--backing-chain');
+  const infos: InfoJson[] = [];
+  let path = file;
+  let fmt = fmtArg(last(p, '-f', '--format'));
+  const seen = new Set<string>();
+  for (;;) {
+    const img = await open(path, fmt, { readOnly: true, noBacking: true });
+    try {
+      infos.push(await imageInfo(path, img));
+    } finally {
+      await img.close();
+    }
+    const i = infos[infos.length - 1];
+    if (!chain || i['backing-filename'] === undefined) break;
+    path = i['full-backing-filename'] as string;
+    if (seen.has(path)) throw new CliError(`Backing file '${path}' creates an infinite loop.`);
+    seen.add(path);
+    const bf = i['backing-filename-format'] as string | undefined;
+    fmt = bf ? fmtArg(bf) : await probeFormat(path);
+  }
+  if (output === 'json') out.stdout(toJson(chain ? infos : infos[0]) + '\n');
+  else if (output === 'human') out.stdout(infos.map(infoText).join('\n'));
+  else throw new CliError(`--output must be used with human or json as argument.`);
+  return 0;
+}
+
+// ------------------------------------------------------------------------------- check
+
+function checkJson(file: string, r: CheckResult): InfoJson {
+  const j: InfoJson = {};
+  j['image-end-offset'] = r.imageEndOffset;
+  j['total-clusters'] = r.totalClusters;
+  j['check-errors'] = r.checkErrors;
+  if (r.leaks) j.leaks = r.leaks;
+  if (r.corruptions) j.corruptions = r.corruptions;
+  if (r.leaksFixed) j['leaks-fixed'] = r.leaksFixed;
+  if (r.corruptionsFixed) j['corruptions-fixed'] = r.corruptionsFixed;
+  j['allocated-clusters'] = r.allocatedClusters;
+  if (r.fragmentedClusters) j['fragmented-clusters'] = r.fragmentedClusters;
+  if (r.compressedClusters) j['compressed-clusters'] = r.compressedClusters;
+  j.filename = file;
+  j.format = 'qcow2';
+  return j;
+}
+
+function checkText(r: CheckResult): string {
+  let s = '';
+  if (r.corruptionsFixed || r.leaksFixed) {
+    s += `The following inconsistencies were found and repaired:\n\n    ${r.leaksFixed} leaked clusters\n    ${r.corruptionsFixed} corruptions\n\nDouble checking the fixed image now...\n`;
+  }
+  if (!r.corruptions && !r.leaks && !r.checkErrors) s += 'No errors were found on the image.\n';
+  else {
+    if (r.corruptions) s += `\n${r.corruptions} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.\n`;
+    if (r.leaks) s += `\n${r.leaks} leaked clusters were found on the image.\nThis means waste of disk space, but no harm to data.\n`;
+    if (r.checkErrors) s += `\n${r.checkErrors} internal errors have occurred during the check.\n`;
+  }
+  if (r.totalClusters && r.allocatedClusters) {
+    const pct = (x: number, d: number): string => ((x * 100) / d).toFixed(2);
+    s += `${r.allocatedClusters}/${r.totalClusters} = ${pct(r.allocatedClusters, r.totalClusters)}% allocated, ${pct(r.fragmentedClusters, r.allocatedClusters)}% fragmented, ${pct(r.compressedClusters, r.allocatedClusters)}% compressed clusters\n`;
+  }
+  if (r.imageEndOffset) s += `Image end offset: ${r.imageEndOffset}\n`;
+  return s;
+}
+
+async function cmdCheck(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-f', '--output', '-r', '--format', '-T'], ['-q', '-U', '--force-share', '--image-opts', '-h']);
+  const file = p.args[0];
+  if (!file) throw new CliError('Expecting one image file name');
+  const output = last(p, '--output') ?? 'human';
+  const quiet = has(p, '-q');
+  const r = last(p, '-r');
+  let mode: RepairMode = 'none';
+  if (r === 'leaks') mode = 'leaks';
+  else if (r === 'all') mode = 'all';
+  else if (r !== undefined) throw new CliError(`Unknown option value for -r (expecting 'leaks' or 'all'): ${r}`);
+  const fmt = fmtArg(last(p, '-f', '--format')) ?? (await probeFormatOr(file));
+  if (fmt === 'raw') throw new CliError('This image format does not support checks', 63);
+  const img = await open(file, 'qcow2', { readOnly: mode === 'none', noBacking: true, repairDirty: false });
+  let res: CheckResult;
+  try {
+    res = await checkImage(img as Qcow2Image, mode);
+  } catch (e) {
+    await img.close().catch(() => undefined);
+    throw new CliError(`Check failed: ${(e as Error).message}`);
+  }
+  await img.close();
+  for (const m of res.messages) out.stderr(m + '\n');
+  if (!quiet) {
+    if (output === 'json') out.stdout(toJson(checkJson(file, res)) + '\n');
+    else out.stdout(checkText(res));
+  }
+  if (res.checkErrors) return 1;
+  if (res.corruptions) return 2;
+  if (res.leaks) return 3;
+  return 0;
+}
+
+async function probeFormatOr(file: string): Promise<ImageFormat> {
+  try {
+    return await probeFormat(file);
+  } catch (e) {
+    throw new CliError(`Could not open '${file}': ${(e as { code?: string }).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
+  }
+}
+
+// ------------------------------------------------------------------------------- map
+
+function sameExtent(a: BlockStatus, b: BlockStatus): boolean {
+  return (
+    a.start + a.length === b.start &&
+    a.depth === b.depth &&
+    a.present === b.present &&
+    a.zero === b.zero &&
+    a.data === b.data &&
+    a.compressed === b.compressed &&
+    (a.offset == null) === (b.offset == null) &&
+    (a.offset == null || a.offset + a.length === b.offset)
+  );
+}
+
+/** All block-status extents of a device, merged like `qemu-img map`. */
+export async function mapExtents(img: OpenedImage, start = 0, length: number = img.size): Promise<BlockStatus[]> {
+  const out: BlockStatus[] = [];
+  let pos = start;
+  const end = start + length;
+  while (pos < end) {
+    const s = await img.blockStatus(pos, Math.min(end - pos, 1 << 30));
+    if (s.length <= 0) throw new ImageError('block status made no progress', 'EIO');
+    const prev = out[out.length - 1];
+    if (prev && sameExtent(prev, s)) prev.length += s.length;
+    else out.push({ ...s });
+    pos += s.length;
+  }
+  return out;
+}
+
+async function cmdMap(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-f', '--output', '--format', '--start-offset', '--max-length'], ['-U', '--force-share', '--image-opts', '-h']);
+  const file = p.args[0];
+  if (!file) throw new CliError('Expecting one image file name');
+  const output = last(p, '--output') ?? 'human';
+  const img = await open(file, fmtArg(last(p, '-f', '--format')), { readOnly: true });
+  const so = last(p, '--start-offset');
+  const ml = last(p, '--max-length');
+  const start = so ? Math.min(parseSize(so), img.size) : 0;
+  const len = ml ? Math.min(parseSize(ml), img.size - start) : img.size - start;
+  try {
+    const ext = await mapExtents(img, start, len);
+    if (output === 'json') {
+      const lines = ext.map((e) => {
+        let s = `{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth}, "present": ${e.present}, "zero": ${e.zero}, "data": ${e.data}`;
+        if (e.offset != null) s += `, "offset": ${e.offset}`;
+        return s + '}';
+      });
+      out.stdout('[' + lines.join(',\n') + ']\n');
+    } else {
+      const names = await chainNames(file);
+      let s = `${'Offset'.padEnd(16)}${'Length'.padEnd(16)}${'Mapped to'.padEnd(16)}File\n`;
+      const hx = (n: number): string => (n ? '0x' + n.toString(16) : '0');
+      // Human output lists data with a host offset, merging runs that map contiguously.
+      const rows: BlockStatus[] = [];
+      for (const e of ext) {
+        if (!e.data || e.offset == null) continue;
+        const prev = rows[rows.length - 1];
+        if (prev && prev.depth === e.depth && prev.start + prev.length === e.start && prev.offset! + prev.length === e.offset) prev.length += e.length;
+        else rows.push({ ...e });
+      }
+      for (const e of rows) s += `${hx(e.start).padEnd(16)}${hx(e.length).padEnd(16)}${hx(e.offset!).padEnd(16)}${names[e.depth] ?? file}\n`;
+      out.stdout(s);
+    }
+  } finally {
+    await img.close();
+  }
+  return 0;
+}
+
+/** File names of the chain layers (depth 0 = the image itself). */
+async function chainNames(file: string): Promise<string[]> {
+  const names = [file];
+  let path = file;
+  for (let i = 0; i < 64; i++) {
+    const img = await open(path, null, { readOnly: true, noBacking: true });
+    const bname = img instanceof Qcow2Image ? img.header.backingFile : null;
+    await img.close();
+    if (bname == null) break;
+    path = fullBackingName(path, bname);
+    names.push(path);
+  }
+  return names;
+}
+
+// ------------------------------------------------------------------------------- convert
+
+function isZero(b: Uint8Array, start: number, end: number): boolean {
+  // Compare 4 bytes at a time when aligned.
+  if ((b.byteOffset + start) % 4 === 0 && (end - start) % 4 === 0) {
+    const w = new Uint32Array(b.buffer, b.byteOffset + start, (end - start) / 4);
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+    return true;
+  }
+  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+export interface ConvertOptions {
+  srcFormat?: ImageFormat | null;
+  outFormat: ImageFormat;
+  compress?: boolean;
+  create?: Qcow2CreateOptions | null;
+  progress?: (pct: number) => void;
+  noCreate?: boolean;
+}
+
+/** Copy an image into a new one (qemu-img convert). */
+export async function convertImage(src: string, dst: string, o: ConvertOptions): Promise<void> {
+  const from = await open(src, o.srcFormat ?? null, { readOnly: true });
+  try {
+    const size = from.size;
+    let to: BlockDevice & { writeCompressed?: (off: number, d: Uint8Array) => Promise<void> };
+    let cs = 65536;
+    if (o.outFormat === 'raw') {
+      const s = await NodeFileStore.open(dst, { create: !o.noCreate });
+      if (!o.noCreate) await s.truncate(size);
+      to = await RawDevice.open(s);
+    } else {
+      if (!o.noCreate) await createQcow2File(dst, { ...(o.create ?? {}), size });
+      const q = await open(dst, 'qcow2');
+      if (!(q instanceof Qcow2Image)) throw new CliError('target is not qcow2');
+      to = q;
+      cs = q.clusterSize;
+    }
+    try {
+      const chunk = Math.max(cs, 2 << 20);
+      let pos = 0;
+      let lastPct = -1;
+      while (pos < size) {
+        // Skip ranges the source chain has as holes or zeros.
+        const st = await from.blockStatus(pos, Math.min(size - pos, 1 << 30));
+        if (!st.data && st.zero) {
+          const skip = Math.floor((pos + st.length) / cs) * cs - pos;
+          if (skip > 0 || pos + st.length >= size) {
+            pos += skip > 0 ? skip : st.length;
+            continue;
+          }
+        }
+        const n = Math.min(chunk, size - pos, Math.max(st.length, cs) + (cs - ((pos + Math.max(st.length, cs)) % cs)) % cs);
+        const buf = await from.read(pos, n);
+        // Write non-zero clusters, merged into runs.
+        let i = 0;
+        while (i < n) {
+          const e = Math.min(n, i + cs - ((pos + i) % cs));
+          if (isZero(buf, i, e)) {
+            i = e;
+            continue;
+          }
+          if (o.compress && to.writeCompressed) {
+            await to.writeCompressed(pos + i, buf.subarray(i, e));
+            i = e;
+            continue;
+          }
+          let j = e;
+          while (j < n) {
+            const e2 = Math.min(n, j + cs);
+            if (isZero(buf, j, e2)) break;
+            j = e2;
+          }
+          await to.write(pos + i, buf.subarray(i, j));
+          i = j;
+        }
+        pos += n;
+        const pct = Math.floor((pos / size) * 10000) / 100;
+        if (o.progress && pct !== lastPct) {
+          lastPct = pct;
+          o.progress(pct);
+        }
+      }
+      if (o.progress && size === 0) o.progress(100);
+      await to.flush();
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+}
+
+async function cmdConvert(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-f', '-O', '-o', '-S', '-m', '-t', '-T', '-B', '-F', '-l', '-s', '-r', '--target-format', '--source-format'], ['-c', '-p', '-q', '-n', '-W', '-U', '-C', '--force-share', '--salvage', '--target-is-zero', '-h']);
+  if (p.args.length < 2) throw new CliError('Expecting image file name');
+  if (p.args.length > 2) throw new CliError('Converting more than one source image is not supported');
+  const [src, dst] = p.args;
+  const outFmt = fmtArg(last(p, '-O') ?? 'raw')!;
+  const o = parseOptions(p.opts.get('-o') ?? []);
+  const compress = has(p, '-c');
+  if (compress && outFmt === 'raw') throw new CliError('Compression not supported for this file format');
+  if (compress && o.has('preallocation') && o.get('preallocation') !== 'off') throw new CliError('Compression and preallocation not supported at the same time');
+  const create = outFmt === 'qcow2' ? createOptionsFrom(o, 0) : null;
+  if (create) {
+    delete (create as { size?: number }).size;
+  }
+  const showProgress = has(p, '-p') && !has(p, '-q');
+  const opts: ConvertOptions = { srcFormat: fmtArg(last(p, '-f')), outFormat: outFmt, compress, create, noCreate: has(p, '-n') };
+  if (showProgress) opts.progress = (pct: number) => out.stdout(`    (${pct.toFixed(2)}/100%)\r`);
+  if (showProgress) out.stdout(`    (0.00/100%)\r`);
+  await convertImage(src, dst, opts);
+  if (showProgress) out.stdout('\n');
+  return 0;
+}
+
+// ------------------------------------------------------------------------------- snapshot
+
+async function cmdSnapshot(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-c', '-a', '-d', '-f'], ['-l', '-q', '-U', '--force-share', '-h']);
+  const file = p.args[0];
+  if (!file) throw new CliError('Expecting one image file name');
+  const list = has(p, '-l');
+  const img = await open(file, fmtArg(last(p, '-f')) ?? 'qcow2', { readOnly: list, noBacking: true });
+  try {
+    if (!(img instanceof Qcow2Image)) throw new CliError('This image format does not support snapshots');
+    if (list) {
+      const info = await imageInfo(file, img);
+      out.stdout('Snapshot list:\n' + snapshotTable(info.snapshots as InfoJson[] | undefined));
+      return 0;
+    }
+    const c = last(p, '-c');
+    const a = last(p, '-a');
+    const d = last(p, '-d');
+    if (c !== undefined) {
+      try {
+        await createSnapshot(img, c);
+      } catch (e) {
+        throw new CliError(`Could not create snapshot '${c}': ${(e as Error).message}`);
+      }
+    } else if (a !== undefined) {
+      try {
+        await applySnapshot(img, a);
+      } catch (e) {
+        throw new CliError(`Could not apply snapshot '${a}': ${(e as Error).message}`);
+      }
+    } else if (d !== undefined) {
+      try {
+        await deleteSnapshot(img, d);
+      } catch (e) {
+        throw new CliError(`Could not delete snapshot '${d}': ${(e as Error).message}`);
+      }
+    } else throw new CliError('No snapshot operation given');
+  } finally {
+    await img.close();
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------------------- compare
+
+async function cmdCompare(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-f', '-F', '-T'], ['-s', '-q', '-p', '-U', '--force-share', '-h']);
+  if (p.args.length !== 2) throw new CliError('Expecting two image file names');
+  const [f1, f2] = p.args;
+  let a: OpenedImage;
+  let b: OpenedImage;
+  try {
+    a = await open(f1, fmtArg(last(p, '-f')), { readOnly: true });
+  } catch (e) {
+    out.stderr(`${NAME}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  try {
+    b = await open(f2, fmtArg(last(p, '-F')), { readOnly: true });
+  } catch (e) {
+    await a.close();
+    out.stderr(`${NAME}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const quiet = has(p, '-q');
+  const strict = has(p, '-s');
+  try {
+    if (strict && a.size !== b.size) {
+      if (!quiet) out.stdout(`Strict mode: Image size mismatch!\n`);
+      return 1;
+    }
+    const common = Math.min(a.size, b.size);
+    const chunk = 1 << 20;
+    for (let pos = 0; pos < Math.max(a.size, b.size); pos += chunk) {
+      const n = Math.min(chunk, Math.max(a.size, b.size) - pos);
+      const da = pos < a.size ? await a.read(pos, Math.min(n, a.size - pos)) : new Uint8Array(0);
+      const db = pos < b.size ? await b.read(pos, Math.min(n, b.size - pos)) : new Uint8Array(0);
+      for (let i = 0; i < n; i++) {
+        const x = i < da.length ? da[i] : 0;
+        const y = i < db.length ? db[i] : 0;
+        if (x !== y) {
+          const off = pos + i;
+          // qemu-img reports the start of the sector where the difference begins.
+          if (!quiet) out.stdout(`Content mismatch at offset ${off - (off % 512)}!\n`);
+          return 1;
+        }
+      }
+      void common;
+    }
+    if (!quiet) out.stdout('Images are identical.\n');
+    return 0;
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
+// ------------------------------------------------------------------------------- resize
+
+async function cmdResize(argv: string[], out: Out): Promise<number> {
+  const p = parse(argv, ['-f', '--preallocation'], ['-q', '--shrink', '-U', '-h']);
+  const [file, sizeArg] = p.args;
+  if (!file || sizeArg === undefined) throw new CliError('Expecting image file name and size');
+  const img = await open(file, fmtArg(last(p, '-f')), { noBacking: true });
+  try {
+    let size: number;
+    if (sizeArg.startsWith('+')) size = img.size + parseSize(sizeArg.slice(1));
+    else if (sizeArg.startsWith('-')) size = img.size - parseSize(sizeArg.slice(1));
+    else size = parseSize(sizeArg);
+    if (size < img.size && !has(p, '--shrink')) {
+      throw new CliError('Use the --shrink option to perform a shrink operation.');
+    }
+    if (img instanceof Qcow2Image) {
+      const { resizeImage } = await import('./snapshot');
+      await resizeImage(img, size);
+    } else await img.resize(size);
+  } finally {
+    await img.close();
+  }
+  if (!has(p, '-q')) out.stdout('Image resized.\n');
+  return 0;
+}
+
+// ------------------------------------------------------------------------------- main
+
+export interface Out {
+  stdout(s: string): void;
+  stderr(s: string): void;
+}
+
+const USAGE = `usage: ${NAME} [command] [command options]
+Commands: create, info, check, convert, map, snapshot, compare, resize
+`;
+
+/** Run the CLI with `argv` (without node and script); returns the exit code. */
+export async function main(argv: string[], out: Out): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'create':
+        return await cmdCreate(rest, out);
+      case 'info':
+        return await cmdInfo(rest, out);
+      case 'check':
+        return await cmdCheck(rest, out);
+      case 'convert':
+        return await cmdConvert(rest, out);
+      case 'map':
+        return await cmdMap(rest, out);
+      case 'snapshot':
+        return await cmdSnapshot(rest, out);
+      case 'compare':
+        return await cmdCompare(rest, out);
+      case 'resize':
+        return await cmdResize(rest, out);
+      case '--version':
+      case '-V':
+        out.stdout(`${NAME} version 0.1.0 (qemu-img compatible)\n`);
+        return 0;
+      case undefined:
+      case '-h':
+      case '--help':
+        out.stdout(USAGE);
+        return cmd === undefined ? 1 : 0;
+      default:
+        throw new CliError(`Command not found: ${cmd}`);
+    }
+  } catch (e) {
+    const code = e instanceof CliError ? e.exitCode : 1;
+    out.stderr(`${NAME}: ${(e as Error).message}\n`);
+    return code;
+  }
+}
+
+// Run when executed as a program (the bin launcher imports dist/cli.js).
+const isMain = typeof process !== 'undefined' && process.argv[1] !== undefined && /ringzero-img(\.js)?$|cli\.(js|ts)$/.test(basename(process.argv[1]));
+if (isMain) {
+  void main(process.argv.slice(2), {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+  }).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+void writeFileSync;

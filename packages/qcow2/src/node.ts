@@ -1,0 +1,165 @@
+// Node adapters: a file-backed ByteStore and image opening with backing-chain resolution.
+import { open as fsOpen, realpath } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { ByteStore } from './store';
+import type { BlockDevice, BlockStatusSource } from './device';
+import { ImageError, RawDevice } from './device';
+import type { Qcow2CreateOptions } from './create';
+import { createQcow2 } from './create';
+import { Qcow2Image } from './qcow2';
+
+/** A ByteStore over a file (positional I/O, fdatasync as the barrier). */
+export class NodeFileStore implements ByteStore {
+  private readonly fh: FileHandle;
+  private closed = false;
+
+  private constructor(fh: FileHandle) {
+    this.fh = fh;
+  }
+
+  /** Open `path`; `create` makes (and truncates) the file. */
+  static async open(path: string, options: { readOnly?: boolean; create?: boolean } = {}): Promise<NodeFileStore> {
+    const flags = options.create ? 'w+' : options.readOnly ? 'r' : 'r+';
+    return new NodeFileStore(await fsOpen(path, flags));
+  }
+
+  async pread(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(out, done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async pwrite(offset: number, data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  flush(): Promise<void> {
+    return this.fh.datasync();
+  }
+
+  truncate(size: number): Promise<void> {
+    return this.fh.truncate(size);
+  }
+
+  async size(): Promise<number> {
+    return (await this.fh.stat()).size;
+  }
+
+  /** Bytes the file occupies on disk (for `actual-size`). */
+  async allocatedBytes(): Promise<number> {
+    return (await this.fh.stat()).blocks * 512;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+}
+
+export type ImageFormat = 'qcow2' | 'raw';
+
+export type OpenedImage = (Qcow2Image | RawDevice) & BlockDevice & BlockStatusSource;
+
+export interface OpenImageOptions {
+  format?: ImageFormat | null;
+  readOnly?: boolean;
+  noBacking?: boolean;
+  /** Maximum chain length (default 64). */
+  maxDepth?: number;
+  repairDirty?: boolean;
+}
+
+/** Guess the format of a file from its first bytes. */
+export async function probeFormat(path: string): Promise<ImageFormat> {
+  const s = await NodeFileStore.open(path, { readOnly: true });
+  try {
+    const b = await s.pread(0, 4);
+    return b[0] === 0x51 && b[1] === 0x46 && b[2] === 0x49 && b[3] === 0xfb ? 'qcow2' : 'raw';
+  } finally {
+    await s.close();
+  }
+}
+
+/** Resolve a backing file name the way QEMU does: relative to the overlay's directory. */
+export function resolveBackingPath(overlayPath: string, name: string): string {
+  return isAbsolute(name) ? name : resolve(dirname(overlayPath), name);
+}
+
+async function openChain(path: string, o: OpenImageOptions, seen: string[]): Promise<OpenedImage> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (e) {
+    throw new ImageError(`Could not open '${path}': ${errnoText(e)}`, 'ENOENT');
+  }
+  if (seen.includes(real)) throw new ImageError(`Backing file '${path}' creates an infinite loop.`, 'ELOOP');
+  if (seen.length >= (o.maxDepth ?? 64)) throw new ImageError(`Backing chain of '${seen[0]}' is too deep`, 'ELOOP');
+  const format = o.format ?? (await probeFormat(real));
+  const readOnly = o.readOnly ?? false;
+  let store: NodeFileStore;
+  try {
+    store = await NodeFileStore.open(real, { readOnly });
+  } catch (e) {
+    throw new ImageError(`Could not open '${path}': ${errnoText(e)}`, 'ENOENT');
+  }
+  try {
+    if (format === 'raw') return await RawDevice.open(store, { readOnly });
+    return await Qcow2Image.open(store, {
+      readOnly,
+      ...(o.noBacking ? { noBacking: true } : {}),
+      ...(o.repairDirty !== undefined ? { repairDirty: o.repairDirty } : {}),
+      openBacking: async (name, fmt) => {
+        const bpath = resolveBackingPath(real, name);
+        const f = fmt === 'qcow2' || fmt === 'raw' ? fmt : fmt == null ? null : unsupportedFormat(fmt);
+        try {
+          return await openChain(bpath, { ...o, format: f, readOnly: true, noBacking: false }, [...seen, real]);
+        } catch (e) {
+          if (e instanceof ImageError && e.code === 'ELOOP') throw e;
+          throw new ImageError(`Could not open backing file: ${(e as Error).message}`, 'ENOENT');
+        }
+      },
+      openDataFile: async (name) => NodeFileStore.open(resolveBackingPath(real, name), { readOnly }),
+    });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+function unsupportedFormat(fmt: string): never {
+  throw new ImageError(`Unknown driver '${fmt}'`, 'EINVAL');
+}
+
+function errnoText(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  if (code === 'ENOENT') return 'No such file or directory';
+  if (code === 'EACCES') return 'Permission denied';
+  if (code === 'EISDIR') return 'Is a directory';
+  return (e as Error).message;
+}
+
+/** Open an image file (qcow2 or raw, probed when `format` is not given) with its backing chain. */
+export function openImage(path: string, options: OpenImageOptions = {}): Promise<OpenedImage> {
+  return openChain(path, options, []);
+}
+
+/** Create a qcow2 image file. */
+export async function createQcow2File(path: string, options: Qcow2CreateOptions): Promise<void> {
+  const store = await NodeFileStore.open(path, { create: true });
+  try {
+    await createQcow2(store, options);
+  } finally {
+    await store.close();
+  }
+}

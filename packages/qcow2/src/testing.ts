@@ -1,0 +1,4 @@
+// Test doubles: a power-loss byte store and the shared BlockDevice conformance checks.
+export { PowerLossStore } from './powerloss';
+export { blockDeviceConformance } from './conformance';
+export type { ConformanceCase } from './conformance';
