@@ -159,10 +159,12 @@ function roundExact(neg: boolean, m: bigint, e: number, fmt: number, rc: number)
   const p = FMT_P[fmt];
   const emin = FMT_EMIN[fmt];
   const L = bitLen(m);
-  // Tininess after rounding: round to p bits with an unbounded exponent range.
+  // Rounding to p bits with an unbounded exponent range: decides tininess (after rounding) and,
+  // for unmasked OE/UE, PE (the host reports the inexactness of that significand).
+  const su = L - p;
+  const inexactU = su > 0 && (m & ((1n << BigInt(su)) - 1n)) !== 0n;
   let tiny = false;
   if (e + L - 1 < emin + 1) {
-    const su = L - p;
     let qu = m;
     let eu = e;
     if (su > 0) {
@@ -183,14 +185,17 @@ function roundExact(neg: boolean, m: bigint, e: number, fmt: number, rc: number)
   }
   const mx = fpState.mx;
   if (q !== 0n && ex + bitLen(q) - 1 > FMT_EMAX[fmt]) {
-    fpState.post |= MX_OE | MX_PE;
+    // Unmasked OE: PE only when the significand was inexact (the result is not stored anyway).
+    fpState.post |= mx & 0x400 ? MX_OE | MX_PE : inexactU ? MX_OE | MX_PE : MX_OE;
     const toInf = rc === RC_NEAR || (rc === RC_UP && !neg) || (rc === RC_DOWN && neg);
     const v = toInf ? Infinity : FMT_MAX[fmt];
     return neg ? -v : v;
   }
   if (tiny) {
-    if ((mx & 0x800) === 0) fpState.post |= MX_UE; // UM unmasked: tiny alone signals
-    else if (mx & MX_FZ) {
+    if ((mx & 0x800) === 0) {
+      fpState.post |= inexactU ? MX_UE | MX_PE : MX_UE; // UM unmasked: tiny alone signals
+      return neg ? -0 : 0;
+    } else if (mx & MX_FZ) {
       fpState.post |= MX_UE | MX_PE;
       return neg ? -0 : 0;
     } else if (inexact) fpState.post |= MX_UE;
