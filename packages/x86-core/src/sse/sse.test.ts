@@ -167,6 +167,25 @@ const OPS: [number, (a: number, b: number) => number][] = [
 ];
 
 describe('IEEE lane arithmetic (fp.ts) properties', () => {
+  it('tininess is detected after rounding: a result that rounds up to the smallest normal is tiny only if the p-bit rounding is', () => {
+    // 0x00ffffff * 0.5 = 2^-126 (1 - 2^-24): exact in 24 bits, so tiny; rounds (denormal grid) to 2^-126.
+    fpState.mx = 0x1f80;
+    fpState.pre = fpState.post = 0;
+    op32(OP_MUL, 0x00ffffff, 0x3f000000);
+    expect(fpState.lo).toBe(0x00800000);
+    expect(fpState.post).toBe(0x30); // UE PE
+    fpState.mx = 0x9f80; // FTZ
+    fpState.post = 0;
+    op32(OP_MUL, 0x00ffffff, 0x3f000000);
+    expect(fpState.lo).toBe(0);
+    expect(fpState.post).toBe(0x30);
+    // (1 - 2^-23) * 2^-126 (1 + 2^-23) = 2^-126 (1 - 2^-46): rounds to 1 in 24 bits, not tiny.
+    fpState.post = 0;
+    op32(OP_MUL, 0x3f7ffffe, 0x00800001);
+    expect(fpState.lo).toBe(0x00800000);
+    expect(fpState.post).toBe(0x20); // PE only
+  });
+
   it('binary64, round to nearest, DAZ/FTZ off: equals JavaScript arithmetic bit for bit (non-NaN)', () => {
     fc.assert(
       fc.property(double, double, fc.integer({ min: 0, max: 4 }), fc.boolean(), (a, b, k, pe) => {
