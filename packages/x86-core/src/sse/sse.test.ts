@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { Cpu } from '../cpu';
 import { FlatMemory } from '../memory';
 import { EXIT_BUDGET, EXIT_EXCEPTION, GP, MF, NM, PF_VEC, RAX, UD, XM } from '../constants';
+import { cpuidLeaf } from '../exec/misc';
 import { MX_PE, OP_ADD, OP_DIV, OP_MUL, OP_SQRT, OP_SUB, fpState, op32, op64 } from './fp';
 
 const CODE = 0x1000;
@@ -127,6 +128,41 @@ describe('SSE availability and SIMD exceptions', () => {
     expect(Array.from(cpu.mmx)).toEqual(m);
     expect(cpu.mxcsr).toBe(0x9fe1);
     expect(cpu.fpTag).toBe(0xfff0);
+  });
+});
+
+describe('CPUID', () => {
+  it('advertises MMX, FXSR, SSE, SSE2, SSE3, SSSE3 by default and never SSE4.1/4.2 or AVX', () => {
+    const out = new Int32Array(4);
+    cpuidLeaf(new Cpu(new FlatMemory(16)), 1, 0, out);
+    const edx = out[3];
+    const ecx = out[2];
+    for (const bit of [23, 24, 25, 26]) expect((edx >>> bit) & 1).toBe(1);
+    expect(ecx & 1).toBe(1);
+    expect((ecx >>> 9) & 1).toBe(1);
+    for (const bit of [19, 20, 28, 27, 12]) expect((ecx >>> bit) & 1).toBe(0); // SSE4.1, SSE4.2, AVX, OSXSAVE, FMA
+    cpuidLeaf(new Cpu(new FlatMemory(16), { sse: false, sse2: false, sse3: false, ssse3: false, mmx: false }), 1, 0, out);
+    expect(out[3] & (0xf << 23)).toBe(0);
+    expect(out[2] & 0x201).toBe(0);
+  });
+});
+
+describe('SSE in 32-bit code', () => {
+  it('decodes the same encodings with 32-bit addressing; FXSAVE stores XMM0-7 only', () => {
+    // movdqa xmm1, [eax]; paddd xmm1, [eax+16]; movdqu [eax+37], xmm1; fxsave [eax+64]
+    const cpu = cpuWith([0x66, 0x0f, 0x6f, 0x08, 0x66, 0x0f, 0xfe, 0x48, 0x10, 0xf3, 0x0f, 0x7f, 0x48, 0x25, 0x0f, 0xae, 0x40, 0x40]);
+    cpu.csize = 4;
+    cpu.ssize = 4;
+    const mem = cpu.mem as FlatMemory;
+    const dv = new DataView(mem.bytes.buffer);
+    for (let i = 0; i < 8; i++) dv.setUint32(DATA + 4 * i, i + 1, true);
+    mem.bytes.fill(0xee, DATA + 64, DATA + 64 + 512);
+    cpu.xmm[8 * 4] = 0x12345678; // XMM8 exists only in 64-bit mode
+    expect(cpu.run(4)).toBe(EXIT_BUDGET);
+    expect(Array.from(cpu.xmm.subarray(4, 8))).toEqual([6, 8, 10, 12]);
+    expect(dv.getUint32(DATA + 37, true)).toBe(6);
+    expect(dv.getUint32(DATA + 64 + 160 + 16, true)).toBe(6); // XMM1 in the image
+    expect(mem.bytes[DATA + 64 + 160 + 8 * 16]).toBe(0xee); // XMM8 slot untouched
   });
 });
 
