@@ -86,7 +86,7 @@ const F32 = { kind: 'f32' as const, mxcsr: 'float' as const };
 const F64 = { kind: 'f64' as const, mxcsr: 'float' as const };
 
 /** Scalar forms: register and memory (the memory operand is 4 or 8 bytes, unaligned allowed). */
-function scalar(mnem: string, o: Form['kind'] extends never ? never : typeof F32 | typeof F64, extra = ''): Form[] {
+function scalar(mnem: string, o: { kind: 'f32' | 'f64'; mxcsr: 'float' | 'unmasked' }, extra = ''): Form[] {
   return [
     { asm: `${mnem} xmm1, xmm2${extra}`, ...o },
     { asm: `${mnem} xmm10, xmm10${extra}`, ...o },
