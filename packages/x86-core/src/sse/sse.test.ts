@@ -131,6 +131,25 @@ describe('SSE availability and SIMD exceptions', () => {
   });
 });
 
+describe('hostile input', () => {
+  it('random 0F / 0F38 / 0F3A encodings with any prefixes, registers and MXCSR never throw; faults are restartable', () => {
+    const prefix = fc.constantFrom([], [0x66], [0xf3], [0xf2], [0x66, 0xf2], [0xf0], [0x48], [0x66, 0x4d], [0xf3, 0x41]);
+    const escape = fc.constantFrom([0x0f], [0x0f, 0x38], [0x0f, 0x3a]);
+    fc.assert(
+      fc.property(prefix, escape, fc.uint8Array({ minLength: 6, maxLength: 6 }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ minLength: 256, maxLength: 256 }), (p, e, rest, mx, regs) => {
+        const cpu = cpuWith([...p, ...e, ...rest]);
+        cpu.mxcsr = mx & 0xffff;
+        new Uint8Array(cpu.xmm.buffer).set(regs);
+        for (let r = 0; r < 16; r++) cpu.lo[r] = regs[r * 4] | (regs[r * 4 + 1] << 8);
+        const ex = cpu.run(1);
+        // A fault leaves RIP at the instruction (restartable); anything else moved past it.
+        return ex === EXIT_EXCEPTION ? cpu.rip === CODE : cpu.rip !== CODE || ex !== EXIT_BUDGET;
+      }),
+      { numRuns: 4000 },
+    );
+  });
+});
+
 describe('CPUID', () => {
   it('advertises MMX, FXSR, SSE, SSE2, SSE3, SSSE3 by default and never SSE4.1/4.2 or AVX', () => {
     const out = new Int32Array(4);
