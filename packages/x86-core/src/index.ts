@@ -1,2 +1,17 @@
-// @ringzero/x86-core: skeleton. The package's issue fills in its public surface here.
-export {};
+/**
+ * @ringzero/x86-core: an x86 CPU (16/32/64-bit user-level ISA) in TypeScript.
+ *
+ * const mem = new FlatMemory(0x10000);
+ * mem.bytes.set(code, 0x1000);
+ * const cpu = new Cpu(mem);
+ * cpu.rip = 0x1000;
+ * const exit = cpu.run(1_000_000); // EXIT_SYSCALL, EXIT_EXCEPTION, EXIT_HLT, EXIT_BUDGET...
+ */
+export { Cpu, canon, hiOf, type CpuFeatures } from './cpu';
+export { FlatMemory, MEM_OK, MEM_PF_BASE, MEM_EXIT, PFEC_P, PFEC_W, PFEC_U, PFEC_I, type CpuMemory } from './memory';
+export { Insn } from './insn';
+export { decode, DecodeFault } from './decoder';
+export { OPS } from './optable';
+export { cpuidLeaf } from './exec/misc';
+export * from './constants';
+export type { OpDef, Exec } from './table';

@@ -1,0 +1,618 @@
+/**
+ * The CPU: architectural state as typed arrays and plain numeric fields (one stable shape), the
+ * operand/memory/stack helpers that instruction handlers use, lazy flags, and the run loop.
+ *
+ * 64-bit values are lo/hi int32 halves (lo[r], hi[r]); linear addresses and RIP are numbers
+ * (canonical addresses in signed form, see memory.ts). Nothing here allocates per instruction.
+ */
+import {
+  AF,
+  ARITH_FLAGS,
+  CF,
+  CS,
+  EXIT_BUDGET,
+  EXIT_EXCEPTION,
+  EXIT_HLT,
+  EXIT_SOFTINT,
+  EXIT_SYSCALL,
+  FS,
+  GP,
+  GS,
+  OF,
+  PF,
+  PF_VEC,
+  RSP,
+  SF,
+  SS,
+  ST_AGAIN,
+  ST_FAULT,
+  ST_HLT,
+  ST_OK,
+  ST_SOFTINT,
+  ST_SYSCALL,
+  ZF,
+} from './constants';
+import { decode, DecodeFault } from './decoder';
+import { Insn } from './insn';
+import { MEM_EXIT, MEM_PF_BASE, type CpuMemory } from './memory';
+import { OP_EXEC } from './optable';
+
+/*
+ * Lazy flags. After an arithmetic instruction the CPU records the operation, its size and its
+ * operands/result (normalised: unsigned, masked to the size, hi halves 0 below 64 bits) and
+ * computes a flag only when something reads it. lzMask says which of the six arithmetic flags
+ * are lazy; the others are valid in `flags`. INC/DEC use this to keep CF: lzMask = ARITH & ~CF.
+ */
+export const LZ_ADD = 1;
+/** ADC with carry-in 1 (ADC with carry-in 0 is recorded as LZ_ADD). */
+export const LZ_ADC1 = 2;
+export const LZ_SUB = 3;
+/** SBB with borrow-in 1. */
+export const LZ_SBB1 = 4;
+/** AND/OR/XOR/TEST: CF = OF = AF = 0. */
+export const LZ_LOGIC = 5;
+/** Only SF/ZF/PF are lazy (from the result); shifts and multiplies set the rest eagerly. */
+export const LZ_RES = 6;
+
+/** PARITY[b] = PF for a result whose low byte is b. */
+const PARITY = /*#__PURE__*/ (() => {
+  const t = new Uint8Array(256);
+  for (let i = 0; i < 256; i++) {
+    let p = 1;
+    for (let b = i; b; b >>= 1) p ^= b & 1;
+    t[i] = p ? PF : 0;
+  }
+  return t;
+})();
+
+const TWO32 = 4294967296;
+const MAX_CANON = 140737488355328; // 2^47
+
+/** Splits the high half out of a signed-canonical number (the low half is x | 0). */
+export function hiOf(x: number): number {
+  return Math.floor(x / TWO32) | 0;
+}
+
+/** lo/hi halves -> the signed-canonical number, or NaN when not canonical. */
+export function canon(lo: number, hi: number): number {
+  return (hi << 16) >> 16 === hi ? hi * TWO32 + (lo >>> 0) : NaN;
+}
+
+/** Feature switches of the CPU model; CPUID reports exactly these (src/exec/misc.ts). */
+export interface CpuFeatures {
+  /** x87 FPU implemented and advertised (CPUID.1:EDX.FPU). Set by the x87 group when complete. */
+  fpu: boolean;
+  /** SSE2 (CPUID.1:EDX.SSE2). Default on: implemented and proven against the host (src/sse). */
+  sse2: boolean;
+  /** MMX (CPUID.1:EDX.MMX). Default on (src/sse). */
+  mmx: boolean;
+  /** SSE and FXSR (CPUID.1:EDX.SSE/FXSR). Default on (src/sse). */
+  sse: boolean;
+  /** SSE3 (CPUID.1:ECX.SSE3). Default on (src/sse). */
+  sse3: boolean;
+  /** SSSE3 (CPUID.1:ECX.SSSE3). Default on (src/sse). */
+  ssse3: boolean;
+}
+
+export class Cpu {
+  readonly mem: CpuMemory;
+  /** General registers: lo[r] is bits 0..31, hi[r] bits 32..63 (two views of one buffer). */
+  readonly lo: Int32Array;
+  readonly hi: Int32Array;
+  /** RIP (EIP/IP below 64-bit code): an offset from CS.base, signed-canonical in 64-bit mode. */
+  rip = 0;
+  /** RIP of the next instruction while one executes; branches write it. */
+  nextRip = 0;
+  /** EFLAGS; the bits named in lzMask are stale and come from the lazy record. */
+  flags = 0x2;
+  lzMask = 0;
+  lzOp = 0;
+  lzSize = 4;
+  lzRes = 0;
+  lzResH = 0;
+  lzA = 0;
+  lzAH = 0;
+  lzB = 0;
+  lzBH = 0;
+
+  /** Segment registers ES, CS, SS, DS, FS, GS: selector, base, limit, attributes (system issue). */
+  readonly segSel: Uint16Array = new Uint16Array(6);
+  readonly segBase: Float64Array = new Float64Array(6);
+  readonly segLimit: Float64Array = new Float64Array(6).fill(0xffffffff);
+  readonly segAttr: Uint16Array = new Uint16Array(6);
+  /** Code size (2, 4, 8 bytes): from CS.D/CS.L and EFER.LMA once the system issue exists. */
+  csize = 8;
+  /** Stack address size (2, 4, 8): SS.B, or 8 in 64-bit mode. */
+  ssize = 8;
+  /** Current privilege level (user-mode runner: 3). */
+  cpl = 3;
+
+  /** SSE: XMM0-15 as 4 x uint32 each (xmm[r * 4 + i]); MXCSR. Owned by src/sse. */
+  readonly xmm: Uint32Array = new Uint32Array(16 * 4);
+  mxcsr = 0x1f80;
+  /**
+   * CR0 and CR4 as the SSE/MMX/x87 groups read them (CR0.EM/TS/MP/NE, CR4.OSFXSR/OSXMMEXCPT);
+   * the system issue owns writes. Defaults: what Linux sets for user mode (PE MP ET NE WP AM PG;
+   * PAE PGE OSFXSR OSXMMEXCPT).
+   */
+  cr0 = 0x80050033;
+  cr4 = 0x6a0;
+  /** x87: physical registers R0-R7 as doubles, tag word, control/status words, TOP. Owned by src/x87. */
+  readonly fpr: Float64Array = new Float64Array(8);
+  /** Extra precision slot per register (x87 group decides: e.g. low mantissa bits). */
+  readonly fprExt: Uint32Array = new Uint32Array(8);
+  fpTag = 0xffff;
+  fpCw = 0x037f;
+  fpSw = 0;
+  fpTop = 0;
+  /** MMX aliases the x87 registers: the SSE/MMX group stores MMn as lo/hi here. */
+  readonly mmx: Int32Array = new Int32Array(16);
+
+  /** The fault raised by the last instruction (valid after EXIT_EXCEPTION). */
+  faultVector = -1;
+  faultError = 0;
+  /** CR2 for a page fault. */
+  faultAddress = 0;
+  /** When true SYSCALL leaves run() with EXIT_SYSCALL (user-mode runner); the system issue clears it. */
+  syscallExits = true;
+  /** Instructions retired (also the deterministic time base of RDTSC). */
+  retired = 0;
+  /** IA32_TSC_AUX (RDTSCP's ECX). */
+  tscAux = 0;
+  readonly features: CpuFeatures;
+
+  /** Scratch: high half of the last 64-bit operand read by a helper. */
+  vh = 0;
+  /** Scratch: linear address of the current memory operand (set by readE / eaOf). */
+  ea = 0;
+  readonly insn: Insn = new Insn();
+  readonly decodeFault: DecodeFault = new DecodeFault();
+  readonly tmp: Int32Array = new Int32Array(4);
+
+  constructor(mem: CpuMemory, features: Partial<CpuFeatures> = {}) {
+    this.mem = mem;
+    const buf = new ArrayBuffer(16 * 8);
+    this.lo = new Int32Array(buf, 0, 16);
+    this.hi = new Int32Array(buf, 64, 16);
+    this.features = {
+      fpu: features.fpu ?? false,
+      sse2: features.sse2 ?? true,
+      mmx: features.mmx ?? true,
+      sse: features.sse ?? true,
+      sse3: features.sse3 ?? true,
+      ssse3: features.ssse3 ?? true,
+    };
+  }
+
+  // ---------------------------------------------------------------- faults
+
+  /** Records a CPU exception and returns ST_FAULT (handlers: `return cpu.fault(GP, 0)`). */
+  fault(vector: number, error: number): number {
+    this.faultVector = vector;
+    this.faultError = error;
+    return ST_FAULT;
+  }
+
+  /** Turns a negative memory code for linear address la into a CPU fault. */
+  memFault(code: number, la: number): number {
+    if (la !== la) return this.fault(GP, 0); // non-canonical
+    if (code > MEM_EXIT) {
+      this.faultAddress = this.mem.faultAddress;
+      return this.fault(PF_VEC, MEM_PF_BASE - code);
+    }
+    // MMIO / EPT exits: system issue. Until then an unbacked access is a #GP(0).
+    return this.fault(GP, 0);
+  }
+
+  // ---------------------------------------------------------------- registers
+
+  /** Unsigned value of the low `size` bytes (2, 4, 8) of register r; for 8, hi in this.vh. */
+  getReg(r: number, size: number): number {
+    if (size === 4) return this.lo[r] >>> 0;
+    if (size === 8) {
+      this.vh = this.hi[r];
+      return this.lo[r] >>> 0;
+    }
+    if (size === 2) return this.lo[r] & 0xffff;
+    return this.lo[r] & 0xff;
+  }
+
+  /** Writes register r with x86 merge rules: 32-bit writes zero bits 32..63, 8/16 merge. */
+  setReg(r: number, size: number, lo: number, hi: number): void {
+    if (size === 4) {
+      this.lo[r] = lo;
+      this.hi[r] = 0;
+    } else if (size === 8) {
+      this.lo[r] = lo;
+      this.hi[r] = hi;
+    } else if (size === 2) this.lo[r] = (this.lo[r] & ~0xffff) | (lo & 0xffff);
+    else this.lo[r] = (this.lo[r] & ~0xff) | (lo & 0xff);
+  }
+
+  /** 8-bit register by encoding: without REX, 4..7 are AH, CH, DH, BH. */
+  getReg8(d: Insn, r: number): number {
+    if (d.rex === 0 && r >= 4 && r < 8) return (this.lo[r - 4] >> 8) & 0xff;
+    return this.lo[r] & 0xff;
+  }
+
+  setReg8(d: Insn, r: number, v: number): void {
+    if (d.rex === 0 && r >= 4 && r < 8) this.lo[r - 4] = (this.lo[r - 4] & ~0xff00) | ((v & 0xff) << 8);
+    else this.lo[r] = (this.lo[r] & ~0xff) | (v & 0xff);
+  }
+
+  /** The G operand (ModRM.reg) at the instruction's operand size. */
+  readG(d: Insn): number {
+    return d.osize === 1 ? this.getReg8(d, d.reg) : this.getReg(d.reg, d.osize);
+  }
+
+  writeG(d: Insn, lo: number, hi: number): void {
+    if (d.osize === 1) this.setReg8(d, d.reg, lo);
+    else this.setReg(d.reg, d.osize, lo, hi);
+  }
+
+  // ---------------------------------------------------------------- addressing
+
+  /**
+   * The offset part of the memory operand (before the segment base), at address size: int32
+   * in this.lo-style for 2/4 (masked), and lo with this.vh = hi for 8. Used by LEA and eaOf.
+   */
+  offsetOf(d: Insn): number {
+    if (d.asize === 8) {
+      let lo = d.disp;
+      let hi = d.dispHi;
+      if (d.ripRel) {
+        const s = (lo >>> 0) + ((this.nextRip | 0) >>> 0);
+        hi = (hi + hiOf(this.nextRip) + (s >= TWO32 ? 1 : 0)) | 0;
+        lo = s | 0;
+      }
+      if (d.base >= 0) {
+        const s = (lo >>> 0) + (this.lo[d.base] >>> 0);
+        hi = (hi + this.hi[d.base] + (s >= TWO32 ? 1 : 0)) | 0;
+        lo = s | 0;
+      }
+      if (d.index >= 0) {
+        const sc = d.scale;
+        const il = this.lo[d.index];
+        const ih = sc === 0 ? this.hi[d.index] : (this.hi[d.index] << sc) | (il >>> (32 - sc));
+        const s = (lo >>> 0) + ((il << sc) >>> 0);
+        hi = (hi + ih + (s >= TWO32 ? 1 : 0)) | 0;
+        lo = s | 0;
+      }
+      this.vh = hi;
+      return lo >>> 0;
+    }
+    let off = d.disp;
+    if (d.ripRel) off += this.nextRip | 0;
+    if (d.base >= 0) off += this.lo[d.base];
+    if (d.index >= 0) off += this.lo[d.index] << d.scale;
+    this.vh = 0;
+    return d.asize === 4 ? off >>> 0 : off & 0xffff;
+  }
+
+  /** Linear address of the memory operand (NaN when non-canonical). Also stored in this.ea. */
+  eaOf(d: Insn): number {
+    const off = this.offsetOf(d);
+    let la: number;
+    if (d.csize === 8) {
+      la = d.asize === 8 ? canon(off, this.vh) : off;
+      if (d.seg === FS || d.seg === GS) {
+        la += this.segBase[d.seg];
+        if (!(la >= -MAX_CANON && la < MAX_CANON)) la = NaN;
+      }
+    } else la = (this.segBase[d.seg] + off) >>> 0;
+    this.ea = la;
+    return la;
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  /** Reads size bytes at la: unsigned value (8: lo, hi in this.vh) or -1 after recording a fault. */
+  read(la: number, size: number): number {
+    let v: number;
+    if (size === 4) v = this.mem.read32(la);
+    else if (size === 1) v = this.mem.read8(la);
+    else if (size === 2) v = this.mem.read16(la);
+    else {
+      v = this.mem.read64(la, this.tmp, 0);
+      if (v === 0) {
+        this.vh = this.tmp[1];
+        return this.tmp[0] >>> 0;
+      }
+    }
+    if (v < 0) {
+      this.memFault(v, la);
+      return -1;
+    }
+    return v;
+  }
+
+  /** Writes size bytes at la; returns ST_OK or ST_FAULT. */
+  write(la: number, size: number, lo: number, hi: number): number {
+    let c: number;
+    if (size === 4) c = this.mem.write32(la, lo);
+    else if (size === 1) c = this.mem.write8(la, lo & 0xff);
+    else if (size === 2) c = this.mem.write16(la, lo & 0xffff);
+    else c = this.mem.write64(la, lo, hi);
+    return c === 0 ? ST_OK : this.memFault(c, la);
+  }
+
+  /** Reads the E operand (ModRM.rm) at operand size; -1 on fault. Sets this.ea for memory. */
+  readE(d: Insn): number {
+    if (d.mod === 3) return d.osize === 1 ? this.getReg8(d, d.rm) : this.getReg(d.rm, d.osize);
+    return this.read(this.eaOf(d), d.osize);
+  }
+
+  /** Reads the E operand at an explicit size (MOVZX/MOVSX sources, ...). */
+  readESized(d: Insn, size: number): number {
+    if (d.mod === 3) return size === 1 ? this.getReg8(d, d.rm) : this.getReg(d.rm, size);
+    return this.read(this.eaOf(d), size);
+  }
+
+  /** Writes the E operand at operand size, computing the address. */
+  writeE(d: Insn, lo: number, hi: number): number {
+    if (d.mod === 3) {
+      if (d.osize === 1) this.setReg8(d, d.rm, lo);
+      else this.setReg(d.rm, d.osize, lo, hi);
+      return ST_OK;
+    }
+    return this.write(this.eaOf(d), d.osize, lo, hi);
+  }
+
+  /** Writes back the E operand of a read-modify-write (address from the readE before). */
+  writeBackE(d: Insn, lo: number, hi: number): number {
+    if (d.mod === 3) {
+      if (d.osize === 1) this.setReg8(d, d.rm, lo);
+      else this.setReg(d.rm, d.osize, lo, hi);
+      return ST_OK;
+    }
+    return this.write(this.ea, d.osize, lo, hi);
+  }
+
+  // ---------------------------------------------------------------- stack
+
+  /** Linear address of [rSP + off]; NaN when non-canonical. */
+  stackAddr(off: number): number {
+    if (this.ssize === 8) {
+      const s = (this.lo[RSP] >>> 0) + off;
+      const hi = (this.hi[RSP] + Math.floor(s / TWO32)) | 0;
+      return canon(s | 0, hi);
+    }
+    if (this.ssize === 4) return (this.segBase[SS] + ((this.lo[RSP] + off) >>> 0)) >>> 0;
+    return (this.segBase[SS] + ((this.lo[RSP] + off) & 0xffff)) >>> 0;
+  }
+
+  /** rSP += delta at stack address size. */
+  addSp(delta: number): void {
+    if (this.ssize === 8) {
+      const s = (this.lo[RSP] >>> 0) + delta;
+      this.hi[RSP] = (this.hi[RSP] + Math.floor(s / TWO32)) | 0;
+      this.lo[RSP] = s | 0;
+    } else if (this.ssize === 4) this.lo[RSP] = (this.lo[RSP] + delta) | 0;
+    else this.lo[RSP] = (this.lo[RSP] & ~0xffff) | ((this.lo[RSP] + delta) & 0xffff);
+  }
+
+  /** Pushes size bytes; commits rSP only after the write succeeded. */
+  push(size: number, lo: number, hi: number): number {
+    const la = this.stackAddr(-size);
+    const st = this.write(la, size, lo, hi);
+    if (st !== ST_OK) return st;
+    this.addSp(-size);
+    return ST_OK;
+  }
+
+  /** Pops size bytes: the value (8: hi in this.vh) or -1 on fault (rSP unchanged then). */
+  pop(size: number): number {
+    const v = this.read(this.stackAddr(0), size);
+    if (v < 0) return -1;
+    this.addSp(size);
+    return v;
+  }
+
+  // ---------------------------------------------------------------- flags
+
+  /** Records a lazily evaluated arithmetic result (values unsigned, masked to size). */
+  setLazy(opKind: number, size: number, res: number, resH: number, a: number, aH: number, b: number, bH: number): void {
+    this.lzOp = opKind;
+    this.lzSize = size;
+    this.lzRes = res;
+    this.lzResH = resH;
+    this.lzA = a;
+    this.lzAH = aH;
+    this.lzB = b;
+    this.lzBH = bH;
+    this.lzMask = ARITH_FLAGS;
+  }
+
+  /** Only SF/ZF/PF lazy from `res`; the caller has put CF/OF/AF into flags. */
+  setLazyRes(size: number, res: number, resH: number): void {
+    this.lzOp = LZ_RES;
+    this.lzSize = size;
+    this.lzRes = res;
+    this.lzResH = resH;
+    this.lzMask = SF | ZF | PF;
+  }
+
+  private lzSign(x: number, xh: number): number {
+    return this.lzSize === 8 ? xh >>> 31 : (x >>> (this.lzSize * 8 - 1)) & 1;
+  }
+
+  /** CF as 0/1. */
+  cf(): number {
+    if ((this.lzMask & CF) === 0) return this.flags & CF;
+    switch (this.lzOp) {
+      case LZ_ADD:
+        return this.lzResH < this.lzAH || (this.lzResH === this.lzAH && this.lzRes < this.lzA) ? 1 : 0;
+      case LZ_ADC1:
+        return this.lzResH < this.lzAH || (this.lzResH === this.lzAH && this.lzRes <= this.lzA) ? 1 : 0;
+      case LZ_SUB:
+        return this.lzAH < this.lzBH || (this.lzAH === this.lzBH && this.lzA < this.lzB) ? 1 : 0;
+      case LZ_SBB1:
+        return this.lzAH < this.lzBH || (this.lzAH === this.lzBH && this.lzA <= this.lzB) ? 1 : 0;
+      default:
+        return 0;
+    }
+  }
+
+  zf(): number {
+    if ((this.lzMask & ZF) === 0) return (this.flags >> 6) & 1;
+    return this.lzRes === 0 && this.lzResH === 0 ? 1 : 0;
+  }
+
+  sf(): number {
+    if ((this.lzMask & SF) === 0) return (this.flags >> 7) & 1;
+    return this.lzSign(this.lzRes, this.lzResH);
+  }
+
+  pf(): number {
+    if ((this.lzMask & PF) === 0) return (this.flags >> 2) & 1;
+    return PARITY[this.lzRes & 0xff] >> 2;
+  }
+
+  af(): number {
+    if ((this.lzMask & AF) === 0) return (this.flags >> 4) & 1;
+    return this.lzOp <= LZ_SBB1 ? ((this.lzA ^ this.lzB ^ this.lzRes) >>> 4) & 1 : 0;
+  }
+
+  of(): number {
+    if ((this.lzMask & OF) === 0) return (this.flags >> 11) & 1;
+    switch (this.lzOp) {
+      case LZ_ADD:
+      case LZ_ADC1:
+        return this.lzSign((this.lzA ^ this.lzRes) & (this.lzB ^ this.lzRes), (this.lzAH ^ this.lzResH) & (this.lzBH ^ this.lzResH));
+      case LZ_SUB:
+      case LZ_SBB1:
+        return this.lzSign((this.lzA ^ this.lzB) & (this.lzA ^ this.lzRes), (this.lzAH ^ this.lzBH) & (this.lzAH ^ this.lzResH));
+      default:
+        return 0;
+    }
+  }
+
+  /** The full EFLAGS value (lazy flags evaluated; nothing cached is changed). */
+  getFlags(): number {
+    if (this.lzMask === 0) return this.flags;
+    const m = this.lzMask;
+    let f = this.flags & ~m;
+    if (m & CF) f |= this.cf();
+    if (m & PF) f |= this.pf() << 2;
+    if (m & AF) f |= this.af() << 4;
+    if (m & ZF) f |= this.zf() << 6;
+    if (m & SF) f |= this.sf() << 7;
+    if (m & OF) f |= this.of() << 11;
+    return f;
+  }
+
+  /** Sets EFLAGS outright (bit 1 forced to 1); lazy state dropped. */
+  setFlags(v: number): void {
+    this.flags = (v | 2) >>> 0;
+    this.lzMask = 0;
+  }
+
+  /** Evaluates the lazy flags into `flags` and returns them (before changing some flags eagerly). */
+  settleFlags(): number {
+    const f = this.getFlags();
+    this.flags = f;
+    this.lzMask = 0;
+    return f;
+  }
+
+  /** Condition code cc (0..15, the low nibble of Jcc/SETcc/CMOVcc) as a boolean. */
+  cond(cc: number): boolean {
+    let r: number;
+    switch (cc >> 1) {
+      case 0: r = this.of(); break;
+      case 1: r = this.cf(); break;
+      case 2: r = this.zf(); break;
+      case 3: r = this.cf() | this.zf(); break;
+      case 4: r = this.sf(); break;
+      case 5: r = this.pf(); break;
+      case 6: r = this.sf() ^ this.of(); break;
+      default: r = this.zf() | (this.sf() ^ this.of());
+    }
+    return (r ^ (cc & 1)) !== 0;
+  }
+
+  // ---------------------------------------------------------------- control transfer
+
+  /** Sets nextRip to a branch target, truncated to the operand size; #GP if non-canonical. */
+  branch(target: number, osize: number): number {
+    if (osize === 8 || this.csize === 8) {
+      if (osize === 2) target = ((target % 65536) + 65536) % 65536;
+      else if (osize === 4) target = target >>> 0;
+      if (!(target >= -MAX_CANON && target < MAX_CANON)) return this.fault(GP, 0);
+      this.nextRip = target;
+      return ST_OK;
+    }
+    target = osize === 2 ? target & 0xffff : target >>> 0;
+    if (target > this.segLimit[CS]) return this.fault(GP, 0);
+    this.nextRip = target;
+    return ST_OK;
+  }
+
+  // ---------------------------------------------------------------- run loop
+
+  /**
+   * Executes up to `budget` instructions and returns an exit reason (EXIT_*). On
+   * EXIT_EXCEPTION the state is that before the faulting instruction, with faultVector,
+   * faultError and faultAddress set. On EXIT_SYSCALL / EXIT_HLT RIP points past the instruction.
+   */
+  run(budget: number): number {
+    const d = this.insn;
+    const mem = this.mem;
+    const df = this.decodeFault;
+    while (budget > 0) {
+      const rip = this.rip;
+      const csize = this.csize;
+      const la = csize === 8 ? rip : (this.segBase[CS] + rip) >>> 0;
+      if (decode(mem, la, csize, d, df) !== ST_OK) {
+        if (df.vector >= 0) this.fault(df.vector, 0);
+        else this.memFault(df.memCode, la);
+        return EXIT_EXCEPTION;
+      }
+      const n = rip + d.len;
+      this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
+      const st = OP_EXEC[d.op](this, d);
+      if (st === ST_OK) {
+        this.rip = this.nextRip;
+        this.retired++;
+        budget--;
+        continue;
+      }
+      switch (st) {
+        case ST_AGAIN:
+          budget--;
+          continue;
+        case ST_SYSCALL:
+          this.rip = this.nextRip;
+          this.retired++;
+          return EXIT_SYSCALL;
+        case ST_HLT:
+          this.rip = this.nextRip;
+          this.retired++;
+          return EXIT_HLT;
+        case ST_SOFTINT:
+          this.rip = this.nextRip;
+          this.retired++;
+          return EXIT_SOFTINT;
+        default:
+          return EXIT_EXCEPTION;
+      }
+    }
+    return EXIT_BUDGET;
+  }
+
+  /** Executes one instruction (run(1)). */
+  step(): number {
+    return this.run(1);
+  }
+
+  /** RIP etc. helpers for embedders: register r as a number (exact below 2^53). */
+  regNumber(r: number): number {
+    return this.hi[r] * TWO32 + (this.lo[r] >>> 0);
+  }
+
+  /** Sets register r from a safe integer (negative values sign-extend). */
+  setRegNumber(r: number, v: number): void {
+    this.lo[r] = v | 0;
+    this.hi[r] = hiOf(v);
+  }
+}
