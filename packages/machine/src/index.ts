@@ -4,3 +4,5 @@ export { buildCpio, busyboxInitramfs, initScript, type CpioEntry, type InitOptio
 export * from './layout';
 export * from './acpi/index';
 export * from './boot/index';
+export * from './bus/index';
+export * from './devices/index';
