@@ -1,2 +1,3 @@
-// @ringzero/balloon-ksm: skeleton. The package's issue fills in its public surface here.
-export {};
+// @ringzero/balloon-ksm: memory overcommit (virtio-balloon and kernel samepage merging).
+export * from './balloon';
+export { type Scheduler, RealScheduler, ManualScheduler } from './clock';
