@@ -1,7 +1,7 @@
 // KSM on mmu-ept address spaces: merging, copy-on-write, zero pages, chains, knobs, counters.
 import { ACC_SR, ACC_SW, AddressSpace, HostMemory, Mmu, ZERO_FRAME } from '@ringzero/mmu-ept';
 import { describe, expect, it } from 'vitest';
-import { KSM_DEFAULTS, Ksm, KsmKnobError, ManualScheduler } from './index';
+import { Ksm, KsmKnobError, ManualScheduler, type KsmKnobs } from './index';
 
 const PAGE = 4096;
 
@@ -23,7 +23,7 @@ function fill(space: AddressSpace, page: number, seed: number): void {
   if (seed === 0) expect(space.frameAt(page * PAGE)).not.toBe(ZERO_FRAME);
 }
 
-function ksmOver(spaces: AddressSpace[], pages: number, knobs: Partial<typeof KSM_DEFAULTS> = {}) {
+function ksmOver(spaces: AddressSpace[], pages: number, knobs: Partial<KsmKnobs> = {}) {
   const ksm = new Ksm({ scheduler: new ManualScheduler(), knobs });
   spaces.forEach((s, i) => ksm.register(s, 0, pages * PAGE, `vm${i}`));
   return ksm;
