@@ -263,7 +263,9 @@ describe('hostile guests', () => {
               if (q.inflate) model.add(p);
               else model.delete(p);
             }
-            for (const p of q.pfns) if (q.inflate && p < RAM / 4096) expect(r.space.frameAt(p * 4096)).toBe(ZERO_FRAME);
+            // Pages below 1 MiB hold this driver's rings: a guest that balloons them gets them
+            // back as zero pages, which the device's next ring write re-populates.
+            for (const p of q.pfns) if (q.inflate && p < RAM / 4096 && p >= 256) expect(r.space.frameAt(p * 4096)).toBe(ZERO_FRAME);
           }
           expect(r.balloon.counters.inflatedPages).toBe(model.size);
           for (const p of model) expect(r.balloon.isInflated(p)).toBe(true);

@@ -630,7 +630,8 @@ export class Ksm {
         break;
       }
       if (this.nCount[n] >= max || (best !== NIL && this.nCount[n] <= this.nCount[best])) continue;
-      if (samePage(words, at, host.u32[nf >>> host.chunkShift], host.byteIndex(nf) >>> 2)) best = n;
+      // A lone node under this checksum needs no comparison here: mergeWith compares the bytes.
+      if ((n === head && this.nNext[n] === NIL) || samePage(words, at, host.u32[nf >>> host.chunkShift], host.byteIndex(nf) >>> 2)) best = n;
     }
     if (best === NIL) return false;
     const n = best;
