@@ -1,3 +1,4 @@
+import { mergeConfig } from 'vitest/config';
 import { sharedConfig } from '../../vitest.shared';
 
-export default sharedConfig;
+export default mergeConfig(sharedConfig, { test: { globalSetup: ['./test/global-setup.ts'] } });

@@ -12,7 +12,7 @@
  * module does when it runs as root; otherwise it says what to run.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildCpio, busyboxInitramfs, type InitOptions } from '../initramfs';
@@ -161,19 +161,24 @@ export interface PrepareOptions {
 export function prepareGuest(options: PrepareOptions = {}): Guest {
   const arch = options.arch ?? 'amd64';
   const log = options.log ?? ((): void => {});
-  const dir = join(options.cacheDir ?? defaultCacheDir(), arch);
+  const cache = options.cacheDir ?? defaultCacheDir();
+  const dir = join(cache, arch);
   const manifest = join(dir, 'guest.json');
-  if (!options.refresh && existsSync(manifest)) {
-    const g = JSON.parse(readFileSync(manifest, 'utf8')) as Guest;
-    if ([g.kernel, g.busybox, g.initramfs, ...g.modules].every((f) => existsSync(f))) return g;
+  if (!options.refresh) {
+    const cached = readManifest(manifest);
+    if (cached) return cached;
   }
   for (const tool of ['apt-get', 'dpkg-deb', 'dpkg']) {
     if (spawnSync(tool, ['--version']).error) throw new GuestFixtureError(`${tool} not found. ${NO_APT}`);
   }
   ensureForeignArch(arch);
-  mkdirSync(dir, { recursive: true });
-  const work = mkdtempSync(join(dir, '.work-'));
+  mkdirSync(cache, { recursive: true });
+  // Everything is built in a private folder and moved into place with one rename, so several
+  // processes (parallel test workers) preparing the same guest never see a half-made one.
+  const work = mkdtempSync(join(cache, `.work-${arch}-`));
   try {
+    const out = join(work, 'out');
+    mkdirSync(out);
     const meta = arch === 'amd64' ? 'linux-image-amd64' : 'linux-image-686:i386';
     log(`downloading ${meta}`);
     const metaDeb = download(meta, work);
@@ -192,10 +197,8 @@ export function prepareGuest(options: PrepareOptions = {}): Guest {
     run('dpkg-deb', ['-x', kernelDeb, root]);
     run('dpkg-deb', ['-x', bbDeb, root]);
 
-    const kernel = join(dir, 'vmlinuz');
-    copyFileSync(join(root, 'boot', `vmlinuz-${kernelVersion}`), kernel);
-    const busybox = join(dir, 'busybox');
-    copyFileSync(join(root, 'bin', 'busybox'), busybox);
+    copyFileSync(join(root, 'boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinuz'));
+    copyFileSync(join(root, 'bin', 'busybox'), join(out, 'busybox'));
 
     const modulesDir = join(root, 'lib', 'modules', kernelVersion);
     const builtinFile = join(modulesDir, 'modules.builtin');
@@ -205,26 +208,48 @@ export function prepareGuest(options: PrepareOptions = {}): Guest {
         : [],
     );
     const order = moduleLoadOrder(modulesDir, VIRTIO_MODULES, builtin);
-    const outMods = join(dir, 'modules');
-    rmSync(outMods, { recursive: true, force: true });
-    mkdirSync(outMods);
-    const modules: string[] = [];
+    mkdirSync(join(out, 'modules'));
     for (const m of order) {
       if (!m.rel.endsWith('.ko')) throw new GuestFixtureError(`module ${m.rel} is compressed; only plain .ko is supported`);
-      const dst = join(outMods, `${m.name}.ko`);
-      copyFileSync(join(modulesDir, m.rel), dst);
-      modules.push(dst);
+      copyFileSync(join(modulesDir, m.rel), join(out, 'modules', `${m.name}.ko`));
     }
-    const guestBase = { arch, kernelPackage, kernelVersion, busyboxVersion, dir, kernel, busybox, modules };
-    const initramfs = writeInitramfs({ ...guestBase, initramfs: '' }, join(dir, 'initramfs.cpio.gz'), {
-      script: 'echo "ringzero-guest: ready"',
-    });
-    const guest: Guest = { ...guestBase, initramfs };
-    writeFileSync(manifest, JSON.stringify(guest, null, 2) + '\n');
+    // Paths as they will be once `out` becomes `dir`.
+    const guest: Guest = {
+      arch, kernelPackage, kernelVersion, busyboxVersion, dir,
+      kernel: join(dir, 'vmlinuz'),
+      busybox: join(dir, 'busybox'),
+      modules: order.map((m) => join(dir, 'modules', `${m.name}.ko`)),
+      initramfs: join(dir, 'initramfs.cpio.gz'),
+    };
+    const staged: Guest = { ...guest, busybox: join(out, 'busybox'), modules: order.map((m) => join(out, 'modules', `${m.name}.ko`)) };
+    writeInitramfs(staged, join(out, 'initramfs.cpio.gz'), { script: 'echo "ringzero-guest: ready"' });
+    writeFileSync(join(out, 'guest.json'), JSON.stringify(guest, null, 2) + '\n');
+    if (!options.refresh) {
+      const winner = readManifest(manifest);
+      if (winner) return winner; // another process finished first: keep its guest in place
+    }
+    if (existsSync(dir)) renameSync(dir, join(work, 'old'));
+    try {
+      renameSync(out, dir);
+    } catch (err) {
+      const winner = readManifest(manifest);
+      if (winner) return winner; // another process finished first
+      throw err;
+    }
     log(`${arch} guest ready in ${dir}`);
     return guest;
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function readManifest(manifest: string): Guest | null {
+  if (!existsSync(manifest)) return null;
+  try {
+    const g = JSON.parse(readFileSync(manifest, 'utf8')) as Guest;
+    return [g.kernel, g.busybox, g.initramfs, ...g.modules].every((f) => existsSync(f)) ? g : null;
+  } catch {
+    return null;
   }
 }
 
