@@ -108,6 +108,17 @@ export class PagedMemory implements CpuMemory {
     return d == null ? this.fault() : d[la & (PAGE - 1)];
   }
 
+  fetchBytes(la: number, dst: Uint8Array, n: number): number {
+    let i = 0;
+    while (i < n) {
+      const d = this.page(la + i, PROT_EXEC);
+      if (d == null) return i;
+      let o = (la + i) & (PAGE - 1);
+      while (i < n && o < PAGE) dst[i++] = d[o++];
+    }
+    return i;
+  }
+
   read8(la: number): number {
     const d = this.page(la, PROT_READ);
     return d == null ? this.fault() : d[la & (PAGE - 1)];
