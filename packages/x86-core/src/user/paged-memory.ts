@@ -214,7 +214,9 @@ export class PagedMemory implements CpuMemory {
 
   /** A write crossing a page: both pages are checked before any byte is written. */
   private writeSplit(la: number, lo: number, hi: number, n: number): number {
-    if (this.page(la, PROT_WRITE) == null || this.page(la + n - 1, PROT_WRITE) == null) return this.fault();
+    // CR2 is the first faulting byte: la itself, or the start of the second page.
+    const second = Math.floor((la + n - 1) / PAGE) * PAGE;
+    if (this.page(la, PROT_WRITE) == null || this.page(second, PROT_WRITE) == null) return this.fault();
     for (let i = 0; i < n; i++) {
       const b = i < 4 ? lo >>> (8 * i) : hi >>> (8 * (i - 4));
       this.write8(la + i, b & 0xff);
