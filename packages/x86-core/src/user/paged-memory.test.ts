@@ -58,3 +58,27 @@ describe('PagedMemory', () => {
     expect(cpu.faultAddress).toBe(0x2000);
   });
 });
+
+describe('decode cache', () => {
+  it('sees self-modifying code on the same page (cache on and off agree)', () => {
+    // 1000: mov al, 0x11 ; cmp al, 0x42 ; je 100f ; mov byte [rip - 12], 0x42 (patches 1001) ;
+    // jmp 1000 ; 100f: ud2. The first pass caches "mov al, 0x11"; the store must invalidate it.
+    const code = Uint8Array.of(0xb0, 0x11, 0x3c, 0x42, 0x74, 0x09, 0xc6, 0x05, 0xf4, 0xff, 0xff, 0xff, 0x42, 0xeb, 0xf1, 0x0f, 0x0b);
+    for (const cache of [true, false]) {
+      const m = new PagedMemory();
+      m.map(0x1000, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC);
+      m.poke(0x1000, code);
+      const cpu = new Cpu(m);
+      cpu.decodeCache = cache;
+      cpu.rip = 0x1000;
+      expect(cpu.run(100)).toBe(EXIT_EXCEPTION);
+      expect(cpu.rip).toBe(0x100f);
+      expect(cpu.lo[0] & 0xff).toBe(0x42);
+      expect(cpu.retired).toBe(8);
+      m.poke(0x1001, Uint8Array.of(0x42 ^ 0xff)); // a host-side patch (loader) invalidates too
+      cpu.rip = 0x1000;
+      cpu.run(1);
+      expect(cpu.lo[0] & 0xff).toBe(0xbd);
+    }
+  });
+});

@@ -16,6 +16,8 @@ const TLB = 256;
 interface Page {
   data: Uint8Array;
   prot: number;
+  /** The CPU caches decoded instructions from this page: writes bump codeWrites. */
+  code: boolean;
 }
 
 export class PagedMemory implements CpuMemory {
@@ -49,7 +51,7 @@ export class PagedMemory implements CpuMemory {
       const pg = this.pages.get(p);
       if (pg) pg.prot = prot;
       else {
-        this.pages.set(p, { data: new Uint8Array(PAGE), prot });
+        this.pages.set(p, { data: new Uint8Array(PAGE), prot, code: false });
         this.mapped += PAGE;
       }
     }
@@ -79,6 +81,22 @@ export class PagedMemory implements CpuMemory {
 
   private flush(): void {
     this.tlbTag.fill(-1);
+    this.codeWrites++;
+  }
+
+  /** Incremented by every write to a page marked as code and by every mapping change. */
+  codeWrites = 0;
+
+  markCode(la: number): boolean {
+    const pn = Math.floor(la / PAGE);
+    const pg = pn === pn ? this.pages.get(pn) : undefined;
+    if (pg === undefined) return false;
+    if (!pg.code) {
+      pg.code = true;
+      const i = pn & (TLB - 1);
+      if (this.tlbTag[i] === pn) this.tlbTag[i] = -1; // re-fill without the write shortcut
+    }
+    return true;
   }
 
   /** The page array for la with access `need` (PROT_*), or null after recording the fault. */
@@ -92,9 +110,11 @@ export class PagedMemory implements CpuMemory {
       this.lastError = (pg ? PFEC_P : 0) | PFEC_U | (need & PROT_WRITE ? PFEC_W : 0) | (need & PROT_EXEC ? PFEC_I : 0);
       return null;
     }
+    if (pg.code && need & PROT_WRITE) this.codeWrites++;
     this.tlbTag[i] = pn;
     this.tlbData[i] = pg.data;
-    this.tlbProt[i] = pg.prot;
+    // Code pages are cached without write permission so every write comes back here.
+    this.tlbProt[i] = pg.code ? pg.prot & ~PROT_WRITE : pg.prot;
     return pg.data;
   }
   private lastError = 0;
@@ -226,6 +246,7 @@ export class PagedMemory implements CpuMemory {
 
   /** Copies bytes in, ignoring permissions (loader/kernel side); false if a page is unmapped. */
   poke(addr: number, src: Uint8Array): boolean {
+    this.codeWrites++;
     for (let i = 0; i < src.length; ) {
       const pg = this.pages.get(Math.floor((addr + i) / PAGE));
       if (!pg) return false;
