@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cpu } from '../cpu';
 import { PagedMemory, PROT_EXEC, PROT_READ, PROT_WRITE } from '../user/paged-memory';
-import { BP, DB, DE, EXIT_EXCEPTION, EXIT_SOFTINT, GP, PF_VEC, SS_VEC, UD, NP } from '../constants';
+import { BP, BR, DB, DE, EXIT_EXCEPTION, EXIT_SOFTINT, GP, PF_VEC, SS_VEC, UD, NP } from '../constants';
 import { OPS } from '../optable';
 import { CODE_ADDR, DATA_ADDR, DATA_LEN, NativeHarness, nativeUnavailable, type NativeResult } from './native';
 import { tableCases, templateCases, type GenCase } from './gen';
@@ -15,7 +15,7 @@ import { tableCases, templateCases, type GenCase } from './gen';
 const SEED = Number(process.env.RZ_DIFF_SEED ?? 20261121);
 const PER_FORM = Number(process.env.RZ_DIFF_CASES ?? 6);
 
-const SIG_OF_VECTOR: Record<number, number> = { [DE]: 8, [UD]: 4, [GP]: 11, [PF_VEC]: 11, [SS_VEC]: 7, [NP]: 11, [BP]: 5, [DB]: 5 };
+const SIG_OF_VECTOR: Record<number, number> = { [DE]: 8, [UD]: 4, [GP]: 11, [PF_VEC]: 11, [SS_VEC]: 7, [NP]: 11, [BP]: 5, [DB]: 5, [BR]: 11 };
 
 interface EmuResult {
   signal: number;

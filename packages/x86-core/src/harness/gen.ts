@@ -360,6 +360,18 @@ export function templateCases(seed: number, perTemplate: number): GenCase[] {
   for (const b of ['daa', 'das', 'aaa', 'aas']) {
     add(b, 32, () => `${b}`, ARITH_FLAGS & ~(b.startsWith('aa') ? 0x8c4 : 0x800) | DF);
   }
+  add('bound', 32, (st) => {
+    // [ebp + 16] holds lower/upper bounds; the index register is near them half of the time.
+    const dv = new DataView(st.data.buffer);
+    const lower = (rng.u32() | 0) >> rng.int(24);
+    const upper = lower + rng.int(1000);
+    dv.setInt32(16, lower, true);
+    dv.setInt32(20, upper, true);
+    dv.setInt16(24, lower, true);
+    dv.setInt16(26, upper, true);
+    if (rng.int(2)) st.regs[2] = (lower + rng.int(1200) - 100) >>> 0;
+    return rng.int(2) ? 'bound ecx, [ebp + 16]' : 'bound cx, [ebp + 24]';
+  });
   add('aam/aad', 32, () => `aam ${rng.int(4) === 0 ? 0 : rng.int(256)}\naad ${rng.int(256)}`, 0xc4 | DF);
   return out;
 }
