@@ -345,6 +345,11 @@ export function templateCases(seed: number, perTemplate: number): GenCase[] {
       const addr32 = mode === 64 ? `[${b.startsWith('r') && /\d/.test(b) ? b + 'd' : b.replace('r', 'e')} + ${i.startsWith('r') && /\d/.test(i) ? i + 'd' : i.replace('r', 'e')}*${sc} + ${d}]` : '[bx + si + 0x12]';
       return `lea ${dst}, [${b} + ${i}*${sc} + ${d}]\nlea ${mode === 64 ? 'rcx' : 'ecx'}, ${addr32}`;
     });
+    add('mov moffs', mode, () =>
+      mode === 64
+        ? `mov rax, [qword ${DATA_ADDR + 8}]\nmov [qword ${DATA_ADDR + 40}], al\nmov ax, [qword ${DATA_ADDR + 20}]\nmov [qword ${DATA_ADDR + 50}], eax\nmov al, [qword ${DATA_ADDR + 3}]`
+        : `mov eax, [${DATA_ADDR + 8}]\nmov [${DATA_ADDR + 40}], al\nmov ax, [${DATA_ADDR + 20}]\nmov [${DATA_ADDR + 50}], eax\nmov al, [${DATA_ADDR + 3}]`,
+    );
     add('xlat', mode, (st) => {
       st.regs[6] = DATA_ADDR + rng.int(256);
       st.regs[7] = 0;
