@@ -124,6 +124,19 @@ describe.skipIf(why != null)('differential: emulator vs host CPU', () => {
     expect(failures.slice(0, 25).join('\n'), `${failures.length} mismatches (seed ${SEED})`).toBe('');
   });
 
+  it('captures x87/SSE state (FXSAVE image) for the x87 and SSE groups', () => {
+    const [code] = h.assemble(['pcmpeqd xmm1, xmm1\nfld1\nfldpi'], 64);
+    const regs = new Uint32Array(32);
+    regs[8] = DATA_ADDR + 0x1f0;
+    const [r] = h.run([{ mode: 64, code, regs, rflags: 0x202, data: new Uint8Array(DATA_LEN) }]);
+    expect(r.signal).toBe(0);
+    expect(Array.from(r.fx.subarray(160 + 16, 160 + 32))).toEqual(new Array(16).fill(0xff)); // XMM1
+    expect(r.fx[0] | (r.fx[1] << 8)).toBe(0x037f); // FCW
+    expect(((r.fx[2] | (r.fx[3] << 8)) >> 11) & 7).toBe(6); // TOP after two loads
+    // ST0 = pi as an 80-bit extended: mantissa 0xc90fdaa22168c235, exponent 0x4000
+    expect(Buffer.from(r.fx.subarray(32, 42)).toString('hex')).toBe('35c26821a2da0fc90040');
+  });
+
   it(`templates (control flow, stack, strings, LEA, BCD...) agree with the host`, () => {
     const cases = templateCases(SEED, Math.max(2, Math.ceil(PER_FORM / 2)));
     const { failures } = runAll(cases);
