@@ -84,6 +84,14 @@ export interface CpuFeatures {
   fpu: boolean;
   /** SSE/SSE2 (and MMX, FXSR) implemented and advertised. Set by the SSE group when complete. */
   sse2: boolean;
+  /** MMX (CPUID.1:EDX.MMX). Set by the SSE group when complete. */
+  mmx: boolean;
+  /** SSE (CPUID.1:EDX.SSE, and FXSR). Set by the SSE group when complete. */
+  sse: boolean;
+  /** SSE3 (CPUID.1:ECX.SSE3). Set by the SSE group when complete. */
+  sse3: boolean;
+  /** SSSE3 (CPUID.1:ECX.SSSE3). Set by the SSE group when complete. */
+  ssse3: boolean;
 }
 
 export class Cpu {
@@ -122,6 +130,13 @@ export class Cpu {
   /** SSE: XMM0-15 as 4 x uint32 each (xmm[r * 4 + i]); MXCSR. Owned by src/sse. */
   readonly xmm: Uint32Array = new Uint32Array(16 * 4);
   mxcsr = 0x1f80;
+  /**
+   * CR0 and CR4 as the SSE/MMX/x87 groups read them (CR0.EM/TS/MP/NE, CR4.OSFXSR/OSXMMEXCPT);
+   * the system issue owns writes. Defaults: what Linux sets for user mode (PE MP ET NE WP AM PG;
+   * PAE PGE OSFXSR OSXMMEXCPT).
+   */
+  cr0 = 0x80050033;
+  cr4 = 0x6a0;
   /** x87: physical registers R0-R7 as doubles, tag word, control/status words, TOP. Owned by src/x87. */
   readonly fpr: Float64Array = new Float64Array(8);
   /** Extra precision slot per register (x87 group decides: e.g. low mantissa bits). */
@@ -159,7 +174,14 @@ export class Cpu {
     const buf = new ArrayBuffer(16 * 8);
     this.lo = new Int32Array(buf, 0, 16);
     this.hi = new Int32Array(buf, 64, 16);
-    this.features = { fpu: features.fpu ?? false, sse2: features.sse2 ?? false };
+    this.features = {
+      fpu: features.fpu ?? false,
+      sse2: features.sse2 ?? false,
+      mmx: features.mmx ?? false,
+      sse: features.sse ?? false,
+      sse3: features.sse3 ?? false,
+      ssse3: features.ssse3 ?? false,
+    };
   }
 
   // ---------------------------------------------------------------- faults

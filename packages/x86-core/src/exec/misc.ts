@@ -99,10 +99,12 @@ export function cpuidLeaf(cpu: Cpu, leaf: number, _sub: number, out: Int32Array)
     case 1:
       out[0] = 0x00000611; // family 6, model 1, stepping 1
       out[1] = 0x00010800; // CLFLUSH line 8 * 8 bytes, 1 logical processor, APIC ID 0
-      // ECX: CX16 (13), MOVBE (22), POPCNT (23)
-      out[2] = (1 << 13) | (1 << 22) | (1 << 23);
-      // EDX: TSC (4), CX8 (8), CMOV (15), CLFSH (19); FPU (0) with x87; MMX FXSR SSE SSE2 with SSE
-      out[3] = (1 << 4) | (1 << 8) | (1 << 15) | (1 << 19) | (f.fpu ? 1 : 0) | (f.sse2 ? (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26) : 0);
+      // ECX: SSE3 (0), SSSE3 (9), CX16 (13), MOVBE (22), POPCNT (23)
+      out[2] = (1 << 13) | (1 << 22) | (1 << 23) | (f.sse3 ? 1 : 0) | (f.ssse3 ? 1 << 9 : 0);
+      // EDX: TSC (4), CX8 (8), CMOV (15), CLFSH (19); FPU (0) with x87; MMX (23), FXSR (24) and
+      // SSE (25) with SSE, SSE2 (26)
+      out[3] =
+        (1 << 4) | (1 << 8) | (1 << 15) | (1 << 19) | (f.fpu ? 1 : 0) | (f.mmx ? 1 << 23 : 0) | (f.sse ? (1 << 24) | (1 << 25) : 0) | (f.sse2 ? 1 << 26 : 0);
       break;
     case 0x80000000:
       out[0] = 0x80000008 | 0;
