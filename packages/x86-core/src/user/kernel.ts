@@ -118,6 +118,8 @@ export interface KernelOptions {
   captureStderr?: boolean;
   /** Absolute host path of the program (what /proc/self/exe reads as). */
   exePath: string;
+  /** Initial working directory (default: the host process's). */
+  cwd?: string;
   /** Log unimplemented calls (debug) or every call (strace) through `log`. */
   debug?: boolean;
   strace?: boolean;
@@ -258,7 +260,7 @@ export class LinuxKernel {
     this.debug = options.debug ?? false;
     this.strace = options.strace ?? false;
     this.log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
-    this.cwd = Buffer.from(process.cwd());
+    this.cwd = Buffer.from(options.cwd ?? process.cwd());
     this.pid = process.pid;
     // fd 0
     if (options.stdin) {

@@ -49,6 +49,8 @@ export interface UserRunOptions {
   argv?: readonly string[];
   /** The environment as "NAME=value" strings; default: the host's environment. */
   env?: readonly string[];
+  /** Initial working directory (default: the host process's). */
+  cwd?: string;
   /** Bytes for fd 0; default: the host's stdin. */
   stdin?: Uint8Array;
   /** Collect fd 1 / fd 2 in the result instead of writing to the host's. */
@@ -138,6 +140,7 @@ export function createProcess(opts: UserRunOptions): { cpu: Cpu; mem: UserMemory
   cpu.segSel[SS] = 0x2b;
   const kernel = new LinuxKernel(mem, {
     exePath: path.resolve(opts.program),
+    ...(opts.cwd ? { cwd: path.resolve(opts.cwd) } : {}),
     ...(opts.stdin ? { stdin: opts.stdin } : {}),
     captureStdout: opts.captureStdout ?? false,
     captureStderr: opts.captureStderr ?? false,
@@ -201,7 +204,7 @@ export function runProcess(cpu: Cpu, mem: UserMemory, kernel: LinuxKernel, maxIn
       case EXIT_EXCEPTION: {
         const s = exceptionSignal(cpu, mem);
         if (!s) {
-          const len = cpu.insn.len > 0 ? cpu.insn.len : 15;
+          const len = 12;
           return result('unimplemented', UNIMPLEMENTED_STATUS, 0, `unimplemented instruction at RIP ${hex(cpu.rip)}: ${bytesAt(mem, cpu.rip, len)} (#UD)`);
         }
         kernel.raise(s.sig, s.why, true); // a synchronous fault cannot be ignored
