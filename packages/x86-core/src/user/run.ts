@@ -29,9 +29,9 @@ import {
   UD,
   XM,
 } from '../constants';
-import { Cpu, type CpuFeatures } from '../cpu';
-import { cpuidLeaf } from '../exec/misc';
-import { PFEC_I, PFEC_P, PFEC_W } from '../memory';
+// The CPU comes in through the package entry so that a bundle orders the CPU's modules (which
+// import each other) exactly as the entry does.
+import { Cpu, cpuidLeaf, PFEC_I, PFEC_P, PFEC_W, type CpuFeatures } from '../index';
 import { loadElf, parseElf, setupStack } from './elf';
 import { LinuxKernel } from './kernel';
 import { ENOSYS, SIGBUS, SIGFPE, SIGILL, SIGNAL_NAMES, SIGSEGV, SIGTRAP } from './linux';
