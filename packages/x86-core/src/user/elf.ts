@@ -1,7 +1,7 @@
 /**
- * ELF64 loading for the user-mode runner: parse and validate the header and program headers of
- * a statically linked x86-64 Linux executable (ET_EXEC, or ET_DYN without PT_INTERP, i.e.
- * static-pie), map its PT_LOAD segments into a UserMemory, and build the initial stack
+ * ELF loading for the user-mode runner: parse and validate the header and program headers of
+ * a statically linked x86-64 (ELF64) or i386 (ELF32) Linux executable (ET_EXEC, or ET_DYN
+ * without PT_INTERP, i.e. static-pie), map its PT_LOAD segments into a UserMemory, and build the initial stack
  * (argc, argv, envp, auxv) the way Linux's binfmt_elf does.
  *
  * The file is untrusted: every offset and size is checked, and a bad file ends in an
@@ -26,8 +26,12 @@ const EM_386 = 3;
 
 /** Load address of a position-independent (ET_DYN) program, as Linux without ASLR picks it. */
 export const PIE_BASE = 0x5555_5555_4000;
+/** The same for an i386 program. */
+export const PIE_BASE32 = 0x5655_5000;
 /** Top of the initial stack (Linux x86-64 without ASLR). */
 export const STACK_TOP = 0x7fff_ffff_f000;
+/** Top of the initial stack of an i386 process. */
+export const STACK_TOP32 = 0xfffd_d000;
 /** Size of the stack mapping (RLIMIT_STACK's usual 8 MiB). */
 export const STACK_SIZE = 0x80_0000; // 8 MiB
 /** Most memory one PT_LOAD segment may span (bounds what a hostile file can reserve). */
@@ -65,6 +69,8 @@ export interface ElfSegment {
 
 /** What the loader needs from an ELF file, validated. */
 export interface ElfInfo {
+  /** 64 (x86-64) or 32 (i386). */
+  bits: number;
   /** ET_EXEC (2) or ET_DYN (3). */
   type: number;
   /** Load bias (0 for ET_EXEC, PIE_BASE for ET_DYN). */
@@ -89,27 +95,32 @@ function u64(dv: DataView, o: number): number {
   return hi * 4294967296 + lo;
 }
 
-/** Parses and validates an ELF64 x86-64 executable. Throws ElfError on anything unsupported or malformed. */
+/**
+ * Parses and validates a static x86-64 (ELF64) or i386 (ELF32) executable. Throws ElfError on
+ * anything unsupported or malformed.
+ */
 export function parseElf(file: Uint8Array): ElfInfo {
-  if (file.length < 64 || file[0] !== 0x7f || file[1] !== 0x45 || file[2] !== 0x4c || file[3] !== 0x46) throw new ElfError('not an ELF file');
+  if (file.length < 52 || file[0] !== 0x7f || file[1] !== 0x45 || file[2] !== 0x4c || file[3] !== 0x46) throw new ElfError('not an ELF file');
   const dv = new DataView(file.buffer, file.byteOffset, file.byteLength);
   if (file[5] !== 1) throw new ElfError('not a little-endian ELF file');
+  const cls = file[4];
+  if (cls !== 1 && cls !== 2) throw new ElfError('bad ELF class');
+  const is64 = cls === 2;
+  if (is64 && file.length < 64) throw new ElfError('truncated ELF header');
   const machine = dv.getUint16(18, true);
-  if (file[4] === 1) {
-    throw new ElfError(machine === EM_386 ? '32-bit (i386) ELF programs are not supported yet' : 'not an x86-64 ELF file');
-  }
-  if (file[4] !== 2) throw new ElfError('bad ELF class');
-  if (machine !== EM_X86_64) throw new ElfError(`not an x86-64 ELF file (e_machine ${machine})`);
+  if (is64 && machine !== EM_X86_64) throw new ElfError(`not an x86-64 ELF file (e_machine ${machine})`);
+  if (!is64 && machine !== EM_386) throw new ElfError(`not an i386 ELF file (e_machine ${machine})`);
   const type = dv.getUint16(16, true);
   if (type !== ET_EXEC && type !== ET_DYN) throw new ElfError(`not an executable (e_type ${type})`);
-  const entry0 = u64(dv, 24);
-  const phoff = u64(dv, 32);
-  const phent = dv.getUint16(54, true);
-  const phnum = dv.getUint16(56, true);
-  if (phent !== 56) throw new ElfError(`bad program header size ${phent}`);
+  const entry0 = is64 ? u64(dv, 24) : dv.getUint32(24, true);
+  const phoff = is64 ? u64(dv, 32) : dv.getUint32(28, true);
+  const phent = dv.getUint16(is64 ? 54 : 42, true);
+  const phnum = dv.getUint16(is64 ? 56 : 44, true);
+  if (phent !== (is64 ? 56 : 32)) throw new ElfError(`bad program header size ${phent}`);
   if (phnum === 0 || phnum > 256) throw new ElfError(`bad program header count ${phnum}`);
   if (!(phoff + phnum * phent <= file.length)) throw new ElfError('program headers outside the file');
-  const bias = type === ET_DYN ? PIE_BASE : 0;
+  const bias = type === ET_DYN ? (is64 ? PIE_BASE : PIE_BASE32) : 0;
+  const limit = (is64 ? STACK_TOP : STACK_TOP32) - STACK_SIZE;
   const segments: ElfSegment[] = [];
   let phdr = 0;
   let execStack = false;
@@ -117,11 +128,11 @@ export function parseElf(file: Uint8Array): ElfInfo {
   for (let k = 0; k < phnum; k++) {
     const o = phoff + k * phent;
     const ptype = dv.getUint32(o, true);
-    const flags = dv.getUint32(o + 4, true);
-    const offset = u64(dv, o + 8);
-    const vaddr = u64(dv, o + 16);
-    const filesz = u64(dv, o + 32);
-    const memsz = u64(dv, o + 40);
+    const flags = dv.getUint32(o + (is64 ? 4 : 24), true);
+    const offset = is64 ? u64(dv, o + 8) : dv.getUint32(o + 4, true);
+    const vaddr = is64 ? u64(dv, o + 16) : dv.getUint32(o + 8, true);
+    const filesz = is64 ? u64(dv, o + 32) : dv.getUint32(o + 16, true);
+    const memsz = is64 ? u64(dv, o + 40) : dv.getUint32(o + 20, true);
     if (ptype === PT_INTERP) throw new ElfError('dynamically linked programs are not supported (PT_INTERP): use a static build');
     if (ptype === PT_PHDR) phdr = vaddr + bias;
     if (ptype === PT_GNU_STACK) execStack = (flags & 1) !== 0;
@@ -130,7 +141,7 @@ export function parseElf(file: Uint8Array): ElfInfo {
     if (!(filesz <= memsz)) throw new ElfError(`segment ${k}: file size larger than memory size`);
     if (!(memsz <= MAX_SEGMENT)) throw new ElfError(`segment ${k} is too large (${memsz} bytes)`);
     const start = vaddr + bias;
-    if (!(start >= PAGE_SIZE && start + memsz <= STACK_TOP - STACK_SIZE)) throw new ElfError(`segment ${k} at a bad address 0x${start.toString(16)}`);
+    if (!(start >= PAGE_SIZE && start + memsz <= limit)) throw new ElfError(`segment ${k} at a bad address 0x${start.toString(16)}`);
     if (vaddr % PAGE_SIZE !== offset % PAGE_SIZE) throw new ElfError(`segment ${k}: address and file offset disagree modulo the page size`);
     const prot = (flags & 4 ? PROT_READ : 0) | (flags & 2 ? PROT_WRITE : 0) | (flags & 1 ? PROT_EXEC : 0);
     segments.push({ vaddr: start, memsz, offset, filesz, prot });
@@ -143,7 +154,7 @@ export function parseElf(file: Uint8Array): ElfInfo {
   if (!segments.some((s) => entry >= s.vaddr && entry < s.vaddr + s.memsz && (s.prot & PROT_EXEC) !== 0)) {
     throw new ElfError(`entry point 0x${entry.toString(16)} is not in an executable segment`);
   }
-  return { type, bias, entry, phdr, phent, phnum, segments, brk: Math.ceil(top / PAGE_SIZE) * PAGE_SIZE, execStack };
+  return { bits: is64 ? 64 : 32, type, bias, entry, phdr, phent, phnum, segments, brk: Math.ceil(top / PAGE_SIZE) * PAGE_SIZE, execStack };
 }
 
 /** Maps every PT_LOAD segment of `info` (from `file`) into `mem`. Throws ElfError if memory runs out. */
@@ -184,11 +195,13 @@ export interface StackSetup {
  * vectors). Returns the initial RSP (pointing at argc).
  */
 export function setupStack(mem: UserMemory, info: ElfInfo, s: StackSetup): number {
-  if (!mem.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE | (info.execStack ? PROT_EXEC : 0))) {
+  const top = info.bits === 64 ? STACK_TOP : STACK_TOP32;
+  const w = info.bits === 64 ? 8 : 4;
+  if (!mem.map(top - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE | (info.execStack ? PROT_EXEC : 0))) {
     throw new ElfError('out of memory while mapping the stack');
   }
   const enc = (str: string): Uint8Array => Uint8Array.from(str, (c) => c.charCodeAt(0) & 0xff);
-  let sp = STACK_TOP - 8; // Linux leaves an 8-byte NULL at the very top
+  let sp = top - w; // Linux leaves a NULL word at the very top
   let total = 0;
   for (const a of [s.execfn, ...s.argv, ...s.envp]) total += a.length + 1;
   if (total > STACK_SIZE / 4) throw new ElfError('argument list too long');
@@ -204,7 +217,7 @@ export function setupStack(mem: UserMemory, info: ElfInfo, s: StackSetup): numbe
   for (let i = s.envp.length - 1; i >= 0; i--) envAt[i] = pushBytes(s.envp[i], true);
   const argAt = new Array<number>(s.argv.length);
   for (let i = s.argv.length - 1; i >= 0; i--) argAt[i] = pushBytes(s.argv[i], true);
-  const platformAt = pushBytes(enc('x86_64'), true);
+  const platformAt = pushBytes(enc(info.bits === 64 ? 'x86_64' : 'i686'), true);
   sp = Math.floor((platformAt - 16) / 16) * 16; // 16 random bytes, 16-byte aligned
   const randomAt = sp;
   mem.writeFrom(randomAt, s.random.subarray(0, 16), 0);
@@ -230,13 +243,13 @@ export function setupStack(mem: UserMemory, info: ElfInfo, s: StackSetup): numbe
     AT_NULL, 0,
   ];
   const words: number[] = [s.argv.length, ...argAt, 0, ...envAt, 0, ...aux];
-  sp -= words.length * 8;
-  sp = Math.floor(sp / 16) * 16; // RSP is 16-byte aligned at argc
-  const block = new Uint8Array(words.length * 8);
+  sp -= words.length * w;
+  sp = Math.floor(sp / 16) * 16; // the stack pointer is 16-byte aligned at argc
+  const block = new Uint8Array(words.length * w);
   const dv = new DataView(block.buffer);
-  words.forEach((w, i) => {
-    dv.setUint32(i * 8, w % 4294967296, true);
-    dv.setUint32(i * 8 + 4, Math.floor(w / 4294967296), true);
+  words.forEach((x, i) => {
+    dv.setUint32(i * w, x % 4294967296, true);
+    if (w === 8) dv.setUint32(i * 8 + 4, Math.floor(x / 4294967296), true);
   });
   mem.writeFrom(sp, block, 0);
   return sp;

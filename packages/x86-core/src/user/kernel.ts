@@ -13,7 +13,7 @@ import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { isatty } from 'node:tty';
-import { FS, GS, R8, R9, R10, RAX, RDI, RDX, RSI } from '../constants';
+import { FS, GS, R8, R9, R10, RAX, RBP, RBX, RCX, RDI, RDX, RSI } from '../constants';
 import type { Cpu } from '../cpu';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, USER_TOP, type UserMemory } from './memory';
 import {
@@ -61,6 +61,9 @@ import {
   SIGSTOP,
   SYS,
   SYSCALL_NAMES,
+  I386,
+  I386_NAMES,
+  I386_SAME,
 } from './linux';
 
 const CHUNK = 1 << 20;
@@ -68,8 +71,15 @@ const MAX_FDS = 1024;
 const MAX_PATH = 4096;
 /** Top of the mmap area (just below the stack gap, as Linux without ASLR places it). */
 export const MMAP_TOP = 0x7fff_f7ff_f000;
+/** Top of the mmap area of an i386 process. */
+export const MMAP_TOP32 = 0xf7ff_f000;
 
 // OpenFile kinds
+// stat layouts
+const ST_STAT = 0;
+const ST_STATX = 1;
+const ST_STAT64 = 2;
+
 const K_HOST = 0;
 const K_BYTES = 1;
 const K_CAPTURE = 2;
@@ -120,6 +130,8 @@ export interface KernelOptions {
   exePath: string;
   /** Initial working directory (default: the host process's). */
   cwd?: string;
+  /** An i386 process: mappings stay below 4 GiB. */
+  compat32?: boolean;
   /** Log unimplemented calls (debug) or every call (strace) through `log`. */
   debug?: boolean;
   strace?: boolean;
@@ -183,6 +195,31 @@ function statBytes(st: StatLike): Uint8Array {
   return b;
 }
 
+/** struct stat64 of i386 (96 bytes, packed). */
+function stat64Bytes(st: StatLike): Uint8Array {
+  const b = new Uint8Array(96);
+  const dv = new DataView(b.buffer);
+  u64le(dv, 0, st.dev);
+  dv.setUint32(12, Number(st.ino & 0xffffffffn), true);
+  dv.setUint32(16, Number(st.mode), true);
+  dv.setUint32(20, Number(st.nlink), true);
+  dv.setUint32(24, Number(st.uid), true);
+  dv.setUint32(28, Number(st.gid), true);
+  u64le(dv, 32, st.rdev);
+  u64le(dv, 44, st.size);
+  dv.setUint32(52, Number(st.blksize), true);
+  u64le(dv, 56, st.blocks);
+  const ts = (o: number, ns: bigint): void => {
+    dv.setUint32(o, Number(BigInt.asUintN(32, ns / 1_000_000_000n)), true);
+    dv.setUint32(o + 4, Number(ns % 1_000_000_000n), true);
+  };
+  ts(64, st.atimeNs);
+  ts(72, st.mtimeNs);
+  ts(80, st.ctimeNs);
+  u64le(dv, 88, st.ino);
+  return b;
+}
+
 /** struct statx (256 bytes). */
 function statxBytes(st: StatLike): Uint8Array {
   const b = new Uint8Array(256);
@@ -238,8 +275,9 @@ export class LinuxKernel {
   /** Initial and current program break. */
   brkStart = 0;
   brk = 0;
-  /** Next mmap placement goes below this address. */
-  mmapLow: number = MMAP_TOP;
+  /** Top of the mmap area; the next mmap placement goes below mmapLow. */
+  readonly mmapTop: number;
+  mmapLow: number;
   private readonly files: (OpenFile | null)[] = [];
   private readonly cloexec: boolean[] = [];
   private cwd: Buffer;
@@ -253,6 +291,7 @@ export class LinuxKernel {
   private readonly strace: boolean;
   private readonly log: (line: string) => void;
   private readonly scratch: Buffer = Buffer.allocUnsafe(CHUNK);
+  private readonly args: Float64Array = new Float64Array(6);
 
   constructor(mem: UserMemory, options: KernelOptions) {
     this.mem = mem;
@@ -261,6 +300,7 @@ export class LinuxKernel {
     this.strace = options.strace ?? false;
     this.log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
     this.cwd = Buffer.from(options.cwd ?? process.cwd());
+    this.mmapTop = this.mmapLow = options.compat32 ? MMAP_TOP32 : MMAP_TOP;
     this.pid = process.pid;
     // fd 0
     if (options.stdin) {
@@ -360,8 +400,10 @@ export class LinuxKernel {
     return Buffer.concat([base, Buffer.from('/'), p]);
   }
 
-  private putStat(la: number, st: StatLike, statx: boolean): number {
-    return this.mem.writeFrom(la, statx ? statxBytes(st) : statBytes(st)) ? 0 : -EFAULT;
+  /** Writes a stat result in layout `kind` (ST_STAT, ST_STATX, ST_STAT64). */
+  private putStat(la: number, st: StatLike, kind: number): number {
+    const b = kind === ST_STATX ? statxBytes(st) : kind === ST_STAT64 ? stat64Bytes(st) : statBytes(st);
+    return this.mem.writeFrom(la, b) ? 0 : -EFAULT;
   }
 
   private fstatOf(f: OpenFile): StatLike | number {
@@ -391,17 +433,45 @@ export class LinuxKernel {
 
   // ------------------------------------------------------------------ entry
 
-  /** Performs the system call in the CPU's registers and writes the result to RAX. */
+  /** Performs the system call in the CPU's registers (x86-64 ABI: SYSCALL) and writes the result to RAX. */
   syscall(cpu: Cpu): void {
     const nr = cpu.hi[RAX] === 0 ? cpu.lo[RAX] : -1;
-    const r = this.dispatch(cpu, nr);
-    if (this.strace) {
-      const name = SYSCALL_NAMES.get(nr) ?? `syscall_${nr}`;
-      const a = [RDI, RSI, RDX, R10, R8, R9].map((x) => '0x' + (cpu.regNumber(x) < 0 ? cpu.regNumber(x) + 2 ** 64 : cpu.regNumber(x)).toString(16));
-      this.log(`[ringzero-user] ${name}(${a.join(', ')}) = ${r}`);
-    }
+    const a = this.args;
+    a[0] = cpu.regNumber(RDI);
+    a[1] = cpu.regNumber(RSI);
+    a[2] = cpu.regNumber(RDX);
+    a[3] = cpu.regNumber(R10);
+    a[4] = cpu.regNumber(R8);
+    a[5] = cpu.regNumber(R9);
+    const r = this.dispatch(cpu, nr, a);
+    if (this.strace) this.trace(SYSCALL_NAMES.get(nr) ?? `syscall_${nr}`, r);
     if (this.done) return;
     cpu.setRegNumber(RAX, r);
+  }
+
+  /**
+   * Performs an i386 system call (INT 0x80: EAX = number, EBX ECX EDX ESI EDI EBP = arguments)
+   * and writes the result to EAX. The i386 ABI's own structure layouts (stat64, timespec,
+   * iovec, sigaction, rlimit...) are translated; calls with the same layout share the x86-64 code.
+   */
+  syscall32(cpu: Cpu): void {
+    const nr = cpu.lo[RAX];
+    const a = this.args;
+    a[0] = cpu.lo[RBX] >>> 0;
+    a[1] = cpu.lo[RCX] >>> 0;
+    a[2] = cpu.lo[RDX] >>> 0;
+    a[3] = cpu.lo[RSI] >>> 0;
+    a[4] = cpu.lo[RDI] >>> 0;
+    a[5] = cpu.lo[RBP] >>> 0;
+    const r = this.dispatch32(cpu, nr, a);
+    if (this.strace) this.trace(`i386:${I386_NAMES.get(nr) ?? nr}`, r);
+    if (this.done) return;
+    cpu.setReg(RAX, 4, r | 0, 0);
+  }
+
+  private trace(name: string, r: number): void {
+    const hex = Array.from(this.args, (x) => '0x' + (x < 0 ? x + 2 ** 64 : x).toString(16));
+    this.log(`[ringzero-user] ${name}(${hex.join(', ')}) = ${r}`);
   }
 
   private enosys(nr: number): number {
@@ -431,17 +501,17 @@ export class LinuxKernel {
     this.exitStatus = status & 0xff;
   }
 
-  private dispatch(cpu: Cpu, nr: number): number {
-    const a0 = cpu.regNumber(RDI);
-    const a1 = cpu.regNumber(RSI);
-    const a2 = cpu.regNumber(RDX);
-    const a3 = cpu.regNumber(R10);
-    const a4 = cpu.regNumber(R8);
-    const a5 = cpu.regNumber(R9);
-    const i0 = cpu.lo[RDI];
-    const i1 = cpu.lo[RSI];
-    const i2 = cpu.lo[RDX];
-    const i3 = cpu.lo[R10];
+  private dispatch(cpu: Cpu, nr: number, a: Float64Array): number {
+    const a0 = a[0];
+    const a1 = a[1];
+    const a2 = a[2];
+    const a3 = a[3];
+    const a4 = a[4];
+    const a5 = a[5];
+    const i0 = a0 | 0;
+    const i1 = a1 | 0;
+    const i2 = a2 | 0;
+    const i3 = a3 | 0;
     switch (nr) {
       case SYS.read: return this.sysRead(i0, a1, a2, -1);
       case SYS.write: return this.sysWrite(i0, a1, a2, -1);
@@ -463,18 +533,13 @@ export class LinuxKernel {
         }
         return 0;
       }
-      case SYS.stat: return this.sysStat(AT_FDCWD, a0, a1, 0, false);
-      case SYS.lstat: return this.sysStat(AT_FDCWD, a0, a1, AT_SYMLINK_NOFOLLOW, false);
-      case SYS.fstat: {
-        const f = this.fdGet(i0);
-        if (!f) return -EBADF;
-        const st = this.fstatOf(f);
-        return typeof st === 'number' ? st : this.putStat(a1, st, false);
-      }
-      case SYS.newfstatat: return this.sysStat(i0, a1, a2, i3, false);
-      case SYS.statx: return this.sysStat(i0, a1, a4, i2, true);
+      case SYS.stat: return this.sysStat(AT_FDCWD, a0, a1, 0, ST_STAT);
+      case SYS.lstat: return this.sysStat(AT_FDCWD, a0, a1, AT_SYMLINK_NOFOLLOW, ST_STAT);
+      case SYS.fstat: return this.sysFstat(i0, a1, ST_STAT);
+      case SYS.newfstatat: return this.sysStat(i0, a1, a2, i3, ST_STAT);
+      case SYS.statx: return this.sysStat(i0, a1, a4, i2, ST_STATX);
       case SYS.lseek: return this.sysLseek(i0, a1, i2);
-      case SYS.mmap: return this.sysMmap(a0, a1, i2, cpu.lo[R10], cpu.lo[R8], a5);
+      case SYS.mmap: return this.sysMmap(a0, a1, i2, i3, a4 | 0, a5);
       case SYS.munmap: return a0 % PAGE_SIZE !== 0 || a1 <= 0 ? -EINVAL : this.mem.unmap(a0, a1) ? 0 : -EINVAL;
       case SYS.mprotect: {
         if (a0 % PAGE_SIZE !== 0 || a1 < 0) return -EINVAL;
@@ -500,7 +565,7 @@ export class LinuxKernel {
         return 0;
       }
       case SYS.rt_sigpending: return this.mem.writeFrom(a0, new Uint8Array(8)) ? 0 : -EFAULT;
-      case SYS.ioctl: return this.sysIoctl(i0, cpu.lo[RSI] >>> 0, a2);
+      case SYS.ioctl: return this.sysIoctl(i0, a1 >>> 0, a2);
       case SYS.access: return this.sysAccess(AT_FDCWD, a0, i1);
       case SYS.faccessat: case SYS.faccessat2: return this.sysAccess(i0, a1, i2);
       case SYS.pipe: return this.sysPipe(a0, 0);
@@ -618,7 +683,7 @@ export class LinuxKernel {
       case SYS.fchmod: return this.fdOp(i0, (fd) => fs.fchmodSync(fd, i1 & 0o7777));
       case SYS.chown: return this.pathOp(AT_FDCWD, a0, (p) => fs.chownSync(p, i1, i2));
       case SYS.lchown: return this.pathOp(AT_FDCWD, a0, (p) => fs.lchownSync(p, i1, i2));
-      case SYS.fchownat: return this.pathOp(i0, a1, (p) => ((cpu.lo[R8] & AT_SYMLINK_NOFOLLOW) !== 0 ? fs.lchownSync(p, i2, i3) : fs.chownSync(p, i2, i3)));
+      case SYS.fchownat: return this.pathOp(i0, a1, (p) => (((a4 | 0) & AT_SYMLINK_NOFOLLOW) !== 0 ? fs.lchownSync(p, i2, i3) : fs.chownSync(p, i2, i3)));
       case SYS.fchown: return this.fdOp(i0, (fd) => fs.fchownSync(fd, i1, i2));
       case SYS.truncate: return this.pathOp(AT_FDCWD, a0, (p) => fs.truncateSync(p, a1));
       case SYS.ftruncate: return this.fdOp(i0, (fd) => fs.ftruncateSync(fd, a1));
@@ -653,6 +718,85 @@ export class LinuxKernel {
       case SYS.exit: case SYS.exit_group: this.exit(i0); return 0;
       default: return this.enosys(nr);
     }
+  }
+
+  /** The i386 system calls: same-meaning ones through dispatch(), the others translated here. */
+  private dispatch32(cpu: Cpu, nr: number, a: Float64Array): number {
+    const same = I386_SAME.get(nr);
+    if (same !== undefined) {
+      // Arguments that are signed in these calls arrive zero-extended: fix the ones that matter.
+      if (same === SYS.fchownat) a[4] = a[4] | 0;
+      if (same === SYS.prlimit64 || same === SYS.kill || same === SYS.tgkill || same === SYS.tkill) a[0] = a[0] | 0;
+      return this.dispatch(cpu, same, a);
+    }
+    const [a0, a1, a2, a3, a4, a5] = a;
+    const i0 = a0 | 0;
+    switch (nr) {
+      case I386.lseek: return this.sysLseek(i0, a1 | 0, a2 | 0);
+      case I386.llseek: {
+        const r = this.sysLseek(i0, (a1 | 0) * 4294967296 + a2, a4 | 0);
+        if (r < 0) return r;
+        return this.put64s(a3, [r]);
+      }
+      case I386.mmap2: return this.sysMmap(a0, a1, a2 | 0, a3 | 0, a4 | 0, a5 * PAGE_SIZE);
+      case I386.stat64: return this.sysStat(AT_FDCWD, a0, a1, 0, ST_STAT64);
+      case I386.lstat64: return this.sysStat(AT_FDCWD, a0, a1, AT_SYMLINK_NOFOLLOW, ST_STAT64);
+      case I386.fstat64: return this.sysFstat(i0, a1, ST_STAT64);
+      case I386.fstatat64: return this.sysStat(i0, a1, a2, a3 | 0, ST_STAT64);
+      case I386.readv: return this.sysRw(i0, a1, a2, -1, false, true);
+      case I386.writev: return this.sysRw(i0, a1, a2, -1, true, true);
+      case I386.pread64: return this.sysRead(i0, a1, a2, (a4 | 0) * 4294967296 + a3);
+      case I386.pwrite64: return this.sysWrite(i0, a1, a2, (a4 | 0) * 4294967296 + a3);
+      case I386.truncate: return this.pathOp(AT_FDCWD, a0, (p) => fs.truncateSync(p, a1 | 0));
+      case I386.ftruncate: return this.fdOp(i0, (fd) => fs.ftruncateSync(fd, a1 | 0));
+      case I386.truncate64: return this.pathOp(AT_FDCWD, a0, (p) => fs.truncateSync(p, (a2 | 0) * 4294967296 + a1));
+      case I386.ftruncate64: return this.fdOp(i0, (fd) => fs.ftruncateSync(fd, (a2 | 0) * 4294967296 + a1));
+      case I386.rt_sigaction: return this.sysSigaction(i0, a1, a2, a3, true);
+      case I386.sigaltstack: return a1 !== 0 && !this.mem.writeFrom(a1, new Uint8Array([0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0])) ? -EFAULT : 0;
+      case I386.ugetrlimit: case I386.getrlimit: return this.sysPrlimit(0, i0, 0, a1, true);
+      case I386.getrusage: return this.mem.writeFrom(a1, new Uint8Array(72)) ? 0 : -EFAULT;
+      case I386.times: {
+        if (a0 !== 0 && !this.mem.writeFrom(a0, new Uint8Array(16))) return -EFAULT;
+        return Math.floor(performance.now() / 10) | 0;
+      }
+      case I386.time: {
+        const t = Math.floor(Date.now() / 1000);
+        if (a0 !== 0 && !this.put32(a0, t)) return -EFAULT;
+        return t;
+      }
+      case I386.gettimeofday: {
+        if (a0 === 0) return 0;
+        const ms = Date.now();
+        return this.put32(a0, Math.floor(ms / 1000)) && this.put32(a0 + 4, (ms % 1000) * 1000) ? 0 : -EFAULT;
+      }
+      case I386.clock_gettime: return this.sysClockGettime(i0, a1, true);
+      case I386.clock_getres: return a1 === 0 ? 0 : this.put32(a1, 0) && this.put32(a1 + 4, 1) ? 0 : -EFAULT;
+      case I386.nanosleep: return this.sysSleep(a0, a1, true);
+      case I386.clock_nanosleep: return ((a1 | 0) & 1) !== 0 ? 0 : this.sysSleep(a2, a3, true);
+      case I386.set_thread_area: return this.sysSetThreadArea(cpu, a0);
+      case I386.rseq: return -ENOSYS;
+      default:
+        if (this.debug || this.strace) this.log(`[ringzero-user] unimplemented i386 system call ${nr}: -ENOSYS`);
+        return -ENOSYS;
+    }
+  }
+
+  /**
+   * set_thread_area (i386 TLS): takes a user_desc, picks GDT entry 12 when asked for a free
+   * one, and makes GS that segment (selector and base), so that glibc's following load of the
+   * same selector into GS (MOV Sreg of the current selector) keeps that base.
+   */
+  private sysSetThreadArea(cpu: Cpu, la: number): number {
+    const d = this.mem.readBytes(la, 16);
+    if (!d) return -EFAULT;
+    const dv = new DataView(d.buffer);
+    let entry = dv.getInt32(0, true);
+    if (entry === -1) entry = 12;
+    if (entry < 12 || entry > 14) return -EINVAL;
+    if (!this.put32(la, entry)) return -EFAULT;
+    cpu.segSel[GS] = entry * 8 + 3;
+    cpu.segBase[GS] = dv.getUint32(4, true);
+    return 0;
   }
 
   // ------------------------------------------------------------------ small writers
@@ -859,15 +1003,16 @@ export class LinuxKernel {
   }
 
   /** readv/writev/preadv/pwritev. */
-  private sysRw(fd: number, iov: number, cnt: number, pos: number, write: boolean): number {
+  private sysRw(fd: number, iov: number, cnt: number, pos: number, write: boolean, compat = false): number {
     if (cnt < 0 || cnt > 1024) return -EINVAL;
-    const v = this.mem.readBytes(iov, cnt * 16);
+    const w = compat ? 8 : 16;
+    const v = this.mem.readBytes(iov, cnt * w);
     if (!v) return -EFAULT;
     const dv = new DataView(v.buffer);
     let total = 0;
     for (let i = 0; i < cnt; i++) {
-      const base = dv.getUint32(i * 16, true) + dv.getUint32(i * 16 + 4, true) * 4294967296;
-      const len = dv.getUint32(i * 16 + 8, true) + dv.getUint32(i * 16 + 12, true) * 4294967296;
+      const base = compat ? dv.getUint32(i * 8, true) : dv.getUint32(i * 16, true) + dv.getUint32(i * 16 + 4, true) * 4294967296;
+      const len = compat ? dv.getUint32(i * 8 + 4, true) : dv.getUint32(i * 16 + 8, true) + dv.getUint32(i * 16 + 12, true) * 4294967296;
       if (len === 0) continue;
       const p = pos >= 0 ? pos + total : -1;
       const r = write ? this.sysWrite(fd, base, len, p) : this.sysRead(fd, base, len, p);
@@ -915,26 +1060,33 @@ export class LinuxKernel {
     return fd;
   }
 
-  private sysStat(dirfd: number, pathLa: number, out: number, flags: number, statx: boolean): number {
+  private sysFstat(fd: number, out: number, kind: number): number {
+    const f = this.fdGet(fd);
+    if (!f) return -EBADF;
+    const st = this.fstatOf(f);
+    return typeof st === 'number' ? st : this.putStat(out, st, kind);
+  }
+
+  private sysStat(dirfd: number, pathLa: number, out: number, flags: number, kind: number): number {
     const raw = this.path(pathLa);
     if (typeof raw === 'number') return raw;
     if (raw.length === 0) {
       if ((flags & AT_EMPTY_PATH) === 0) return -2; // ENOENT
-      if (dirfd === AT_FDCWD) return this.statPath(this.cwd, out, flags, statx);
+      if (dirfd === AT_FDCWD) return this.statPath(this.cwd, out, flags, kind);
       const f = this.fdGet(dirfd);
       if (!f) return -EBADF;
       const st = this.fstatOf(f);
-      return typeof st === 'number' ? st : this.putStat(out, st, statx);
+      return typeof st === 'number' ? st : this.putStat(out, st, kind);
     }
     const p = this.at(dirfd, pathLa);
     if (typeof p === 'number') return p;
-    return this.statPath(p, out, flags, statx);
+    return this.statPath(p, out, flags, kind);
   }
 
-  private statPath(p: Buffer, out: number, flags: number, statx: boolean): number {
+  private statPath(p: Buffer, out: number, flags: number, kind: number): number {
     try {
       const st = (flags & AT_SYMLINK_NOFOLLOW) !== 0 ? fs.lstatSync(p, { bigint: true }) : fs.statSync(p, { bigint: true });
-      return this.putStat(out, st, statx);
+      return this.putStat(out, st, kind);
     } catch (e) {
       return -errnoOf(e);
     }
@@ -1241,7 +1393,7 @@ export class LinuxKernel {
   // ------------------------------------------------------------------ memory
 
   private sysBrk(addr: number): number {
-    if (addr < this.brkStart || addr >= MMAP_TOP) return this.brk;
+    if (addr < this.brkStart || addr >= this.mmapTop) return this.brk;
     const oldEnd = Math.ceil(this.brk / PAGE_SIZE) * PAGE_SIZE;
     const newEnd = Math.ceil(addr / PAGE_SIZE) * PAGE_SIZE;
     if (newEnd > oldEnd) {
@@ -1254,7 +1406,7 @@ export class LinuxKernel {
 
   /** Finds a free page-aligned range of `len` bytes for mmap (hint first), or -1. */
   private placeMmap(hint: number, len: number): number {
-    if (hint > 0 && hint % PAGE_SIZE === 0 && hint + len <= MMAP_TOP && hint >= this.brk && this.mem.isFree(hint, len)) return hint;
+    if (hint > 0 && hint % PAGE_SIZE === 0 && hint + len <= this.mmapTop && hint >= this.brk && this.mem.isFree(hint, len)) return hint;
     let at = this.mmapLow - len;
     for (let tries = 0; tries < 64 && at > this.brk + 16 * 1024 * 1024; tries++) {
       if (this.mem.isFree(at, len)) {
@@ -1282,7 +1434,7 @@ export class LinuxKernel {
     }
     let at: number;
     if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0) {
-      if (addr % PAGE_SIZE !== 0 || !(addr >= PAGE_SIZE && addr + len <= USER_TOP)) return -EINVAL;
+      if (addr % PAGE_SIZE !== 0 || !(addr >= PAGE_SIZE && addr + len <= (this.mmapTop === MMAP_TOP32 ? 2 ** 32 : USER_TOP))) return -EINVAL;
       if ((flags & MAP_FIXED) === 0 && !this.mem.isFree(addr, len)) return -17; // EEXIST
       at = addr;
     } else {
@@ -1315,7 +1467,7 @@ export class LinuxKernel {
       if (newLen < oldLen) this.mem.unmap(old + newLen, oldLen - newLen);
       return old;
     }
-    if (this.mem.isFree(old + oldLen, newLen - oldLen) && old + newLen <= MMAP_TOP) {
+    if (this.mem.isFree(old + oldLen, newLen - oldLen) && old + newLen <= this.mmapTop) {
       return this.mem.map(old + oldLen, newLen - oldLen, prot) ? old : -ENOMEM;
     }
     if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
@@ -1330,16 +1482,36 @@ export class LinuxKernel {
 
   // ------------------------------------------------------------------ signals
 
-  private sysSigaction(sig: number, act: number, oact: number, size: number): number {
+  /**
+   * rt_sigaction. Actions are kept in the x86-64 layout (handler, flags, restorer, mask: 8
+   * bytes each); the i386 layout (4, 4, 4, 8 bytes) is converted on the way in and out.
+   */
+  private sysSigaction(sig: number, act: number, oact: number, size: number, compat = false): number {
     if (size !== 8 || sig < 1 || sig > 64) return -EINVAL;
     if (act !== 0 && (sig === SIGKILL || sig === SIGSTOP)) return -EINVAL;
     const old = this.sigactions.get(sig) ?? new Uint8Array(32);
     let next: Uint8Array | null = null;
     if (act !== 0) {
-      next = this.mem.readBytes(act, 32);
+      next = this.mem.readBytes(act, compat ? 20 : 32);
       if (!next) return -EFAULT;
+      if (compat) {
+        const n = new Uint8Array(32);
+        n.set(next.subarray(0, 4), 0);
+        n.set(next.subarray(4, 8), 8);
+        n.set(next.subarray(8, 12), 16);
+        n.set(next.subarray(12, 20), 24);
+        next = n;
+      }
     }
-    if (oact !== 0 && !this.mem.writeFrom(oact, old)) return -EFAULT;
+    let oldOut = old;
+    if (compat) {
+      oldOut = new Uint8Array(20);
+      oldOut.set(old.subarray(0, 4), 0);
+      oldOut.set(old.subarray(8, 12), 4);
+      oldOut.set(old.subarray(16, 20), 8);
+      oldOut.set(old.subarray(24, 32), 12);
+    }
+    if (oact !== 0 && !this.mem.writeFrom(oact, oldOut)) return -EFAULT;
     if (next) this.sigactions.set(sig, next);
     return 0;
   }
@@ -1389,7 +1561,7 @@ export class LinuxKernel {
     return this.mem.writeFrom(la, b) ? 0 : -EFAULT;
   }
 
-  private sysClockGettime(clk: number, la: number): number {
+  private sysClockGettime(clk: number, la: number, compat = false): number {
     let sec: number;
     let nsec: number;
     switch (clk) {
@@ -1415,15 +1587,17 @@ export class LinuxKernel {
       default:
         return -EINVAL;
     }
-    return this.put64s(la, [sec, Math.min(nsec, 999_999_999)]);
+    nsec = Math.min(nsec, 999_999_999);
+    if (compat) return this.put32(la, sec) && this.put32(la + 4, nsec) ? 0 : -EFAULT;
+    return this.put64s(la, [sec, nsec]);
   }
 
-  private sysSleep(req: number, rem: number): number {
-    const t = this.mem.readBytes(req, 16);
+  private sysSleep(req: number, rem: number, compat = false): number {
+    const t = this.mem.readBytes(req, compat ? 8 : 16);
     if (!t) return -EFAULT;
     const dv = new DataView(t.buffer);
-    const sec = Number(dv.getBigInt64(0, true));
-    const nsec = Number(dv.getBigInt64(8, true));
+    const sec = compat ? dv.getInt32(0, true) : Number(dv.getBigInt64(0, true));
+    const nsec = compat ? dv.getInt32(4, true) : Number(dv.getBigInt64(8, true));
     if (sec < 0 || nsec < 0 || nsec > 999_999_999) return -EINVAL;
     let ms = sec * 1000 + nsec / 1e6;
     while (ms > 0) {
@@ -1431,11 +1605,11 @@ export class LinuxKernel {
       sleepMs(step);
       ms -= step;
     }
-    if (rem !== 0) this.mem.writeFrom(rem, new Uint8Array(16));
+    if (rem !== 0) this.mem.writeFrom(rem, new Uint8Array(compat ? 8 : 16));
     return 0;
   }
 
-  private sysPrlimit(_pid: number, res: number, newp: number, oldp: number): number {
+  private sysPrlimit(_pid: number, res: number, newp: number, oldp: number, compat = false): number {
     if (res < 0 || res > 15) return -EINVAL;
     if (newp !== 0 && !this.mem.readBytes(newp, 16)) return -EFAULT;
     if (oldp === 0) return 0;
@@ -1446,6 +1620,7 @@ export class LinuxKernel {
     else if (res === 7) { cur = MAX_FDS; max = MAX_FDS; } // RLIMIT_NOFILE
     else if (res === 4) cur = 0; // RLIMIT_CORE
     else if (res === 6 || res === 8) { cur = 8 * 1024 * 1024; max = 8 * 1024 * 1024; } // NPROC-ish, MEMLOCK
+    if (compat) return this.put32(oldp, cur) && this.put32(oldp + 4, max) ? 0 : -EFAULT;
     return this.put64s(oldp, [cur, max]);
   }
 

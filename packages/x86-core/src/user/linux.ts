@@ -105,3 +105,45 @@ export const SYS = {
 
 /** Name of a system call number, for the debug log. */
 export const SYSCALL_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(SYS).map(([k, v]) => [v, k]));
+
+/**
+ * i386 system calls whose arguments and structures have the same meaning as an x86-64 call
+ * (arch/x86/entry/syscalls/syscall_32.tbl -> the x86-64 number). The runner serves them with
+ * the x86-64 code; calls with i386-specific layouts are translated one by one in the kernel.
+ */
+export const I386_SAME: ReadonlyMap<number, number> = new Map([
+  [1, SYS.exit], [3, SYS.read], [4, SYS.write], [5, SYS.open], [6, SYS.close], [8, SYS.creat], [9, SYS.link],
+  [10, SYS.unlink], [12, SYS.chdir], [15, SYS.chmod], [20, SYS.getpid], [24, SYS.getuid], [27, SYS.alarm],
+  [33, SYS.access], [36, SYS.sync], [37, SYS.kill], [38, SYS.rename], [39, SYS.mkdir], [40, SYS.rmdir], [41, SYS.dup],
+  [42, SYS.pipe], [45, SYS.brk], [47, SYS.getgid], [49, SYS.geteuid], [50, SYS.getegid], [54, SYS.ioctl],
+  [55, SYS.fcntl], [57, SYS.setpgid], [60, SYS.umask], [63, SYS.dup2], [64, SYS.getppid], [65, SYS.getpgrp],
+  [66, SYS.setsid], [75, SYS.setrlimit], [83, SYS.symlink], [85, SYS.readlink], [91, SYS.munmap], [94, SYS.fchmod],
+  [96, SYS.getpriority], [97, SYS.setpriority], [114, SYS.wait4], [118, SYS.fsync], [122, SYS.uname],
+  [125, SYS.mprotect], [132, SYS.getpgid], [133, SYS.fchdir], [143, SYS.flock], [147, SYS.getsid],
+  [148, SYS.fdatasync], [158, SYS.sched_yield], [163, SYS.mremap], [168, SYS.poll], [172, SYS.prctl],
+  [175, SYS.rt_sigprocmask], [176, SYS.rt_sigpending], [183, SYS.getcwd], [198, SYS.lchown], [199, SYS.getuid],
+  [200, SYS.getgid], [201, SYS.geteuid], [202, SYS.getegid], [205, SYS.getgroups], [207, SYS.fchown],
+  [209, SYS.getresuid], [211, SYS.getresgid], [212, SYS.chown], [219, SYS.madvise], [220, SYS.getdents64],
+  [221, SYS.fcntl], [224, SYS.gettid], [238, SYS.tkill], [240, SYS.futex], [242, SYS.sched_getaffinity],
+  [252, SYS.exit_group], [258, SYS.set_tid_address], [270, SYS.tgkill], [272, SYS.fadvise64], [295, SYS.openat],
+  [296, SYS.mkdirat], [298, SYS.fchownat], [301, SYS.unlinkat], [302, SYS.renameat], [303, SYS.linkat],
+  [304, SYS.symlinkat], [305, SYS.readlinkat], [306, SYS.fchmodat], [307, SYS.faccessat], [309, SYS.ppoll],
+  [311, SYS.set_robust_list], [318, SYS.getcpu], [330, SYS.dup3], [331, SYS.pipe2], [340, SYS.prlimit64],
+  [353, SYS.renameat2], [355, SYS.getrandom], [383, SYS.statx], [403, SYS.clock_gettime], [406, SYS.clock_getres],
+  [407, SYS.clock_nanosleep], [412, SYS.utimensat], [414, SYS.ppoll], [422, SYS.futex], [436, SYS.close_range],
+  [439, SYS.faccessat2],
+]);
+
+/** i386 numbers of the calls translated by the kernel (for the debug log). */
+export const I386 = {
+  time: 13, lseek: 19, times: 43, getrlimit: 76, getrusage: 77, gettimeofday: 78, truncate: 92, ftruncate: 93,
+  llseek: 140, readv: 145, writev: 146, nanosleep: 162, rt_sigaction: 174, pread64: 180, pwrite64: 181,
+  sigaltstack: 186, ugetrlimit: 191, mmap2: 192, truncate64: 193, ftruncate64: 194, stat64: 195, lstat64: 196,
+  fstat64: 197, set_thread_area: 243, clock_gettime: 265, clock_getres: 266, clock_nanosleep: 267, fstatat64: 300,
+  rseq: 386,
+} as const;
+
+const i386Names = new Map<number, string>(Object.entries(I386).map(([k, v]) => [v, k]));
+for (const [n32, n64] of I386_SAME) i386Names.set(n32, SYSCALL_NAMES.get(n64) ?? String(n64));
+/** Name of an i386 system call number, for the debug log. */
+export const I386_NAMES: ReadonlyMap<number, string> = i386Names;

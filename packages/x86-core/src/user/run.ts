@@ -12,6 +12,8 @@ import {
   CS,
   DB,
   DE,
+  DS,
+  ES,
   EXIT_BUDGET,
   EXIT_EXCEPTION,
   EXIT_HLT,
@@ -21,7 +23,6 @@ import {
   MF,
   NP,
   PF_VEC,
-  RAX,
   RDX,
   RSP,
   SS,
@@ -34,7 +35,7 @@ import {
 import { Cpu, cpuidLeaf, PFEC_I, PFEC_P, PFEC_W, type CpuFeatures } from '../index';
 import { loadElf, parseElf, setupStack } from './elf';
 import { LinuxKernel } from './kernel';
-import { ENOSYS, SIGBUS, SIGFPE, SIGILL, SIGNAL_NAMES, SIGSEGV, SIGTRAP } from './linux';
+import { SIGBUS, SIGFPE, SIGILL, SIGNAL_NAMES, SIGSEGV, SIGTRAP } from './linux';
 import { UserMemory } from './memory';
 
 /** Exit status of the runner when the program hit an instruction the CPU does not implement. */
@@ -136,10 +137,19 @@ export function createProcess(opts: UserRunOptions): { cpu: Cpu; mem: UserMemory
   cpu.setRegNumber(RSP, sp);
   cpu.setRegNumber(RDX, 0); // no rtld_fini
   cpu.setFlags(0x202);
-  cpu.segSel[CS] = 0x33;
-  cpu.segSel[SS] = 0x2b;
+  if (info.bits === 32) {
+    // A compatibility-mode (32-bit) code segment with flat 4 GiB segments, as Linux gives an i386 process.
+    cpu.csize = 4;
+    cpu.ssize = 4;
+    cpu.segSel[CS] = 0x23;
+    for (const s of [SS, DS, ES]) cpu.segSel[s] = 0x2b;
+  } else {
+    cpu.segSel[CS] = 0x33;
+    cpu.segSel[SS] = 0x2b;
+  }
   const kernel = new LinuxKernel(mem, {
     exePath: path.resolve(opts.program),
+    compat32: info.bits === 32,
     ...(opts.cwd ? { cwd: path.resolve(opts.cwd) } : {}),
     ...(opts.stdin ? { stdin: opts.stdin } : {}),
     captureStdout: opts.captureStdout ?? false,
@@ -195,7 +205,7 @@ export function runProcess(cpu: Cpu, mem: UserMemory, kernel: LinuxKernel, maxIn
         break;
       case EXIT_SOFTINT:
         if (cpu.faultVector === 3 || cpu.faultVector === 1) kernel.raise(SIGTRAP, `trace/breakpoint trap (INT${cpu.faultVector === 3 ? '3' : '1'}) before RIP ${hex(cpu.rip)}`);
-        else if (cpu.faultVector === 0x80) cpu.setRegNumber(RAX, -ENOSYS); // the 32-bit system call ABI is not offered
+        else if (cpu.faultVector === 0x80) kernel.syscall32(cpu); // the i386 ABI (also from 64-bit code, as in Linux)
         else kernel.raise(SIGSEGV, `general protection fault (INT 0x${cpu.faultVector.toString(16)}) before RIP ${hex(cpu.rip)}`);
         break;
       case EXIT_HLT:
