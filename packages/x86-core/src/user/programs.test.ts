@@ -3,6 +3,7 @@
  * and in ringzero-user with the same argv, environment and stdin: same stdout, same exit
  * status or terminating signal.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -671,6 +672,340 @@ _start:
 `,
 };
 
+/** i386 helpers: print_hex (eax as 8 hex digits + newline), print_str (ecx, edx), print_cstr (ecx). System calls by INT 0x80. */
+const PRELUDE32 = `
+bits 32
+section .bss
+hexbuf: resb 16
+statbuf: resb 256
+iobuf: resb 65536
+section .text
+print_hex:
+  pushad
+  lea edi, [hexbuf+8]
+  mov byte [edi], 10
+  mov ecx, 8
+.l:
+  dec edi
+  mov ebx, eax
+  and ebx, 15
+  cmp ebx, 10
+  jb .d
+  add ebx, 'a' - 10 - '0'
+.d:
+  add ebx, '0'
+  mov [edi], bl
+  shr eax, 4
+  dec ecx
+  jnz .l
+  mov eax, 4
+  mov ebx, 1
+  mov ecx, hexbuf
+  mov edx, 9
+  int 0x80
+  popad
+  ret
+print_str:
+  pushad
+  mov eax, 4
+  mov ebx, 1
+  int 0x80
+  popad
+  ret
+print_cstr:
+  pushad
+  xor edx, edx
+.n:
+  cmp byte [ecx+edx], 0
+  je .w
+  inc edx
+  jmp .n
+.w:
+  call print_str
+  mov byte [hexbuf+8], 10
+  mov ecx, hexbuf+8
+  mov edx, 1
+  call print_str
+  popad
+  ret
+%macro exit 1
+  mov ebx, %1
+  mov eax, 252
+  int 0x80
+%endmacro
+`;
+
+const PROGRAMS32: Record<string, string> = {
+  hello32: `
+global _start
+_start:
+  mov ecx, msg
+  mov edx, msglen
+  call print_str
+  exit 42
+section .data
+msg: db "hello from i386", 10
+msglen equ $ - msg
+`,
+  args32: `
+global _start
+_start:
+  mov eax, [esp]
+  call print_hex
+  lea ebx, [esp+4]
+.argv:
+  mov ecx, [ebx]
+  add ebx, 4
+  test ecx, ecx
+  jz .env
+  call print_cstr
+  jmp .argv
+.env:
+  mov ecx, [ebx]
+  add ebx, 4
+  test ecx, ecx
+  jz .aux
+  call print_cstr
+  jmp .env
+.aux:
+  mov eax, [ebx]
+  mov esi, [ebx+4]
+  add ebx, 8
+  test eax, eax
+  jz .done
+  cmp eax, 6
+  je .val
+  cmp eax, 4
+  je .val
+  cmp eax, 5
+  je .val
+  cmp eax, 3
+  je .val
+  cmp eax, 23
+  je .val
+  cmp eax, 9
+  je .val
+  cmp eax, 15
+  je .str
+  cmp eax, 31
+  je .str
+  jmp .aux
+.val:
+  call print_hex
+  mov eax, esi
+  call print_hex
+  jmp .aux
+.str:
+  call print_hex
+  mov ecx, esi
+  call print_cstr
+  jmp .aux
+.done:
+  mov eax, esp
+  and eax, 15
+  call print_hex
+  exit 0
+`,
+  files32: `
+global _start
+_start:
+  mov ebx, [esp+8]      ; argv[1]
+  mov ebp, [esp+12]     ; argv[2]
+  mov eax, 5            ; open(argv1, O_RDONLY)
+  xor ecx, ecx
+  int 0x80
+  mov esi, eax
+  call print_hex
+  mov eax, 197          ; fstat64
+  mov ebx, esi
+  mov ecx, statbuf
+  int 0x80
+  call print_hex
+  mov eax, [statbuf+44] ; st_size
+  call print_hex
+  mov eax, [statbuf+16] ; st_mode
+  and eax, 0xf000
+  call print_hex
+  mov eax, 3            ; read
+  mov ebx, esi
+  mov ecx, iobuf
+  mov edx, 65536
+  int 0x80
+  mov edx, eax
+  call print_hex
+  mov ecx, iobuf
+  call print_str
+  mov eax, 140          ; _llseek(fd, 0, 5, &result, SEEK_SET)
+  mov ebx, esi
+  xor ecx, ecx
+  mov edx, 5
+  push esi
+  mov esi, statbuf
+  mov edi, 0
+  int 0x80
+  pop esi
+  call print_hex
+  mov eax, [statbuf]
+  call print_hex
+  mov eax, 3
+  mov ebx, esi
+  mov ecx, iobuf
+  mov edx, 5
+  int 0x80
+  mov edx, eax
+  mov ecx, iobuf
+  call print_str
+  mov eax, 180          ; pread64(fd, buf, 3, offset 10 = lo 10, hi 0)
+  mov ebx, esi
+  mov ecx, iobuf
+  mov edx, 3
+  push esi
+  mov esi, 10
+  xor edi, edi
+  int 0x80
+  pop esi
+  mov edx, eax
+  mov ecx, iobuf
+  call print_str
+  mov eax, 6            ; close
+  mov ebx, esi
+  int 0x80
+  call print_hex
+  mov eax, 295          ; openat(AT_FDCWD, argv2, O_WRONLY|O_CREAT|O_TRUNC, 0644)
+  mov ebx, -100
+  mov ecx, ebp
+  mov edx, 0o1101
+  mov esi, 0o644
+  int 0x80
+  mov esi, eax
+  mov eax, 146          ; writev(fd, iov, 2)
+  mov ebx, esi
+  mov ecx, iov
+  mov edx, 2
+  int 0x80
+  call print_hex
+  mov eax, 6
+  mov ebx, esi
+  int 0x80
+  mov eax, 195          ; stat64(argv2)
+  mov ebx, ebp
+  mov ecx, statbuf
+  int 0x80
+  call print_hex
+  mov eax, [statbuf+44]
+  call print_hex
+  mov eax, 10           ; unlink
+  mov ebx, ebp
+  int 0x80
+  call print_hex
+  mov eax, 5            ; open of a missing file: -ENOENT
+  mov ebx, nofile
+  xor ecx, ecx
+  int 0x80
+  call print_hex
+  exit 0
+section .data
+v1: db "vec1 "
+v2: db "vec2", 10
+iov: dd v1, 5, v2, 5
+nofile: db "/nonexistent/ringzero", 0
+`,
+  memory32: `
+global _start
+_start:
+  mov eax, 45           ; brk(0)
+  xor ebx, ebx
+  int 0x80
+  mov esi, eax
+  and eax, 0xfff
+  call print_hex
+  lea ebx, [esi+0x10000]
+  mov eax, 45
+  int 0x80
+  sub eax, esi
+  call print_hex
+  mov byte [esi+0xffff], 7
+  movzx eax, byte [esi+0xffff]
+  call print_hex
+  mov eax, 192          ; mmap2(0, 1 MiB, RW, PRIVATE|ANON, -1, 0)
+  xor ebx, ebx
+  mov ecx, 0x100000
+  mov edx, 3
+  push esi
+  mov esi, 0x22
+  mov edi, -1
+  push ebp
+  xor ebp, ebp
+  int 0x80
+  pop ebp
+  pop esi
+  mov edi, eax
+  and eax, 0xfff
+  call print_hex
+  mov dword [edi+0x80000], 0x11223344
+  mov eax, [edi+0x80000]
+  call print_hex
+  mov eax, [edi+0xffffc]
+  call print_hex
+  mov eax, 91           ; munmap the second half
+  lea ebx, [edi+0x80000]
+  mov ecx, 0x80000
+  int 0x80
+  call print_hex
+  mov eax, 125          ; mprotect(first page, PROT_READ)
+  mov ebx, edi
+  mov ecx, 0x1000
+  mov edx, 1
+  int 0x80
+  call print_hex
+  mov eax, [edi]
+  call print_hex
+  mov byte [edi], 1     ; SIGSEGV
+  exit 3
+`,
+  cat32: `
+global _start
+_start:
+.loop:
+  mov eax, 3
+  xor ebx, ebx
+  mov ecx, iobuf
+  mov edx, 65536
+  int 0x80
+  test eax, eax
+  jle .done
+  mov edx, eax
+  mov eax, 4
+  mov ebx, 1
+  mov ecx, iobuf
+  int 0x80
+  jmp .loop
+.done:
+  exit 0
+`,
+  divzero32: `
+global _start
+_start:
+  xor ecx, ecx
+  mov eax, 1
+  div ecx
+  exit 0
+`,
+};
+
+/** Assembles i386 source into a static ELF32 (nasm -f elf32, ld -m elf_i386). */
+function assemble32(dir: string, name: string, source: string): string {
+  const asm = path.join(dir, `${name}.asm`);
+  const obj = path.join(dir, `${name}.o`);
+  const exe = path.join(dir, name);
+  fs.writeFileSync(asm, source);
+  const a = spawnSync('nasm', ['-f', 'elf32', '-o', obj, asm], { encoding: 'utf8' });
+  if (a.status !== 0) throw new Error(`nasm failed for ${name}: ${a.stderr}`);
+  const l = spawnSync('ld', ['-m', 'elf_i386', '-static', '-o', exe, obj], { encoding: 'utf8' });
+  if (l.status !== 0) throw new Error(`ld failed for ${name}: ${l.stderr}`);
+  return exe;
+}
+
 describe.skipIf(!HAVE)('hand-made ELFs: ringzero-user against the native run', () => {
   let dir = '';
   const exe: Record<string, string> = {};
@@ -754,5 +1089,62 @@ describe.skipIf(!HAVE)('hand-made ELFs: ringzero-user against the native run', (
 
   it('exit status is truncated to 8 bits like the kernel does', () => {
     expect(same({ program: exe.exit256, argv: [exe.exit256], env: ENV }).status).toBe(7);
+  });
+});
+
+
+describe.skipIf(!HAVE)('hand-made i386 ELFs (INT 0x80): ringzero-user against the native run', () => {
+  let dir = '';
+  const exe: Record<string, string> = {};
+  const ENV = ['RINGZERO_TEST=1', 'LANG=C'];
+  let native32 = true;
+
+  beforeAll(() => {
+    dir = makeTempDir('rz-user32-');
+    for (const [name, src] of Object.entries(PROGRAMS32)) exe[name] = assemble32(dir, name, PRELUDE32 + src);
+    // The host kernel must run i386 programs (IA32 emulation) to be the oracle.
+    native32 = spawnSync(exe.hello32).status === 42;
+    if (!native32) console.warn('SKIPPED: the host kernel does not run i386 programs: the 32-bit ELF tests have no oracle');
+  });
+  afterAll(() => removeTempDir(dir));
+
+  function same(spec: RunSpec, native?: Partial<RunSpec>): ReturnType<typeof runEmulated> | null {
+    if (!native32) return null;
+    const n = runNative({ ...spec, ...native });
+    const e = runEmulated({ ...spec });
+    expect(e.result.reason === 'unimplemented' ? e.result.message : '').toBe('');
+    expect(e.stdout).toBe(n.stdout);
+    expect({ status: e.status, signal: e.signal }).toEqual({ status: n.status, signal: n.signal });
+    return e;
+  }
+
+  it('hello32: write and exit_group through INT 0x80', () => {
+    const e = same({ program: exe.hello32, argv: [exe.hello32], env: ENV });
+    if (e) expect(e.stdout).toBe('hello from i386\n');
+  });
+
+  it('args32: argc, argv, envp and the i386 auxv (AT_PLATFORM i686)', () => {
+    const e = same({ program: exe.args32, argv: [exe.args32, 'x', 'y z'], env: ENV });
+    if (e) expect(e.stdout).toContain('i686\n');
+  });
+
+  it('files32: open/fstat64/read/_llseek/pread64/close/openat/writev/stat64/unlink', () => {
+    const input = path.join(dir, 'input.txt');
+    fs.writeFileSync(input, 'Pack my box with five dozen liquor jugs.\n');
+    const e = same({ program: exe.files32, argv: [exe.files32, input, path.join(dir, 'o-emu')], env: ENV }, { argv: [exe.files32, input, path.join(dir, 'o-native')] });
+    if (e) expect(e.stdout).toContain('Pack my box');
+  });
+
+  it('memory32: brk, mmap2, munmap, mprotect and SIGSEGV, all below 4 GiB', () => {
+    const e = same({ program: exe.memory32, argv: [exe.memory32], env: ENV });
+    if (e) expect(e.signal).toBe(11);
+  });
+
+  it('cat32 copies stdin; divzero32 gets SIGFPE', () => {
+    const input = new Uint8Array(70_000).map((_, i) => (i * 31) & 0xff);
+    const e = same({ program: exe.cat32, argv: [exe.cat32], env: ENV, stdin: input });
+    if (e) expect(e.stdout.length).toBe(input.length);
+    const d = same({ program: exe.divzero32, argv: [exe.divzero32], env: ENV });
+    if (d) expect(d.signal).toBe(8);
   });
 });
