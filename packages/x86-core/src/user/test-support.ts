@@ -70,7 +70,8 @@ export function runNative(spec: RunSpec): Outcome & { stdoutBytes: Uint8Array } 
     cwd: spec.cwd ?? process.cwd(),
     maxBuffer: 64 * 1024 * 1024,
   });
-  if (r.error) throw r.error;
+  // EPIPE: the program exited without reading all its stdin, which is its right.
+  if (r.error && (r.error as NodeJS.ErrnoException).code !== 'EPIPE') throw r.error;
   return {
     stdout: r.stdout.toString('latin1'),
     stderr: r.stderr.toString('latin1'),
