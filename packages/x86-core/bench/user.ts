@@ -3,7 +3,7 @@
  * process), natively and under qemu-x86_64 (qemu-user) in the same run. Prints JSON lines
  * {"name","value","unit","peer"?,"peerValue"?,"ratio"?}: wall time, guest instructions retired,
  * MIPS (instructions retired / wall time; for the peers the same instruction count over their
- * time), and the ratios.
+ * time), the same by CPU time (user + system, unaffected by other load), and the ratios.
  *
  * Sizes: RINGZERO_BENCH_MIB (default 1) MiB for sha256sum; the issue's figure is 64.
  * Run alone: tsx --conditions=@ringzero/source bench/user.ts, or from bench/index.ts through
@@ -31,19 +31,31 @@ function has(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }
 
-function timeSpawn(cmd: string, args: string[], input: string): { seconds: number; stdout: string; ok: boolean } {
+/** Runs cmd with stdin from `input`: wall time, and CPU time (user + system) from bash's `times`. */
+function timeSpawn(cmd: string, args: string[], input: string): { seconds: number; cpu: number; stdout: string; ok: boolean } {
   const t0 = performance.now();
-  const r = spawnSync(cmd, args, { input: fs.readFileSync(input), maxBuffer: 256 * 1024 * 1024 });
+  const script = '"$@" < "$IN" > "$OUT"; s=$?; times >&2; exit $s';
+  const out = input + '.out';
+  const r = spawnSync('bash', ['-c', script, 'bench', cmd, ...args], { env: { ...process.env, IN: input, OUT: out }, encoding: 'latin1' });
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, stdout: r.stdout.toString('latin1'), ok: r.status === 0 };
+  // `times` prints the shell's then its children's user and system times: "0m0.031s 0m0.003s".
+  const lines = r.stderr.trim().split('\n');
+  const child = lines[lines.length - 1].match(/(\d+)m([\d.]+)s (\d+)m([\d.]+)s/);
+  const cpu = child ? Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4]) : NaN;
+  const stdout = fs.readFileSync(out, 'latin1');
+  fs.rmSync(out, { force: true });
+  return { seconds, cpu, stdout, ok: r.status === 0 };
 }
 
 /** One workload: busybox args with a stdin file, in all three runners. */
 function workload(name: string, busybox: string, args: string[], input: string, out: (l: BenchLine) => void): void {
   const data = fs.readFileSync(input);
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const r = runProgram({ program: busybox, argv: ['busybox', ...args], env: ['LANG=C', 'LC_ALL=C'], stdin: data, captureStdout: true, captureStderr: true });
   const seconds = (performance.now() - t0) / 1000;
+  const cu = process.cpuUsage(c0);
+  const cpu = (cu.user + cu.system) / 1e6;
   const native = timeSpawn(busybox, args, input);
   const stdout = Buffer.from(r.stdout).toString('latin1');
   if (r.reason !== 'exit' || r.status !== 0 || stdout !== native.stdout) {
@@ -54,11 +66,15 @@ function workload(name: string, busybox: string, args: string[], input: string, 
   out({ name: `${name}.instructions`, value: r.retired, unit: 'instructions' });
   out({ name: `${name}.time`, value: seconds, unit: 's', peer: 'native', peerValue: native.seconds, ratio: seconds / native.seconds });
   out({ name: `${name}.mips`, value: mips, unit: 'MIPS', peer: 'native', peerValue: r.retired / native.seconds / 1e6, ratio: seconds / native.seconds });
+  // CPU time: what the machine's load (other processes on a shared host) does not inflate.
+  out({ name: `${name}.cpu`, value: cpu, unit: 's', peer: 'native', peerValue: native.cpu, ratio: cpu / native.cpu });
+  out({ name: `${name}.mips-cpu`, value: r.retired / cpu / 1e6, unit: 'MIPS', peer: 'native', peerValue: r.retired / native.cpu / 1e6, ratio: cpu / native.cpu });
   if (has('qemu-x86_64')) {
     const q = timeSpawn('qemu-x86_64', [busybox, ...args], input);
     if (q.ok && q.stdout === native.stdout) {
       out({ name: `${name}.time`, value: seconds, unit: 's', peer: 'qemu-x86_64', peerValue: q.seconds, ratio: seconds / q.seconds });
       out({ name: `${name}.mips`, value: mips, unit: 'MIPS', peer: 'qemu-x86_64', peerValue: r.retired / q.seconds / 1e6, ratio: seconds / q.seconds });
+      out({ name: `${name}.cpu`, value: cpu, unit: 's', peer: 'qemu-x86_64', peerValue: q.cpu, ratio: cpu / q.cpu });
     } else out({ name: `${name}.time`, value: null, unit: 's', peer: 'qemu-x86_64', error: 'qemu-x86_64 run failed' });
   } else console.warn('SKIPPED: qemu-x86_64 (qemu-user) not installed: no qemu figure');
 }
