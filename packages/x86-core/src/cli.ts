@@ -5,7 +5,8 @@
  * program's exit status (128 + n when signal n ended it, 125 for an unimplemented instruction).
  *
  * Environment: RINGZERO_USER_DEBUG=1 logs unimplemented system calls and ioctls on stderr;
- * RINGZERO_USER_DEBUG=strace logs every system call.
+ * RINGZERO_USER_DEBUG=strace logs every system call; RINGZERO_USER_MEM_MIB caps guest memory
+ * (default 2048 MiB of mappings).
  */
 import * as fs from 'node:fs';
 import { ElfError } from './user/elf';
@@ -16,7 +17,8 @@ const USAGE = `usage: ringzero-user PROGRAM [ARGS...]
 Runs a statically linked x86-64 Linux ELF program (e.g. Debian's busybox-static) on the
 RingZero x86 interpreter. Exit status: the program's, 128+N if signal N ended it,
 ${UNIMPLEMENTED_STATUS} if it hit an instruction the CPU does not implement yet.
-Set RINGZERO_USER_DEBUG=1 (unimplemented calls) or =strace (every call) to log system calls.
+Set RINGZERO_USER_DEBUG=1 (unimplemented calls) or =strace (every call) to log system calls,
+RINGZERO_USER_MEM_MIB to cap guest memory (default 2048).
 `;
 
 function main(args: string[]): number {
@@ -31,7 +33,14 @@ function main(args: string[]): number {
   }
   const dbg = process.env.RINGZERO_USER_DEBUG ?? '';
   try {
-    const r = runProgram({ program, argv: args, debug: dbg !== '' && dbg !== '0', strace: dbg === 'strace' });
+    const mib = Number(process.env.RINGZERO_USER_MEM_MIB ?? '');
+    const r = runProgram({
+      program,
+      argv: args,
+      debug: dbg !== '' && dbg !== '0',
+      strace: dbg === 'strace',
+      ...(mib > 0 ? { maxMemoryMiB: mib } : {}),
+    });
     if (r.message) process.stderr.write(`ringzero-user: ${r.message}\n`);
     if (dbg !== '' && dbg !== '0') process.stderr.write(`ringzero-user: ${r.retired} instructions retired\n`);
     return r.status;

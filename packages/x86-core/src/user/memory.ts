@@ -44,7 +44,7 @@ class Page {
 
 /** Options of UserMemory. */
 export interface UserMemoryOptions {
-  /** Most pages that may be mapped at once (default 1 Mi pages = 4 GiB of address space). */
+  /** Most pages that may be mapped at once (default 512 Ki pages = 2 GiB of address space). */
   maxPages?: number;
 }
 
@@ -63,7 +63,7 @@ export class UserMemory implements CpuMemory {
   private readonly fData: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(ZERO_PAGE);
 
   constructor(options: UserMemoryOptions = {}) {
-    this.maxPages = options.maxPages ?? 1 << 20;
+    this.maxPages = options.maxPages ?? 1 << 19;
   }
 
   // ------------------------------------------------------------------ mapping

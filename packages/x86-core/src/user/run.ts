@@ -63,6 +63,8 @@ export interface UserRunOptions {
   log?: (line: string) => void;
   /** Stop with reason "limit" after this many instructions (default: no limit). */
   maxInstructions?: number;
+  /** Most guest memory that may be mapped, in MiB (default 2048): mmap/brk fail with ENOMEM beyond. */
+  maxMemoryMiB?: number;
   /** CPU feature switches (default: the CPU's defaults, i.e. what is implemented). */
   features?: Partial<CpuFeatures>;
 }
@@ -115,7 +117,7 @@ function bytesAt(mem: UserMemory, la: number, max: number): string {
 export function createProcess(opts: UserRunOptions): { cpu: Cpu; mem: UserMemory; kernel: LinuxKernel } {
   const file = new Uint8Array(fs.readFileSync(opts.program));
   const info = parseElf(file);
-  const mem = new UserMemory();
+  const mem = new UserMemory(opts.maxMemoryMiB ? { maxPages: Math.max(1, Math.floor(opts.maxMemoryMiB * 256)) } : {});
   loadElf(mem, file, info);
   const cpu = new Cpu(mem, opts.features ?? {});
   const id = new Int32Array(4);
