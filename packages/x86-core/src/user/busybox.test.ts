@@ -167,6 +167,53 @@ describe.skipIf(!bb)(`busybox-static (${arch}) applets: ringzero-user against th
     expect(new Uint8Array(back2.result.stdout)).toEqual(data);
   });
 
+  it('file applets change the file system as natively: mkdir cp mv ln readlink ls find stat touch tar rm cmp...', () => {
+    // Each step runs natively in one directory and emulated in a twin; outputs must agree step by step.
+    const steps: string[][] = [
+      ['mkdir', '-p', 'a/b/c'],
+      ['cp', 'input.txt', 'a/b/c/copy'],
+      ['mv', 'a/b/c/copy', 'a/moved'],
+      ['ln', '-s', 'moved', 'a/link'],
+      ['readlink', 'a/link'],
+      ['ls', '-a', 'a'],
+      ['find', '.'],
+      ['cat', 'a/link'],
+      ['stat', '-c', '%n %s %F %a %h', 'a/moved', 'a/link', 'a', 'a/b'],
+      ['touch', '-d', '2020-01-02 03:04:05', 'a/moved'],
+      ['stat', '-c', '%Y', 'a/moved'],
+      ['tar', 'cf', 'a.tar', 'a'],
+      ['tar', 'tf', 'a.tar'],
+      ['cmp', 'input.txt', 'a/moved'],
+      ['cmp', 'input.txt', 'a.tar'],
+      ['rm', '-r', 'a/b'],
+      ['ls', 'a'],
+      ['rmdir', 'a'],
+      ['head', '-n', '3', 'input.txt'],
+      ['tail', '-n', '2', 'input.txt'],
+      ['tac', 'input.txt'],
+      ['rev', 'input.txt'],
+      ['nl', 'input.txt'],
+      ['cksum', 'input.txt'],
+      ['hexdump', '-C', 'input.txt'],
+    ];
+    const twin = (name: string): string => {
+      const d = path.join(dir, name);
+      fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(path.join(d, 'input.txt'), TEXT.slice(0, 600));
+      return d;
+    };
+    const dn = twin('fs-native');
+    const de = twin('fs-emulated');
+    for (const args of steps) {
+      const base = { program: BUSYBOX!, argv: ['busybox', ...args], env: ENV };
+      const n = runNative({ ...base, cwd: dn });
+      const e = runEmulated({ ...base, cwd: de }, 400_000_000);
+      expect(e.result.message, args.join(' ')).toBe('');
+      expect({ step: args.join(' '), out: e.stdout, err: e.stderr, status: e.status }).toEqual({ step: args.join(' '), out: n.stdout, err: n.stderr, status: n.status });
+    }
+    expect(fs.readdirSync(de).sort()).toEqual(fs.readdirSync(dn).sort());
+  });
+
   it('reports a missing file the way the native run does (stderr and status 1)', () => {
     const s = spec({ name: 'cat missing', args: ['cat', 'no-such-file'] });
     const n = runNative(s);

@@ -69,6 +69,10 @@ import {
 const CHUNK = 1 << 20;
 const MAX_FDS = 1024;
 const MAX_PATH = 4096;
+/** Most entries one directory listing may hold (bounds host memory for a hostile directory). */
+const MAX_DIR_ENTRIES = 1 << 20;
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
 /** Top of the mmap area (just below the stack gap, as Linux without ASLR places it). */
 export const MMAP_TOP = 0x7fff_f7ff_f000;
 /** Top of the mmap area of an i386 process. */
@@ -251,7 +255,7 @@ function statxBytes(st: StatLike): Uint8Array {
   return b;
 }
 
-function dtypeOf(d: fs.Dirent<Buffer>): number {
+function dtypeOf(d: fs.Dirent): number {
   if (d.isFile()) return 8;
   if (d.isDirectory()) return 4;
   if (d.isSymbolicLink()) return 10;
@@ -773,6 +777,7 @@ export class LinuxKernel {
       case I386.clock_getres: return a1 === 0 ? 0 : this.put32(a1, 0) && this.put32(a1 + 4, 1) ? 0 : -EFAULT;
       case I386.nanosleep: return this.sysSleep(a0, a1, true);
       case I386.clock_nanosleep: return ((a1 | 0) & 1) !== 0 ? 0 : this.sysSleep(a2, a3, true);
+      case I386.utimensat: return this.sysUtimensat(i0, a1, a2, a3 | 0, true);
       case I386.set_thread_area: return this.sysSetThreadArea(cpu, a0);
       case I386.rseq: return -ENOSYS;
       default:
@@ -1205,14 +1210,24 @@ export class LinuxKernel {
           /* keep self */
         }
         list.push({ name: Buffer.from('.'), ino: self.ino, type: 4 }, { name: Buffer.from('..'), ino: parentIno, type: 4 });
-        for (const d of fs.readdirSync(f.path, { withFileTypes: true, encoding: 'buffer' })) {
-          let ino = 0n;
-          try {
-            ino = fs.lstatSync(Buffer.concat([f.path, Buffer.from('/'), d.name]), { bigint: true }).ino;
-          } catch {
-            /* vanished */
+        // opendir/readdir keeps the host file system's order (what getdents gives natively);
+        // readdirSync would sort the names.
+        const dh = fs.opendirSync(f.path as unknown as string, { encoding: 'buffer' as BufferEncoding });
+        try {
+          for (let d = dh.readSync(); d; d = dh.readSync()) {
+            const name = d.name as unknown as Buffer;
+            if (list.length > MAX_DIR_ENTRIES) break;
+            if (name.equals(DOT) || name.equals(DOTDOT)) continue;
+            let ino = 0n;
+            try {
+              ino = fs.lstatSync(Buffer.concat([f.path, Buffer.from('/'), name]), { bigint: true }).ino;
+            } catch {
+              /* vanished */
+            }
+            list.push({ name, ino, type: dtypeOf(d) });
           }
-          list.push({ name: d.name, ino, type: dtypeOf(d) });
+        } finally {
+          dh.closeSync();
         }
         f.dir = list;
       } catch (e) {
@@ -1322,30 +1337,32 @@ export class LinuxKernel {
     return this.mem.writeFrom(buf, target.subarray(0, n)) ? n : -EFAULT;
   }
 
-  private sysUtimensat(dirfd: number, la: number, times: number, flags: number): number {
+  /** utimensat; `compat`: the i386 layout (two 32-bit timespecs). */
+  private sysUtimensat(dirfd: number, la: number, times: number, flags: number, compat = false): number {
     let at = Date.now() / 1000;
     let mt = at;
     if (times !== 0) {
-      const t = this.mem.readBytes(times, 32);
+      const w = compat ? 8 : 16;
+      const t = this.mem.readBytes(times, 2 * w);
       if (!t) return -EFAULT;
       const dv = new DataView(t.buffer);
+      const nsOf = (o: number): number => dv.getUint32(o + w / 2, true);
       const get = (o: number, old: number): number => {
-        const ns = dv.getUint32(o + 8, true);
+        const ns = nsOf(o);
         if (ns === 0x3fffffff) return Date.now() / 1000; // UTIME_NOW
         if (ns === 0x3ffffffe) return old; // UTIME_OMIT
-        return Number(dv.getBigInt64(o, true)) + ns / 1e9;
+        return (compat ? dv.getInt32(o, true) : Number(dv.getBigInt64(o, true))) + ns / 1e9;
       };
       let oldA = NaN;
       let oldM = NaN;
-      const needOld = dv.getUint32(8, true) === 0x3ffffffe || dv.getUint32(24, true) === 0x3ffffffe;
-      if (needOld) {
+      if (nsOf(0) === 0x3ffffffe || nsOf(w) === 0x3ffffffe) {
         const st = la === 0 ? this.fdStatNum(dirfd) : this.pathStatNum(dirfd, la, flags);
         if (typeof st === 'number') return st;
         oldA = st.atimeMs / 1000;
         oldM = st.mtimeMs / 1000;
       }
       at = get(0, oldA);
-      mt = get(16, oldM);
+      mt = get(w, oldM);
     }
     if (la === 0) return this.fdOp(dirfd, (fd) => fs.futimesSync(fd, at, mt));
     return this.pathOp(dirfd, la, (p) => ((flags & AT_SYMLINK_NOFOLLOW) !== 0 ? fs.lutimesSync(p, at, mt) : fs.utimesSync(p, at, mt)));

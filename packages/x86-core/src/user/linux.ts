@@ -139,7 +139,7 @@ export const I386 = {
   time: 13, lseek: 19, times: 43, getrlimit: 76, getrusage: 77, gettimeofday: 78, truncate: 92, ftruncate: 93,
   llseek: 140, readv: 145, writev: 146, nanosleep: 162, rt_sigaction: 174, pread64: 180, pwrite64: 181,
   sigaltstack: 186, ugetrlimit: 191, mmap2: 192, truncate64: 193, ftruncate64: 194, stat64: 195, lstat64: 196,
-  fstat64: 197, set_thread_area: 243, clock_gettime: 265, clock_getres: 266, clock_nanosleep: 267, fstatat64: 300,
+  fstat64: 197, set_thread_area: 243, utimensat: 320, clock_gettime: 265, clock_getres: 266, clock_nanosleep: 267, fstatat64: 300,
   rseq: 386,
 } as const;
 
