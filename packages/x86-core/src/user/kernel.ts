@@ -1212,7 +1212,7 @@ export class LinuxKernel {
         list.push({ name: Buffer.from('.'), ino: self.ino, type: 4 }, { name: Buffer.from('..'), ino: parentIno, type: 4 });
         // opendir/readdir keeps the host file system's order (what getdents gives natively);
         // readdirSync would sort the names.
-        const dh = fs.opendirSync(f.path as unknown as string, { encoding: 'buffer' as BufferEncoding });
+        const dh = fs.opendirSync(f.path, { encoding: 'buffer' as BufferEncoding });
         try {
           for (let d = dh.readSync(); d; d = dh.readSync()) {
             const name = d.name as unknown as Buffer;
