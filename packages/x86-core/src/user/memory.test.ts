@@ -75,6 +75,21 @@ describe('UserMemory', () => {
     expect(m.fetch8(0x50123)).toBe(0xab);
   });
 
+  it('fetchBytes gives the decoder the fetchable bytes, stopping where fetch8 would fault', () => {
+    const m = new UserMemory();
+    m.map(0x70000, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
+    m.map(0x71000, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
+    m.map(0x72000, PAGE_SIZE, PROT_READ | PROT_WRITE);
+    for (let i = 0; i < 32; i++) m.write8(0x70ff0 + i, i + 1);
+    const dst = new Uint8Array(15);
+    expect(m.fetchBytes(0x70ff8, dst, 15)).toBe(15); // across an executable page boundary
+    expect([...dst]).toEqual([...Array(15).keys()].map((i) => i + 9));
+    expect(m.fetchBytes(0x71ffa, dst, 15)).toBe(6); // the next page is not executable
+    expect(m.fetchBytes(0x72000, dst, 15)).toBe(0);
+    expect(m.fetchBytes(0x90000, dst, 15)).toBe(0);
+    expect(m.fetchBytes(-4, dst, 15)).toBe(0);
+  });
+
   it('bulk copies check protection and refuse before writing anything', () => {
     const m = new UserMemory();
     m.map(0x60000, PAGE_SIZE, PROT_READ | PROT_WRITE);

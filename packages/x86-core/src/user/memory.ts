@@ -313,6 +313,27 @@ export class UserMemory implements CpuMemory {
     return d ? d[la - pn * PAGE_SIZE] : this.fault(la, false, true);
   }
 
+  /** The decoder's fast path: up to n fetchable bytes at la into dst (stops where fetch8 would fault). */
+  fetchBytes(la: number, dst: Uint8Array, n: number): number {
+    let pn = Math.floor(la / PAGE_SIZE);
+    let i = pn & TLB_MASK;
+    let d = this.fTag[i] === pn ? this.fData[i] : this.fillRead(la, PROT_EXEC);
+    if (!d) return 0;
+    let o = la - pn * PAGE_SIZE;
+    let k = 0;
+    while (k < n) {
+      if (o === PAGE_SIZE) {
+        pn++;
+        i = pn & TLB_MASK;
+        d = this.fTag[i] === pn ? this.fData[i] : this.fillRead(pn * PAGE_SIZE, PROT_EXEC);
+        if (!d) break;
+        o = 0;
+      }
+      dst[k++] = d[o++];
+    }
+    return k;
+  }
+
   read8(la: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const i = pn & TLB_MASK;
