@@ -315,23 +315,21 @@ export class UserMemory implements CpuMemory {
 
   /** The decoder's fast path: up to n fetchable bytes at la into dst (stops where fetch8 would fault). */
   fetchBytes(la: number, dst: Uint8Array, n: number): number {
-    let pn = Math.floor(la / PAGE_SIZE);
-    let i = pn & TLB_MASK;
-    let d = this.fTag[i] === pn ? this.fData[i] : this.fillRead(la, PROT_EXEC);
+    const pn = Math.floor(la / PAGE_SIZE);
+    const i = pn & TLB_MASK;
+    const d = this.fTag[i] === pn ? this.fData[i] : this.fillRead(la, PROT_EXEC);
     if (!d) return 0;
-    let o = la - pn * PAGE_SIZE;
-    let k = 0;
-    while (k < n) {
-      if (o === PAGE_SIZE) {
-        pn++;
-        i = pn & TLB_MASK;
-        d = this.fTag[i] === pn ? this.fData[i] : this.fillRead(pn * PAGE_SIZE, PROT_EXEC);
-        if (!d) break;
-        o = 0;
-      }
-      dst[k++] = d[o++];
-    }
-    return k;
+    const o = la - pn * PAGE_SIZE;
+    const m = n < PAGE_SIZE - o ? n : PAGE_SIZE - o;
+    for (let k = 0; k < m; k++) dst[k] = d[o + k];
+    if (m === n) return n;
+    // The window crosses into the next page: take what of it is executable.
+    const q = pn + 1;
+    const j = q & TLB_MASK;
+    const e = this.fTag[j] === q ? this.fData[j] : this.fillRead(q * PAGE_SIZE, PROT_EXEC);
+    if (!e) return m;
+    for (let k = m; k < n; k++) dst[k] = e[k - m];
+    return n;
   }
 
   read8(la: number): number {
