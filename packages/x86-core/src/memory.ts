@@ -32,6 +32,14 @@ export interface CpuMemory {
    * faults itself; the decoder asks fetch8 for the fault when it needs a missing byte.
    */
   fetchBytes?(la: number, dst: Uint8Array, n: number): number;
+  /**
+   * Optional decode-cache support. markCode(la) declares that the page holding la contains
+   * decoded instructions and returns true when the CPU may cache them; from then on any write
+   * to that page, and any change of the mapping, increments codeWrites. The CPU drops its
+   * decode cache whenever codeWrites changes (self-modifying code stays correct).
+   */
+  markCode?(la: number): boolean;
+  readonly codeWrites?: number;
   read8(la: number): number;
   read16(la: number): number;
   read32(la: number): number;

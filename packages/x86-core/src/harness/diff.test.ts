@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cpu } from '../cpu';
-import { FlatMemory } from '../memory';
+import { PagedMemory, PROT_EXEC, PROT_READ, PROT_WRITE } from '../user/paged-memory';
 import { BP, DB, DE, EXIT_EXCEPTION, EXIT_SOFTINT, GP, PF_VEC, SS_VEC, UD, NP } from '../constants';
 import { OPS } from '../optable';
 import { CODE_ADDR, DATA_ADDR, DATA_LEN, NativeHarness, nativeUnavailable, type NativeResult } from './native';
@@ -26,9 +26,12 @@ interface EmuResult {
 }
 
 export function emulate(c: GenCase, code: Uint8Array): EmuResult {
-  const mem = new FlatMemory(0x2000, CODE_ADDR);
-  mem.bytes.set(code, 0);
-  mem.bytes.set(c.data, DATA_ADDR - CODE_ADDR);
+  // Paged memory (as ringzero-user uses), so the decode cache is exercised by every case too.
+  const mem = new PagedMemory();
+  mem.map(CODE_ADDR, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC);
+  mem.map(DATA_ADDR, 0x1000, PROT_READ | PROT_WRITE);
+  mem.poke(CODE_ADDR, code);
+  mem.poke(DATA_ADDR, c.data);
   const cpu = new Cpu(mem);
   cpu.csize = c.mode === 64 ? 8 : 4;
   cpu.ssize = cpu.csize;
@@ -54,7 +57,7 @@ export function emulate(c: GenCase, code: Uint8Array): EmuResult {
     regs[r * 2] = cpu.lo[r];
     regs[r * 2 + 1] = cpu.hi[r];
   }
-  return { signal, faultOffset, regs, rflags: cpu.getFlags(), data: mem.bytes.slice(DATA_ADDR - CODE_ADDR, DATA_ADDR - CODE_ADDR + DATA_LEN) };
+  return { signal, faultOffset, regs, rflags: cpu.getFlags(), data: mem.peek(DATA_ADDR, DATA_LEN)! };
 }
 
 const NAMES = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
