@@ -90,6 +90,34 @@ describe('UserMemory', () => {
     expect(m.fetchBytes(-4, dst, 15)).toBe(0);
   });
 
+  it('decode-cache support: writes to pages marked as code, and their remapping, bump codeWrites', () => {
+    const m = new UserMemory();
+    m.map(0x80000, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
+    expect(m.write32(0x80000, 1)).toBe(0); // fills the write TLB before the page is code
+    expect(m.markCode(0x80010)).toBe(true);
+    expect(m.markCode(0x90000)).toBe(false);
+    let g = m.codeWrites;
+    expect(m.write8(0x81000, 1)).toBe(0); // a data page: no change
+    expect(m.codeWrites).toBe(g);
+    expect(m.write32(0x80004, 0x90909090 | 0)).toBe(0);
+    expect(m.codeWrites).toBeGreaterThan(g);
+    expect(m.fetch8(0x80004)).toBe(0x90);
+    g = m.codeWrites;
+    expect(m.write8(0x80008, 0xcc)).toBe(0); // again: code pages stay out of the write TLB
+    expect(m.codeWrites).toBeGreaterThan(g);
+    g = m.codeWrites;
+    expect(m.writeFrom(0x80ff0, new Uint8Array(32))).toBe(true); // the kernel's copy_to_user too
+    expect(m.codeWrites).toBeGreaterThan(g);
+    g = m.codeWrites;
+    m.protect(0x81000, PAGE_SIZE, PROT_READ); // not code
+    expect(m.codeWrites).toBe(g);
+    m.protect(0x80000, PAGE_SIZE, PROT_READ | PROT_EXEC);
+    expect(m.codeWrites).toBeGreaterThan(g);
+    g = m.codeWrites;
+    m.unmap(0x80000, PAGE_SIZE);
+    expect(m.codeWrites).toBeGreaterThan(g);
+  });
+
   it('bulk copies check protection and refuse before writing anything', () => {
     const m = new UserMemory();
     m.map(0x60000, PAGE_SIZE, PROT_READ | PROT_WRITE);

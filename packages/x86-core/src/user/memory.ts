@@ -32,13 +32,15 @@ const TLB_SIZE = 256;
 const TLB_MASK = TLB_SIZE - 1;
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
-/** One 4 KiB page: its bytes (null: all zero, not yet written) and its protection. */
+/** One 4 KiB page: its bytes (null: all zero, not yet written), its protection, and whether the CPU caches decoded code from it. */
 class Page {
   data: Uint8Array | null;
   prot: number;
+  code: boolean;
   constructor(prot: number) {
     this.data = null;
     this.prot = prot;
+    this.code = false;
   }
 }
 
@@ -50,6 +52,12 @@ export interface UserMemoryOptions {
 
 export class UserMemory implements CpuMemory {
   faultAddress = 0;
+  /**
+   * Decode-cache generation (CpuMemory.codeWrites): bumped by every write to a page marked as
+   * code (markCode) and by every change of mapping or protection of such a page, so the CPU
+   * drops decoded instructions that may be stale. Code pages never enter the write TLB.
+   */
+  codeWrites = 0;
   /** Pages mapped (reserved address space), and pages holding their own bytes. */
   mappedPages = 0;
   residentPages = 0;
@@ -90,6 +98,7 @@ export class UserMemory implements CpuMemory {
     for (let pn = first; pn < end; pn++) {
       const old = this.pages.get(pn);
       if (old?.data) this.residentPages--;
+      if (old?.code) this.codeWrites++;
       this.pages.set(pn, new Page(prot & 7));
     }
     this.mappedPages += added;
@@ -116,6 +125,7 @@ export class UserMemory implements CpuMemory {
 
   private drop(pn: number, p: Page): void {
     if (p.data) this.residentPages--;
+    if (p.code) this.codeWrites++;
     this.mappedPages--;
     this.pages.delete(pn);
   }
@@ -126,7 +136,11 @@ export class UserMemory implements CpuMemory {
     const first = start / PAGE_SIZE;
     const end = Math.ceil((start + length) / PAGE_SIZE);
     for (let pn = first; pn < end; pn++) if (!this.pages.has(pn)) return false;
-    for (let pn = first; pn < end; pn++) this.pages.get(pn)!.prot = prot & 7;
+    for (let pn = first; pn < end; pn++) {
+      const p = this.pages.get(pn)!;
+      if (p.code) this.codeWrites++;
+      p.prot = prot & 7;
+    }
     this.flush();
     return true;
   }
@@ -157,13 +171,34 @@ export class UserMemory implements CpuMemory {
     this.fTag.fill(NaN);
   }
 
-  private own(p: Page): Uint8Array {
+  /** The page's own bytes, allocated on first use (read/fetch TLB entries that showed the zero page follow). */
+  private own(pn: number, p: Page): Uint8Array {
     let d = p.data;
     if (!d) {
       d = p.data = new Uint8Array(PAGE_SIZE);
       this.residentPages++;
+      const i = pn & TLB_MASK;
+      if (this.rTag[i] === pn) this.rData[i] = d;
+      if (this.fTag[i] === pn) this.fData[i] = d;
     }
     return d;
+  }
+
+  /**
+   * CpuMemory.markCode: the CPU will cache decoded instructions of the page holding la. From
+   * now on every write to it bumps codeWrites. False when the page is not mapped.
+   */
+  markCode(la: number): boolean {
+    if (!(la >= 0 && la < USER_TOP)) return false;
+    const pn = Math.floor(la / PAGE_SIZE);
+    const p = this.pages.get(pn);
+    if (!p) return false;
+    if (!p.code) {
+      p.code = true;
+      const i = pn & TLB_MASK;
+      if (this.wTag[i] === pn) this.wTag[i] = NaN;
+    }
+    return true;
   }
 
   // ------------------------------------------------------------------ bulk access (kernel, loader)
@@ -233,11 +268,11 @@ export class UserMemory implements CpuMemory {
       const pn = Math.floor(a / PAGE_SIZE);
       const off = a - pn * PAGE_SIZE;
       const k = Math.min(PAGE_SIZE - off, n - done);
-      const d = this.own(this.pages.get(pn)!);
-      d.set(src.subarray(done, done + k), off);
+      const p = this.pages.get(pn)!;
+      if (p.code) this.codeWrites++;
+      this.own(pn, p).set(src.subarray(done, done + k), off);
       done += k;
     }
-    this.flush(); // pages may have moved from the zero page to their own bytes
     return true;
   }
 
@@ -293,16 +328,15 @@ export class UserMemory implements CpuMemory {
     const pn = Math.floor(la / PAGE_SIZE);
     const p = this.pages.get(pn);
     if (!p || (p.prot & PROT_WRITE) === 0) return null;
-    const i = pn & TLB_MASK;
-    if (!p.data) {
-      this.own(p);
-      // The read/fetch entries may still point at the shared zero page.
-      if (this.rTag[i] === pn) this.rData[i] = p.data!;
-      if (this.fTag[i] === pn) this.fData[i] = p.data!;
+    const d = this.own(pn, p);
+    if (p.code) {
+      this.codeWrites++; // not cached: every write to a code page comes back here
+      return d;
     }
+    const i = pn & TLB_MASK;
     this.wTag[i] = pn;
-    this.wData[i] = p.data!;
-    return p.data;
+    this.wData[i] = d;
+    return d;
   }
 
   fetch8(la: number): number {

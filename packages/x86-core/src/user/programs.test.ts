@@ -640,6 +640,25 @@ section .data
 dot: db ".", 0
 root: db "/", 0
 `,
+  // Self-modifying code in a writable and executable section: patch an immediate, run it again.
+  smc: `
+global _start
+section .smc progbits alloc exec write align=16
+_start:
+  mov r12d, 3
+.again:
+  call patched
+  call print_hex
+  mov eax, [patched+1]
+  add eax, 0x1111
+  mov [patched+1], eax    ; the next call runs the new immediate
+  dec r12d
+  jnz .again
+  exit 0
+patched:
+  mov eax, 0x1000
+  ret
+`,
   ud2: `
 global _start
 _start:
@@ -1085,6 +1104,11 @@ describe.skipIf(!HAVE)('hand-made ELFs: ringzero-user against the native run', (
     const segv = same({ program: exe.segv, argv: [exe.segv], env: ENV });
     expect(segv.signal).toBe(11);
     expect(segv.result.status).toBe(128 + 11);
+  });
+
+  it('self-modifying code runs the patched instruction (decode cache invalidated by the write)', () => {
+    const e = same({ program: exe.smc, argv: [exe.smc], env: ENV });
+    expect(e.stdout).toBe('0000000000001000\n0000000000002111\n0000000000003222\n');
   });
 
   it('exit status is truncated to 8 bits like the kernel does', () => {
