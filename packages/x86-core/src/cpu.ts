@@ -133,7 +133,8 @@ export class Cpu {
   readonly insn: Insn = new Insn();
   /** Decode cache: per 4 KiB code page, the decoded Insn at each offset (see DESIGN.md). */
   private readonly icPages: Map<number, (Insn | undefined)[]> = new Map();
-  private icPn = -1;
+  /** Linear address of the current cached page (NaN when none). */
+  private icBase = NaN;
   private icArr: (Insn | undefined)[] | null = null;
   private icWrites = -1;
   private icCsize = 0;
@@ -541,9 +542,13 @@ export class Cpu {
       let d: Insn | undefined;
       if (this.decodeCache && mem.markCode !== undefined) {
         if (mem.codeWrites !== this.icWrites || csize !== this.icCsize) this.icFlush(csize);
-        const pn = Math.floor(la / 4096);
-        arr = pn === this.icPn ? this.icArr : this.icPage(pn, la);
-        off = la - pn * 4096;
+        off = la - this.icBase;
+        if (off >= 0 && off < 4096) arr = this.icArr;
+        else {
+          const pn = Math.floor(la / 4096);
+          arr = this.icPage(pn, la);
+          off = la - pn * 4096;
+        }
         if (arr != null) d = arr[off];
       }
       if (d === undefined) {
@@ -589,7 +594,7 @@ export class Cpu {
 
   private icFlush(csize: number): void {
     this.icPages.clear();
-    this.icPn = -1;
+    this.icBase = NaN;
     this.icArr = null;
     this.icCsize = csize;
     this.icWrites = this.mem.codeWrites ?? 0;
@@ -603,7 +608,7 @@ export class Cpu {
       arr = new Array<Insn | undefined>(4096);
       this.icPages.set(pn, arr);
     }
-    this.icPn = pn;
+    this.icBase = pn * 4096;
     this.icArr = arr;
     return arr;
   }
