@@ -6,11 +6,10 @@
 // interpreter) / wall seconds. RZ_BENCH_ITERS sets the loop count (default 1,000,000 ≈ 14 M
 // instructions). The issue's busybox sha256sum / awk-sort workloads need the SSE group first.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LinuxProcess } from '../src/user/linux';
-import { NodeLinuxHost } from '../src/node';
+import { runProgram } from '../src/node';
 
 const ITERS = Number(process.env.RZ_BENCH_ITERS ?? 1_000_000);
 
@@ -79,17 +78,6 @@ function emit(o: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(o) + '\n');
 }
 
-class QuietHost extends NodeLinuxHost {
-  out = '';
-  override write(fd: number, data: Uint8Array): number {
-    if (fd === 1) {
-      this.out += Buffer.from(data).toString();
-      return data.length;
-    }
-    return super.write(fd, data);
-  }
-}
-
 function main(): void {
   if (!have('nasm') || !have('ld')) {
     console.warn('SKIPPED: nasm/ld not installed: no benchmark program');
@@ -100,19 +88,15 @@ function main(): void {
     writeFileSync(join(dir, 'loop.asm'), PROGRAM);
     execFileSync('nasm', ['-f', 'elf64', '-o', join(dir, 'loop.o'), join(dir, 'loop.asm')]);
     execFileSync('ld', ['-static', '-o', join(dir, 'loop'), join(dir, 'loop.o')]);
-    const elf = readFileSync(join(dir, 'loop'));
-
-    const host = new QuietHost();
-    const proc = new LinuxProcess(host);
-    proc.load(elf, ['loop'], []);
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    const r = proc.run();
+    const r = runProgram({ program: join(dir, 'loop'), argv: ['loop'], env: [], captureStdout: true });
     const secs = (performance.now() - t0) / 1000;
     const c1 = process.cpuUsage(c0);
     const cpuSecs = (c1.user + c1.system) / 1e6;
-    if (r.fault) throw new Error(`benchmark program faulted: ${r.fault}`);
-    const insns = r.instructions;
+    if (r.reason !== 'exit') throw new Error(`benchmark program failed: ${r.message}`);
+    const host = { out: Buffer.from(r.stdout).toString() };
+    const insns = r.retired;
     const mips = insns / secs / 1e6;
     emit({ name: 'interp-loop instructions', value: insns, unit: 'instructions' });
     // Per CPU-second of this process: less sensitive to other load on a shared machine.

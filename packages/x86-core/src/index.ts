@@ -15,6 +15,6 @@ export { OPS } from './optable';
 export { cpuidLeaf } from './exec/misc';
 export * from './constants';
 export type { OpDef, Exec } from './table';
-export { LinuxProcess, type LinuxHost, type HostStat, type RunResult } from './user/linux';
-export { PagedMemory, PROT_READ, PROT_WRITE, PROT_EXEC, PAGE } from './user/paged-memory';
-export { loadElf, ElfError, type LoadedElf } from './user/elf';
+// The user-mode runner's isomorphic parts (the runner itself is Node-only: "./node").
+export { UserMemory, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, USER_TOP, type UserMemoryOptions } from './user/memory';
+export { parseElf, loadElf, setupStack, ElfError, STACK_TOP, STACK_TOP32, type ElfInfo, type ElfSegment, type StackSetup } from './user/elf';
