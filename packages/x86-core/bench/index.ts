@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runProgram } from '../src/node';
+import { userBenchmarks } from './user';
 
 const ITERS = Number(process.env.RZ_BENCH_ITERS ?? 1_000_000);
 
@@ -123,3 +124,5 @@ function main(): void {
 }
 
 main();
+// busybox sha256sum (and the awk/sort mix) in ringzero-user, natively and under qemu-x86_64.
+userBenchmarks();
