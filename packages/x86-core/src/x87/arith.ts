@@ -71,13 +71,14 @@ function quiet(v: F80): void {
 }
 
 /**
- * The x87's NaN result for operands a, b (at least one a NaN): of two NaNs the one with the
- * larger significand (on a tie, a), quieted; otherwise the NaN operand, quieted.
+ * The x87's NaN result for operands a, b (at least one a NaN): a QNaN wins over an SNaN; of two
+ * NaNs of the same kind the one with the larger significand (on a tie, a); quieted.
  */
 export function nanResult(a: F80, ca: number, b: F80, cb: number, out: F80): void {
   const an = ca === C_QNAN || ca === C_SNAN;
   const bn = cb === C_QNAN || cb === C_SNAN;
-  if (an && bn) {
+  if (an && bn && ca !== cb) copyF(out, ca === C_QNAN ? a : b);
+  else if (an && bn) {
     const ah = a.hi & 0x3fffffff;
     const bh = b.hi & 0x3fffffff;
     if (bh > ah || (bh === ah && b.lo > a.lo)) copyF(out, b);
@@ -137,12 +138,12 @@ export function binop(cpu: Cpu, op: number, a: F80, b: F80, out: F80): void {
   const ca = classify(a);
   const cb = classify(b);
   if (ca === C_UNSUPPORTED || cb === C_UNSUPPORTED) {
-    res.exc |= X_IE;
+    res.exc = X_IE; // no DE alongside an invalid operand
     setIndefinite(out);
     return;
   }
   if (ca === C_QNAN || ca === C_SNAN || cb === C_QNAN || cb === C_SNAN) {
-    if (ca === C_SNAN || cb === C_SNAN) res.exc |= X_IE;
+    res.exc = ca === C_SNAN || cb === C_SNAN ? X_IE : 0;
     nanResult(a, ca, b, cb, out);
     return;
   }

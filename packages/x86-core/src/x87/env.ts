@@ -16,7 +16,7 @@ import { ST_FAULT, ST_OK } from '../constants';
 import { fxX87Hooks } from '../sse/state';
 import { F80, tagOf } from './float80';
 import { fpEnterNoWait, readST, writePhys } from './state';
-import { fpInit, statusWord, updateES } from './misc';
+import { cwValue, fpInit, statusWord, updateES } from './misc';
 import { read80, write80 } from './ldst';
 
 const V = new F80();
@@ -105,7 +105,7 @@ function loadEnv(cpu: Cpu, la: number, d: Insn): number {
 }
 
 function applyEnv(cpu: Cpu): void {
-  cpu.fpCw = ENVIN.cw | 0x40;
+  cpu.fpCw = cwValue(ENVIN.cw);
   cpu.fpTop = (ENVIN.sw >> 11) & 7;
   cpu.fpSw = ENVIN.sw & ~0x3800;
   retag(cpu, ENVIN.tw);
@@ -114,7 +114,8 @@ function applyEnv(cpu: Cpu): void {
 function fnstenv(cpu: Cpu, d: Insn): number {
   if (fpEnterNoWait(cpu) !== ST_OK) return ST_FAULT;
   if (storeEnv(cpu, cpu.eaOf(d), d) !== ST_OK) return ST_FAULT;
-  cpu.fpCw |= 0x3f; // FNSTENV masks every exception afterwards
+  cpu.fpCw |= 0x3f; // FNSTENV masks every exception afterwards (so ES/B clear)
+  updateES(cpu);
   return ST_OK;
 }
 
@@ -122,7 +123,6 @@ function fldenv(cpu: Cpu, d: Insn): number {
   if (fpEnterNoWait(cpu) !== ST_OK) return ST_FAULT;
   if (loadEnv(cpu, cpu.eaOf(d), d) !== ST_OK) return ST_FAULT;
   applyEnv(cpu);
-  void updateES;
   return ST_OK;
 }
 
@@ -172,6 +172,7 @@ fxX87Hooks.restore = (cpu: Cpu, i: number, src: Uint8Array): void => {
   // Contents only: FXRSTOR has set the tags (empty / valid) from the abridged tag word, and the
   // full tag word is recomputed from the contents whenever it is stored (FNSTENV, FNSAVE).
   const p = (cpu.fpTop + i) & 7;
+  if (i === 0) cpu.fpCw = cwValue(cpu.fpCw); // FXRSTOR loaded FCW as is: apply the reserved bits
   cpu.fprExt[p] = V.se;
   cpu.mmx[2 * p + 1] = V.hi | 0;
   cpu.mmx[2 * p] = V.lo | 0;

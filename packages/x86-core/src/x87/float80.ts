@@ -143,8 +143,9 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
   let tiny = false;
   let wrapped = 0;
   if (E < emin) {
-    tiny = true;
-    if (ueUnmasked && fmt === FMT_EXT) {
+    // Tininess after rounding: a value just below 2^emin that rounds up to it is not tiny.
+    tiny = !(E === emin - 1 && carriesOut(sign, hi, lo, sticky, p, rc));
+    if (ueUnmasked && fmt === FMT_EXT && E + WRAP >= emin) {
       E += WRAP;
       wrapped = 1;
     } else {
@@ -220,7 +221,7 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
   else expField = E + BIAS[fmt];
   if (E > emax) {
     exc |= X_OE;
-    if (oeUnmasked && fmt === FMT_EXT) {
+    if (oeUnmasked && fmt === FMT_EXT && E - WRAP <= emax) {
       expField = E - WRAP + BIAS[fmt];
     } else {
       exc |= X_PE;
@@ -249,6 +250,29 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
   rp.exc = exc;
   rp.up = up ? 1 : 0;
   encode(sign, expField, hi, lo, fmt);
+}
+
+/** Whether rounding the normalized significand (hi:lo, sticky) to p bits carries out of bit 63. */
+function carriesOut(sign: number, hi: number, lo: number, sticky: boolean, p: number, rc: number): boolean {
+  const r = 64 - p;
+  // the kept bits must be all ones
+  if (r >= 32) {
+    const kh = r === 32 ? hi : hi >>> (r - 32);
+    if (kh !== (r === 32 ? 0xffffffff : 0xffffffff >>> (r - 32))) return false;
+  } else {
+    if (hi !== 0xffffffff) return false;
+    if (r > 0 && lo >>> r !== 0xffffffff >>> r) return false;
+    if (r === 0 && lo !== 0xffffffff) return false;
+  }
+  let rem = 0;
+  if (r > 0 && r < 32) rem = lo & ((1 << r) - 1);
+  else if (r >= 32) rem = (r === 32 ? 0 : (hi & ((1 << (r - 32)) - 1)) * 4294967296) + lo;
+  const inexact = rem !== 0 || sticky;
+  if (!inexact) return false;
+  if (rc === RC_NEAREST) return r > 0 && rem >= pow2(r - 1);
+  if (rc === RC_UP) return sign === 0;
+  if (rc === RC_DOWN) return sign !== 0;
+  return false;
 }
 
 function encode(sign: number, expField: number, hi: number, lo: number, fmt: number): void {

@@ -57,8 +57,9 @@ export const CMP_LT = 1;
 export const CMP_EQ = 2;
 export const CMP_UN = 3;
 
-/** Exceptions of the last compare. */
+/** Exceptions of the last compare; cmpNaN: an operand was a NaN or unsupported (no DE then). */
 let cmpExc = 0;
+let cmpNaN = false;
 
 /**
  * Compares a with b. unordered: true for FUCOM* (only SNaN/unsupported are invalid).
@@ -68,12 +69,15 @@ function compare(a: F80, b: F80, unordered: boolean): number {
   const ca = classify(a);
   const cb = classify(b);
   cmpExc = 0;
+  cmpNaN = false;
   if (ca === C_UNSUPPORTED || cb === C_UNSUPPORTED) {
     cmpExc = X_IE;
+    cmpNaN = true;
     return CMP_UN;
   }
   if (ca === C_QNAN || ca === C_SNAN || cb === C_QNAN || cb === C_SNAN) {
     if (!unordered || ca === C_SNAN || cb === C_SNAN) cmpExc = X_IE;
+    cmpNaN = true;
     return CMP_UN;
   }
   if (ca === C_DENORMAL || cb === C_DENORMAL) cmpExc = X_DE;
@@ -138,26 +142,25 @@ function setCmpCC(cpu: Cpu, r: number): void {
   else setCC(cpu, 1, 1, 0, 1);
 }
 
-/** Commits a compare: an unmasked IE/DE leaves the codes and the stack alone. */
+/** Commits a compare: the codes are set even when IE/DE is unmasked, but then nothing is popped. */
 function finishCmp(cpu: Cpu, r: number, pops: number): number {
-  const exc = cmpExc | lastSrcExcFor;
+  const exc = cmpExc | (cmpNaN ? 0 : lastSrcExcFor);
   raise(cpu, exc);
-  if ((exc & ~cpu.fpCw & (X_IE | X_DE)) !== 0) return ST_OK;
   setCmpCC(cpu, r);
+  if ((exc & ~cpu.fpCw & (X_IE | X_DE)) !== 0) return ST_OK;
   for (let k = 0; k < pops; k++) pop(cpu);
   return ST_OK;
 }
 let lastSrcExcFor = 0;
 
 function cmpUnderflow(cpu: Cpu, pops: number, eflags: boolean): number {
+  // The result is "unordered" whether IE is masked or not; only the pops need the mask.
   raise(cpu, X_IE | X_SF);
-  if (!imMasked(cpu)) {
+  if (eflags) {
+    setEflags(cpu, CMP_UN);
     setC1(cpu, 0);
-    return ST_OK;
-  }
-  if (eflags) setEflags(cpu, CMP_UN);
-  setCmpCC(cpu, CMP_UN);
-  if (eflags) setC1(cpu, 0);
+  } else setCmpCC(cpu, CMP_UN);
+  if (!imMasked(cpu)) return ST_OK;
   for (let k = 0; k < pops; k++) pop(cpu);
   return ST_OK;
 }
@@ -196,9 +199,8 @@ function fcomi(cpu: Cpu, d: Insn, popAfter: boolean, unordered: boolean): number
   readST(cpu, i, B);
   const r = compare(A, B, unordered);
   raise(cpu, cmpExc);
-  setC1(cpu, 0);
-  if ((cmpExc & ~cpu.fpCw & (X_IE | X_DE)) !== 0) return ST_OK;
   setEflags(cpu, r);
+  if ((cmpExc & ~cpu.fpCw & (X_IE | X_DE)) !== 0) return ST_OK;
   if (popAfter) pop(cpu);
   return ST_OK;
 }
@@ -271,12 +273,14 @@ function fxch(cpu: Cpu, d: Insn): number {
 function ffree(cpu: Cpu, d: Insn): number {
   if (fpEnter(cpu) !== ST_OK) return ST_FAULT;
   cpu.fpTag |= 3 << (2 * phys(cpu, d.rm & 7));
+  setC1(cpu, 0);
   return ST_OK;
 }
 
 function ffreep(cpu: Cpu, d: Insn): number {
   if (fpEnter(cpu) !== ST_OK) return ST_FAULT;
   cpu.fpTag |= 3 << (2 * phys(cpu, d.rm & 7));
+  setC1(cpu, 0);
   pop(cpu);
   return ST_OK;
 }
@@ -379,6 +383,11 @@ function fcmov(cpu: Cpu, d: Insn): number {
 
 // ------------------------------------------------------------------ control
 
+/** The control word as loaded: bits 7 and 13-15 read as 0, bit 6 as 1. */
+export function cwValue(v: number): number {
+  return (v & 0x1f3f) | 0x40;
+}
+
 /** Recomputes ES and B from the flags and the masks (after FLDCW, FLDENV, FRSTOR...). */
 export function updateES(cpu: Cpu): void {
   if ((cpu.fpSw & 0x3f & ~cpu.fpCw) !== 0) cpu.fpSw |= SW_ES | SW_B;
@@ -389,7 +398,7 @@ function fldcw(cpu: Cpu, d: Insn): number {
   if (fpEnter(cpu) !== ST_OK) return ST_FAULT;
   const v = cpu.read(cpu.eaOf(d), 2);
   if (v === -1) return ST_FAULT;
-  cpu.fpCw = v | 0x40;
+  cpu.fpCw = cwValue(v);
   updateES(cpu);
   return ST_OK;
 }

@@ -23,6 +23,7 @@ import {
   classify,
   clz64,
   copyF,
+  divWork,
   F80,
   FMT_EXT,
   fromDouble,
@@ -70,6 +71,25 @@ function fromMath(cpu: Cpu, x: number, out: F80, exact: boolean): void {
 }
 
 /**
+ * The result for a tiny argument t (|t| < 2^-40): t itself, with the exact result just below
+ * (err = -1: sin, atan) or above (err = 1: tan) in magnitude, rounded to the precision control
+ * (denormal results, UE, PE and C1 as the rounding gives them).
+ */
+function tinyResult(cpu: Cpu, t: F80, err: number, out: F80): void {
+  toWork(t, wa);
+  w.s = wa.s;
+  w.m = wa.m;
+  w.e = wa.e;
+  w.err = err;
+  packWork(pcBits(cpu), rcOf(cpu), (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
+  out.se = rp.se;
+  out.hi = rp.hi;
+  out.lo = rp.lo;
+  res.exc |= rp.exc;
+  res.c1 = rp.exc & X_PE ? rp.up : 0;
+}
+
+/**
  * Common prologue of one-operand instructions on ST(0): returns the class of ST(0) in A, or -1
  * when the instruction is finished (underflow, NaN, unsupported handled: R is set and
  * committed).
@@ -108,6 +128,7 @@ function trig(cpu: Cpu, kind: number): number {
     // stack overflow: FPTAN/FSINCOS push a second result
     raise(cpu, X_IE | 0x40);
     setC1(cpu, 1);
+    cpu.fpSw &= ~SW_C2;
     if (imMasked(cpu)) {
       setIndefinite(R);
       writeST(cpu, 0, R);
@@ -153,8 +174,10 @@ function trig(cpu: Cpu, kind: number): number {
     r2 = Math.cos(x);
   }
   const exact = c === C_ZERO;
+  const tiny = c !== C_ZERO && (A.se & 0x7fff) < 16383 - 40;
   if (c === C_ZERO && kind !== 1) copyF(R, A);
-  else fromMath(cpu, c === C_ZERO ? 1 : r1, R, exact);
+  else if (tiny && kind !== 1) tinyResult(cpu, A, kind === 2 ? 1 : -1, R);
+  else fromMath(cpu, c === C_ZERO || tiny ? 1 : r1, R, exact);
   const exc = res.exc;
   if ((exc & (X_IE | X_DE | X_ZE) & ~cpu.fpCw) !== 0) {
     raise(cpu, exc);
@@ -164,7 +187,7 @@ function trig(cpu: Cpu, kind: number): number {
   if (kind === 3) {
     res.c1 = 0;
     if (c === C_ZERO) copyF(R2, ONE);
-    else fromMath(cpu, r2, R2, false);
+    else fromMath(cpu, tiny ? 1 : r2, R2, false);
     pushValue(cpu, R2);
   } else if (kind === 2) pushValue(cpu, ONE);
   raise(cpu, res.exc);
@@ -207,7 +230,24 @@ function fpatan(cpu: Cpu, _d: Insn): number {
   const x = toDouble(A);
   const y = toDouble(B);
   const r = Math.atan2(y, x);
-  if (r === 0 || (classify(B) === C_ZERO)) {
+  const cx = classify(A);
+  const cy = classify(B);
+  if (cy !== C_ZERO && cy !== C_INF && cx !== C_ZERO && cx !== C_INF && (A.se & 0x8000) === 0 && (B.se & 0x7fff) - (A.se & 0x7fff) < -40) {
+    // atan(y / x) for a tiny quotient: the quotient, just below in magnitude
+    toWork(A, wa);
+    const xm = wa.m;
+    const xe = wa.e;
+    toWork(B, wa);
+    divWork(wa.m, wa.e, xm, xe);
+    w.s = B.se >>> 15;
+    w.err = -1;
+    packWork(pcBits(cpu), rcOf(cpu), (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
+    R.se = rp.se;
+    R.hi = rp.hi;
+    R.lo = rp.lo;
+    res.exc |= rp.exc;
+    res.c1 = rp.exc & X_PE ? rp.up : 0;
+  } else if (r === 0 || (classify(B) === C_ZERO)) {
     copyF(R, B);
     if (classify(B) === C_ZERO && (A.se & 0x8000) !== 0) fromMath(cpu, (B.se & 0x8000 ? -1 : 1) * Math.PI, R, false);
     else if (classify(B) !== C_ZERO) fromMath(cpu, r, R, false);
@@ -226,7 +266,8 @@ function f2xm1(cpu: Cpu, _d: Insn): number {
       R.hi = 0x80000000;
       R.lo = 0;
     } else copyF(R, A);
-  } else fromMath(cpu, Math.expm1(toDouble(A) * Math.LN2), R, false);
+  } else if ((A.se & 0x7fff) < 16383 - 40) mulY(cpu, A, Math.LN2, false); // 2^x - 1 = x ln 2 for tiny x
+  else fromMath(cpu, Math.expm1(toDouble(A) * Math.LN2), R, false);
   return commit(cpu, 0, false);
 }
 
@@ -321,6 +362,22 @@ function fyl2xp1(cpu: Cpu, _d: Insn): number {
     R.se = ((A.se ^ B.se) & 0x8000);
     R.hi = 0;
     R.lo = 0;
+  } else if ((A.se & 0x7fff) < 16383 - 40) {
+    // log2(1 + x) = x / ln 2 for tiny x
+    toWork(A, wa);
+    mulWork(wa.m, wa.e, Math.LOG2E / 2, 1);
+    const tm = w.m;
+    const te = w.e;
+    toWork(B, wa);
+    mulWork(tm, te, wa.m, wa.e);
+    w.s = (A.se ^ B.se) >>> 15;
+    w.err = w.err === 0 ? -1 : w.err;
+    packWork(pcBits(cpu), rcOf(cpu), (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
+    R.se = rp.se;
+    R.hi = rp.hi;
+    R.lo = rp.lo;
+    res.exc |= rp.exc;
+    res.c1 = rp.exc & X_PE ? rp.up : 0;
   } else mulY(cpu, B, Math.log1p(toDouble(A)) / Math.LN2, false);
   return commit(cpu, 1, true);
 }
@@ -451,11 +508,11 @@ function fxtract(cpu: Cpu, _d: Insn): number {
   const z = clz64(A.hi, A.lo);
   shl64(A.hi, A.lo, z);
   const ex = e - 16383 - z;
-  fromInt(ex < 0 ? 1 : 0, 0, Math.abs(ex), R);
-  writeST(cpu, 0, R);
   R2.se = (A.se & 0x8000) | 0x3fff;
   R2.hi = norm.hi;
   R2.lo = norm.lo;
+  fromInt(ex < 0 ? 1 : 0, 0, Math.abs(ex), R);
+  writeST(cpu, 0, R);
   pushValue(cpu, R2);
   raise(cpu, res.exc);
   return ST_OK;
@@ -470,7 +527,10 @@ function fpremX(cpu: Cpu, ieee: boolean): number {
   if (fpEnter(cpu) !== ST_OK) return ST_FAULT;
   res.exc = 0;
   res.c1 = 0;
-  if (isEmpty(cpu, 0) || isEmpty(cpu, 1)) return underflow(cpu, 0, false);
+  if (isEmpty(cpu, 0) || isEmpty(cpu, 1)) {
+    cpu.fpSw &= ~SW_C2;
+    return underflow(cpu, 0, false);
+  }
   readST(cpu, 0, A);
   readST(cpu, 1, B);
   const ca = classify(A);
@@ -546,9 +606,9 @@ function fpremX(cpu: Cpu, ieee: boolean): number {
       sign ^= 1;
       q0 = 1;
     } else {
-      copyF(R, A);
-      setCC(cpu, 0, 0, 0, 0);
-      return commit(cpu, 0, false);
+      // quotient 0: the result is ST(0) itself, normalized (pseudo-denormals get exponent 1)
+      rExp = ea;
+      q0 = 0;
     }
   } else {
     // long division, D + 1 quotient bits
@@ -612,7 +672,7 @@ function fpremX(cpu: Cpu, ieee: boolean): number {
     }
     const z = clz64(rh >>> 0, rl >>> 0);
     shl64(rh >>> 0, rl >>> 0, z);
-    roundPack(sign, rExp - z, norm.hi, norm.lo, false, 64, 0, FMT_EXT, true, (cpu.fpCw & X_UE) === 0);
+    roundPack(sign, rExp - 16383 - z, norm.hi, norm.lo, false, 64, 0, FMT_EXT, true, (cpu.fpCw & X_UE) === 0);
     R.se = rp.se;
     R.hi = rp.hi;
     R.lo = rp.lo;

@@ -54,10 +54,27 @@ export class Rng {
 }
 
 /** Value mixes for the registers. */
-export type Mix = 'arith' | 'any' | 'small' | 'int' | 'trig';
+export type Mix = 'arith' | 'any' | 'small' | 'tiny' | 'int' | 'trig';
 
-/** A random 80-bit value into out. */
+/**
+ * A random 80-bit value into out. The 'arith' mix keeps finite significands to 53 bits (the
+ * exact domain of the double-based arithmetic, README "Precision").
+ */
 export function randF80(r: Rng, mix: Mix, out: F80): void {
+  randF80Raw(r, mix, out);
+  if (mix === 'arith' && (out.se & 0x7fff) !== 0x7fff) out.lo = (out.lo & 0xfffff800) >>> 0;
+}
+
+function randF80Raw(r: Rng, mix: Mix, out: F80): void {
+  randF80Any(r, mix, out);
+  // trig: keep |x| < 2^12 (beyond, the x87's 66-bit pi reduction differs from the exact one)
+  if (mix === 'trig' && (out.se & 0x7fff) > 0x3fff + 11 && (out.se & 0x7fff) < 0x3fff + 63) out.se = (out.se & 0x8000) | (0x3fff + r.int(12));
+  // small: |x| < 1 (F2XM1's domain); tiny: |x| < 1/4 (FYL2XP1's domain)
+  const lim = mix === 'small' ? 0x3ffe : mix === 'tiny' ? 0x3ffc : 0x7fff;
+  if ((out.se & 0x7fff) > lim && (out.se & 0x7fff) !== 0x7fff) out.se = (out.se & 0x8000) | (lim - r.int(4));
+}
+
+function randF80Any(r: Rng, mix: Mix, out: F80): void {
   const s = r.chance(0.5) ? 0x8000 : 0;
   const k = r.int(20);
   if (mix === 'trig' && k < 16) {
@@ -67,7 +84,7 @@ export function randF80(r: Rng, mix: Mix, out: F80): void {
     out.lo = (r.u32() & 0xfffff800) >>> 0;
     return;
   }
-  if (mix === 'small' && k < 16) {
+  if ((mix === 'small' || mix === 'tiny') && k < 16) {
     out.se = s | (0x3fff - 3 + r.int(4));
     out.hi = (0x80000000 | r.u32()) >>> 0;
     out.lo = (r.u32() & 0xfffff800) >>> 0;
@@ -96,7 +113,7 @@ export function randF80(r: Rng, mix: Mix, out: F80): void {
     out.lo = lo >>> 0;
     return;
   }
-  if (k < 6 || mix === 'small' || mix === 'int' || mix === 'trig') {
+  if (k < 6 || mix === 'small' || mix === 'tiny' || mix === 'int' || mix === 'trig') {
     switch (r.int(16)) {
       case 0: out.se = s; out.hi = 0; out.lo = 0; return; // zero
       case 1: out.se = s | 0x7fff; out.hi = 0x80000000; out.lo = 0; return; // inf
@@ -133,7 +150,7 @@ export interface GenOptions {
   /** Non-empty registers from ST(0) up: fixed, or random 0..8 when undefined. */
   depth?: number;
   /** Control word distribution: 'default' 0x37f, 'pc' random PC/RC, 'any' plus unmasked exceptions. */
-  cw?: 'default' | 'pc' | 'any' | 'ext';
+  cw?: 'default' | 'pc' | 'any' | 'ext' | 'dbl';
   /** Allow a pending exception (ES set) in the input. */
   pending?: boolean;
 }
@@ -165,6 +182,9 @@ export function makeCase(r: Rng, asm: string, code: Uint8Array, o: GenOptions): 
   if (mode === 'pc' || mode === 'any') {
     if (r.chance(0.6)) cw = (cw & ~0xf00) | (r.pick([0, 2, 3]) << 8) | (r.int(4) << 10);
     if (mode === 'any' && r.chance(0.3)) cw &= ~(1 << r.int(6));
+  } else if (mode === 'dbl') {
+    cw = (cw & ~0xf00) | (r.pick([0, 2]) << 8) | (r.int(4) << 10);
+    if (r.chance(0.3)) cw &= ~(1 << r.int(6));
   } else if (mode === 'ext') {
     if (r.chance(0.6)) cw = (cw & ~0xc00) | (r.int(4) << 10);
   }
