@@ -72,7 +72,8 @@ function quiet(v: F80): void {
 
 /**
  * The x87's NaN result for operands a, b (at least one a NaN): a QNaN wins over an SNaN; of two
- * NaNs of the same kind the one with the larger significand (on a tie, a); quieted.
+ * NaNs of the same kind the one with the larger significand (on a tie, the positive one);
+ * quieted.
  */
 export function nanResult(a: F80, ca: number, b: F80, cb: number, out: F80): void {
   const an = ca === C_QNAN || ca === C_SNAN;
@@ -81,7 +82,7 @@ export function nanResult(a: F80, ca: number, b: F80, cb: number, out: F80): voi
   else if (an && bn) {
     const ah = a.hi & 0x3fffffff;
     const bh = b.hi & 0x3fffffff;
-    if (bh > ah || (bh === ah && b.lo > a.lo)) copyF(out, b);
+    if (bh > ah || (bh === ah && (b.lo > a.lo || (b.lo === a.lo && b.se < a.se)))) copyF(out, b);
     else copyF(out, a);
   } else copyF(out, an ? a : b);
   quiet(out);
@@ -240,7 +241,8 @@ export function binop(cpu: Cpu, op: number, a: F80, b: F80, out: F80): void {
  * leaves the destination and the stack unchanged; other exceptions are flagged after the write.
  */
 export function commit(cpu: Cpu, dst: number, popAfter: boolean): number {
-  const exc = res.exc;
+  // A denormal operand is not reported when the operation is invalid or divides by zero.
+  const exc = res.exc & (X_IE | X_ZE) ? res.exc & ~X_DE : res.exc;
   if ((exc & (X_IE | X_DE | X_ZE) & ~cpu.fpCw) !== 0) {
     raise(cpu, exc & (X_IE | X_DE | X_ZE));
     setC1(cpu, 0);
@@ -373,8 +375,7 @@ export function fsqrt(cpu: Cpu, _d: Insn): number {
     quiet(R);
   } else if (c === C_ZERO) copyF(R, A);
   else if (s !== 0) {
-    res.exc = X_IE | (c === C_DENORMAL ? X_DE : 0);
-    if (c === C_DENORMAL) res.exc = X_DE | X_IE;
+    res.exc = X_IE; // sqrt of a negative number (no DE even for a denormal)
     setIndefinite(R);
   } else if (c === C_INF) copyF(R, A);
   else {

@@ -142,33 +142,54 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
   let exc = 0;
   let tiny = false;
   let wrapped = 0;
+  let guard = 0;
   if (E < emin) {
     // Tininess after rounding: a value just below 2^emin that rounds up to it is not tiny.
     tiny = !(E === emin - 1 && carriesOut(sign, hi, lo, sticky, p, rc));
-    if (ueUnmasked && fmt === FMT_EXT && E + WRAP >= emin) {
+    if (ueUnmasked && fmt === FMT_EXT && E + WRAP < emin) {
+      // too small even for the wrapped exponent: a signed zero, UE and PE
+      rp.exc = X_UE | X_PE;
+      rp.up = 0;
+      encode(sign, 0, 0, 0, fmt);
+      return;
+    }
+    if (ueUnmasked && fmt === FMT_EXT) {
       E += WRAP;
       wrapped = 1;
     } else {
-      // Denormalize to emin.
+      // Denormalize to emin: guard = the highest bit shifted out, sticky = the rest.
       const d = emin - E;
-      if (d >= 64) {
+      if (d >= 65) {
         sticky = sticky || hi !== 0 || lo !== 0;
         hi = 0;
         lo = 0;
-      } else if (d >= 32) {
-        sticky = sticky || lo !== 0 || (d > 32 && (hi & ((1 << (d - 32)) - 1)) !== 0);
-        lo = d === 32 ? hi : hi >>> (d - 32);
+      } else if (d === 64) {
+        guard = hi >>> 31;
+        sticky = sticky || (hi & 0x7fffffff) !== 0 || lo !== 0;
+        hi = 0;
+        lo = 0;
+      } else if (d > 32) {
+        guard = (hi >>> (d - 33)) & 1;
+        sticky = sticky || lo !== 0 || (d > 33 && (hi & ((1 << (d - 33)) - 1)) !== 0);
+        lo = hi >>> (d - 32);
+        hi = 0;
+      } else if (d === 32) {
+        guard = lo >>> 31;
+        sticky = sticky || (lo & 0x7fffffff) !== 0;
+        lo = hi;
         hi = 0;
       } else if (d > 0) {
-        sticky = sticky || (lo & ((1 << d) - 1)) !== 0;
+        guard = (lo >>> (d - 1)) & 1;
+        sticky = sticky || (d > 1 && (lo & ((1 << (d - 1)) - 1)) !== 0);
         lo = ((lo >>> d) | (hi << (32 - d))) >>> 0;
         hi = hi >>> d;
       }
       E = emin;
     }
   }
-  // Round at bit r = 64 - p.
+  // Round at bit r = 64 - p (for r > 0 the bits shifted out by denormalization are all sticky).
   const r = 64 - p;
+  if (r > 0 && guard) sticky = true;
   let rem = 0;
   let lsb: number;
   if (r === 0) lsb = lo & 1;
@@ -183,14 +204,15 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
     hi = (hi & ~mh) >>> 0;
     lo = 0;
   }
-  const inexact = rem !== 0 || sticky;
+  const inexact = rem !== 0 || sticky || (r === 0 && guard !== 0);
   let up = false;
   if (inexact) {
     if (rc === RC_NEAREST) {
-      const half = r === 0 ? 0 : pow2(r - 1);
-      up = r === 0 ? false : rem > half || (rem === half && (sticky || lsb === 1));
-      // r === 0 (p = 64): the tail is entirely below the last bit: sticky only, round down
-      // unless the tail is more than half: callers never pass p = 64 with a half-ulp tail.
+      if (r === 0) up = guard !== 0 && (sticky || lsb === 1);
+      else {
+        const half = pow2(r - 1);
+        up = rem > half || (rem === half && (sticky || lsb === 1));
+      }
     } else if (rc === RC_UP) up = sign === 0;
     else if (rc === RC_DOWN) up = sign !== 0;
     exc |= X_PE;
@@ -221,7 +243,14 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
   else expField = E + BIAS[fmt];
   if (E > emax) {
     exc |= X_OE;
-    if (oeUnmasked && fmt === FMT_EXT && E - WRAP <= emax) {
+    if (oeUnmasked && fmt === FMT_EXT && E - WRAP > emax) {
+      // too large even for the wrapped exponent: infinity, OE, PE, C1
+      rp.exc = X_OE | X_PE;
+      rp.up = 1;
+      encode(sign, 2 * BIAS[fmt] + 1, 0x80000000, 0, fmt);
+      return;
+    }
+    if (oeUnmasked && fmt === FMT_EXT) {
       expField = E - WRAP + BIAS[fmt];
     } else {
       exc |= X_PE;

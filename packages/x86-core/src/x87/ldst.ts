@@ -24,7 +24,6 @@ import {
   setIndefinite,
   ti,
   toInt,
-  X_DE,
   X_IE,
   X_OE,
   X_PE,
@@ -51,8 +50,8 @@ function fldReal(cpu: Cpu, d: Insn, kind: number): number {
     pushValue(cpu, V); // stack overflow response
     return ST_OK;
   }
-  if ((exc & ~cpu.fpCw & (X_IE | X_DE)) !== 0) {
-    raise(cpu, exc);
+  if ((exc & ~cpu.fpCw & X_IE) !== 0) {
+    raise(cpu, exc); // an unmasked IE loads nothing (an unmasked DE still loads)
     return ST_OK;
   }
   raise(cpu, exc);
@@ -197,9 +196,9 @@ function fstReal(cpu: Cpu, d: Insn, fmt: number, popAfter: boolean): number {
     if (c === C_ZERO) c1 = 0;
   }
   if ((exc & ~cpu.fpCw & (X_IE | X_OE | X_UE)) !== 0) {
-    // Nothing stored. An unmasked OE/UE still reports PE/C1 when the result would be inexact.
-    raise(cpu, exc & (X_IE | X_OE | X_UE | 0x40 | (exc & (X_OE | X_UE) ? X_PE : 0)));
-    setC1(cpu, exc & 0x40 ? 0 : c1);
+    // Nothing stored; only IE/OE/UE (and SF) are reported, C1 = 0.
+    raise(cpu, exc & (X_IE | X_OE | X_UE | 0x40));
+    setC1(cpu, 0);
     return ST_OK;
   }
   if (exc & 0x40 && !imMasked(cpu)) return ST_OK;

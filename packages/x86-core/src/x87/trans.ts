@@ -32,6 +32,7 @@ import {
   norm,
   normalize,
   packWork,
+  pow2,
   roundF80,
   roundPack,
   rp,
@@ -227,19 +228,31 @@ function binary(cpu: Cpu): number {
 function fpatan(cpu: Cpu, _d: Insn): number {
   if (fpEnter(cpu) !== ST_OK) return ST_FAULT;
   if (binary(cpu) < 0) return ST_OK;
-  const x = toDouble(A);
-  const y = toDouble(B);
-  const r = Math.atan2(y, x);
   const cx = classify(A);
   const cy = classify(B);
-  if (cy !== C_ZERO && cy !== C_INF && cx !== C_ZERO && cx !== C_INF && (A.se & 0x8000) === 0 && (B.se & 0x7fff) - (A.se & 0x7fff) < -40) {
+  const sx = A.se >>> 15;
+  const sy = B.se >>> 15;
+  if (cx === C_ZERO || cx === C_INF || cy === C_ZERO || cy === C_INF) {
+    // class surrogates give the special results (+-0, +-pi/4, +-pi/2, +-3pi/4, +-pi)
+    const yd = (sy ? -1 : 1) * (cy === C_ZERO ? 0 : cy === C_INF ? Infinity : 1);
+    const xd = (sx ? -1 : 1) * (cx === C_ZERO ? 0 : cx === C_INF ? Infinity : 1);
+    const r = Math.atan2(yd, xd);
+    if (r === 0) {
+      R.se = sy << 15;
+      R.hi = 0;
+      R.lo = 0;
+    } else fromMath(cpu, r, R, false);
+    return commit(cpu, 1, true);
+  }
+  toWork(A, wa);
+  const xm = wa.m;
+  const xe = wa.e;
+  toWork(B, wa);
+  const d = wa.e - xe;
+  if (d < -40 && sx === 0) {
     // atan(y / x) for a tiny quotient: the quotient, just below in magnitude
-    toWork(A, wa);
-    const xm = wa.m;
-    const xe = wa.e;
-    toWork(B, wa);
     divWork(wa.m, wa.e, xm, xe);
-    w.s = B.se >>> 15;
+    w.s = sy;
     w.err = -1;
     packWork(pcBits(cpu), rcOf(cpu), (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
     R.se = rp.se;
@@ -247,11 +260,10 @@ function fpatan(cpu: Cpu, _d: Insn): number {
     R.lo = rp.lo;
     res.exc |= rp.exc;
     res.c1 = rp.exc & X_PE ? rp.up : 0;
-  } else if (r === 0 || (classify(B) === C_ZERO)) {
-    copyF(R, B);
-    if (classify(B) === C_ZERO && (A.se & 0x8000) !== 0) fromMath(cpu, (B.se & 0x8000 ? -1 : 1) * Math.PI, R, false);
-    else if (classify(B) !== C_ZERO) fromMath(cpu, r, R, false);
-  } else fromMath(cpu, r, R, false);
+    return commit(cpu, 1, true);
+  }
+  const k = d > 1000 ? 1000 : d < -1000 ? -1000 : d;
+  fromMath(cpu, Math.atan2((sy ? -1 : 1) * wa.m * pow2(k), (sx ? -1 : 1) * xm), R, false);
   return commit(cpu, 1, true);
 }
 
@@ -354,10 +366,11 @@ function fyl2xp1(cpu: Cpu, _d: Insn): number {
   const cy = classify(B);
   const sy = B.se >>> 15;
   if (cx === C_INF || cy === C_INF) {
-    if (cx === C_ZERO || cy === C_ZERO || cx === C_INF) {
+    // log2(1 + x) is +inf for x = +inf, invalid for x = -inf; y = 0 times infinity is invalid
+    if (cx === C_ZERO || cy === C_ZERO || (cx === C_INF && (A.se & 0x8000) !== 0)) {
       res.exc |= X_IE;
       setIndefinite(R);
-    } else setInf(R, sy ^ (A.se >>> 15));
+    } else setInf(R, sy ^ (cx === C_INF ? 0 : A.se >>> 15));
   } else if (cx === C_ZERO || cy === C_ZERO) {
     R.se = ((A.se ^ B.se) & 0x8000);
     R.hi = 0;
@@ -473,9 +486,11 @@ function fxtract(cpu: Cpu, _d: Insn): number {
     }
     return ST_OK;
   }
+  setC1(cpu, 0);
   const c = unary(cpu);
   if (c < 0) {
-    if (!isEmpty(cpu, 0) && imMasked(cpu)) {
+    // a NaN result (no unmasked exception) goes to both ST(1) and ST(0)
+    if (!isEmpty(cpu, 0) && (res.exc & ~cpu.fpCw & 0x3f) === 0) {
       readST(cpu, 0, R2);
       if ((R2.se & 0x7fff) === 0x7fff && (R2.hi & 0x40000000) !== 0) pushValue(cpu, R2);
     }
@@ -552,6 +567,7 @@ function fpremX(cpu: Cpu, ieee: boolean): number {
   if (ca === C_DENORMAL || cb === C_DENORMAL) res.exc = X_DE;
   if (ca === C_ZERO || cb === C_INF) {
     copyF(R, A);
+    if ((R.se & 0x7fff) === 0 && (R.hi & 0x80000000) !== 0) R.se |= 1; // pseudo-denormal: normalized
     setCC(cpu, 0, 0, 0, 0);
     return commit(cpu, 0, false);
   }
@@ -681,6 +697,7 @@ function fpremX(cpu: Cpu, ieee: boolean): number {
   const exc = res.exc;
   if ((exc & (X_IE | X_DE) & ~cpu.fpCw) !== 0) {
     raise(cpu, exc);
+    cpu.fpSw &= ~(SW_C2 | 0x200);
     return ST_OK;
   }
   writeST(cpu, 0, R);

@@ -54,15 +54,21 @@ export class Rng {
 }
 
 /** Value mixes for the registers. */
-export type Mix = 'arith' | 'any' | 'small' | 'tiny' | 'int' | 'trig';
+export type Mix = 'arith' | 'mid' | 'any' | 'small' | 'tiny' | 'int' | 'trig';
 
 /**
  * A random 80-bit value into out. The 'arith' mix keeps finite significands to 53 bits (the
  * exact domain of the double-based arithmetic, README "Precision").
  */
 export function randF80(r: Rng, mix: Mix, out: F80): void {
-  randF80Raw(r, mix, out);
-  if (mix === 'arith' && (out.se & 0x7fff) !== 0x7fff) out.lo = (out.lo & 0xfffff800) >>> 0;
+  randF80Raw(r, mix === 'mid' ? 'arith' : mix, out);
+  if ((mix === 'arith' || mix === 'mid' || mix === 'trig') && (out.se & 0x7fff) !== 0x7fff) out.lo = (out.lo & 0xfffff800) >>> 0;
+  // mid: finite values stay within 2^+-2000 (no overflow/underflow boundary)
+  const e = out.se & 0x7fff;
+  if (mix === 'mid' && e !== 0x7fff && (e < 0x3fff - 2000 || e > 0x3fff + 2000) && (out.hi | out.lo) !== 0) {
+    out.se = (out.se & 0x8000) | (0x3fff - 1000 + r.int(2000));
+    out.hi = (out.hi | 0x80000000) >>> 0;
+  }
 }
 
 function randF80Raw(r: Rng, mix: Mix, out: F80): void {

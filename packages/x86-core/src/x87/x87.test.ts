@@ -1,0 +1,185 @@
+/**
+ * x87 unit and property tests that need no host tools: #NM / #MF / FWAIT rules, fault
+ * atomicity, the exact FLD m80 -> FSTP m80 round trip of any bit pattern, the documented
+ * precision difference (README "Precision"), and a bounded fuzz of every D8-DF encoding on
+ * random state (never a host exception, the state stays well formed).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Cpu } from '../cpu';
+import { FlatMemory } from '../memory';
+import { EXIT_BUDGET, EXIT_EXCEPTION, MF, NM, PF_VEC, RAX, RBX } from '../constants';
+import { F80, toDouble } from './float80';
+
+const CODE = 0x1000;
+const DATA = 0x2000;
+
+function machine(code: number[]): { cpu: Cpu; mem: FlatMemory } {
+  const mem = new FlatMemory(0x2000, CODE); // code page + data page; 0x3000 is unmapped
+  mem.bytes.set(code, 0);
+  const cpu = new Cpu(mem, { fpu: true, sse: true, sse2: true, mmx: true });
+  cpu.rip = CODE;
+  cpu.lo[RBX] = DATA;
+  return { cpu, mem };
+}
+
+/** Runs until RIP reaches the end of the code or an exit other than the budget. */
+function runAll(cpu: Cpu, len: number): number {
+  for (let i = 0; i < 64 && cpu.rip !== CODE + len; i++) {
+    const ex = cpu.run(1);
+    if (ex !== EXIT_BUDGET) return ex;
+  }
+  return EXIT_BUDGET;
+}
+
+const FLD1 = [0xd9, 0xe8];
+const FLDZ = [0xd9, 0xee];
+const FWAIT = [0x9b];
+const FNSTSW_AX = [0xdf, 0xe0];
+const FNCLEX = [0xdb, 0xe2];
+const FDIVP = [0xde, 0xf9]; // fdivp st1, st0: ST(1) = ST(1) / ST(0), pop
+const FLD_M80 = [0xdb, 0x2b]; // fld tword [rbx]
+const FSTP_M80_16 = [0xdb, 0x7b, 0x10]; // fstp tword [rbx+16]
+const FLDCW = [0xd9, 0x6b, 0x20]; // fldcw [rbx+32]
+
+describe('x87 exceptions and faults', () => {
+  it('#NM with CR0.TS or CR0.EM; FWAIT only with CR0.MP and CR0.TS', () => {
+    let { cpu } = machine(FLD1);
+    cpu.cr0 |= 8; // TS
+    expect(cpu.run(1)).toBe(EXIT_EXCEPTION);
+    expect(cpu.faultVector).toBe(NM);
+    expect(cpu.rip).toBe(CODE);
+    ({ cpu } = machine(FWAIT));
+    cpu.cr0 = (cpu.cr0 | 8) & ~2; // TS without MP: FWAIT runs
+    expect(cpu.run(1)).toBe(EXIT_BUDGET);
+    ({ cpu } = machine(FWAIT));
+    cpu.cr0 |= 8 | 2;
+    expect(cpu.run(1)).toBe(EXIT_EXCEPTION);
+    expect(cpu.faultVector).toBe(NM);
+  });
+
+  it('an unmasked exception is delivered as #MF by the next waiting instruction, not by FNSTSW/FNCLEX', () => {
+    const code = [...FLDCW, ...FLD1, ...FLDZ, ...FDIVP, ...FNSTSW_AX, ...FLD1, ...FNCLEX, ...FLD1];
+    const { cpu, mem } = machine(code);
+    mem.bytes[DATA - CODE + 0x20] = 0x7b; // FCW 0x037b: ZE unmasked
+    mem.bytes[DATA - CODE + 0x21] = 0x03;
+    // FLDCW, FLD1, FLDZ, FDIVP (1 / 0: ZE flagged, ES set, destination unchanged), FNSTSW AX
+    expect(cpu.run(5)).toBe(EXIT_BUDGET);
+    expect(cpu.lo[RAX] & 0x84).toBe(0x84); // ES and ZE
+    expect(cpu.fpTop).toBe(6); // no pop on an unmasked pre-computation exception
+    const at = cpu.rip;
+    expect(cpu.run(1)).toBe(EXIT_EXCEPTION); // FLD1 waits: #MF
+    expect(cpu.faultVector).toBe(MF);
+    expect(cpu.rip).toBe(at);
+    cpu.rip += 2; // the handler skips it (a signal handler would FNCLEX)
+    expect(cpu.run(2)).toBe(EXIT_BUDGET); // FNCLEX, FLD1
+    expect(cpu.fpSw & 0x80ff).toBe(0);
+    expect(cpu.fpTop).toBe(5);
+  });
+
+  it('a faulting FSTP m80 across a page boundary changes neither memory nor the stack', () => {
+    const code = [...FLD1, 0xdb, 0xbb, 0xfa, 0x0f, 0x00, 0x00]; // fstp tword [rbx+0xffa]: 6 bytes then the unmapped page
+    const { cpu, mem } = machine(code);
+    mem.bytes.fill(0x55, DATA - CODE + 0xffa, DATA - CODE + 0x1000);
+    expect(runAll(cpu, code.length)).toBe(EXIT_EXCEPTION);
+    expect(cpu.faultVector).toBe(PF_VEC);
+    expect(cpu.fpTop).toBe(7);
+    expect(Array.from(mem.bytes.subarray(DATA - CODE + 0xffa, DATA - CODE + 0x1000))).toEqual([0x55, 0x55, 0x55, 0x55, 0x55, 0x55]);
+  });
+});
+
+describe('x87 exact 80-bit storage', () => {
+  it('FLD m80 -> FSTP m80 round-trips every bit pattern (NaNs, denormals, pseudo-denormals, unnormals) without flags', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 10, maxLength: 10 }), (bytes) => {
+        const code = [...FLD_M80, ...FSTP_M80_16];
+        const { cpu, mem } = machine(code);
+        mem.bytes.set(bytes, DATA - CODE);
+        expect(runAll(cpu, code.length)).toBe(EXIT_BUDGET);
+        expect(Array.from(mem.bytes.subarray(DATA - CODE + 16, DATA - CODE + 26))).toEqual(Array.from(bytes));
+        expect(cpu.fpSw & 0x7f).toBe(0);
+        expect(cpu.fpTop).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+function loadF80(mem: FlatMemory, off: number, se: number, hi: number, lo: number): void {
+  const dv = new DataView(mem.bytes.buffer);
+  dv.setUint32(DATA - CODE + off, lo >>> 0, true);
+  dv.setUint32(DATA - CODE + off + 4, hi >>> 0, true);
+  dv.setUint16(DATA - CODE + off + 8, se, true);
+}
+
+function st0(cpu: Cpu): F80 {
+  const p = cpu.fpTop & 7;
+  const v = new F80();
+  v.se = cpu.fprExt[p];
+  v.hi = cpu.mmx[2 * p + 1] >>> 0;
+  v.lo = cpu.mmx[2 * p] >>> 0;
+  return v;
+}
+
+describe('x87 precision (the documented difference)', () => {
+  it('with PC = extended, operands are rounded to 53 bits first: (1 + 2^-59) - 1 gives 0 (the hardware gives 2^-59)', () => {
+    const code = [...FLD_M80, ...FLD1, 0xde, 0xe9]; // fld tword [rbx]; fld1; fsubp st1, st0
+    const { cpu, mem } = machine(code);
+    loadF80(mem, 0, 0x3fff, 0x80000000, 0x10); // 1 + 16 * 2^-63
+    expect(runAll(cpu, code.length)).toBe(EXIT_BUDGET);
+    expect(toDouble(st0(cpu))).toBe(0);
+  });
+
+  it('with PC = extended, results are rounded to 53 bits: 1 / 3 is the double 1 / 3', () => {
+    const code = [...FLD1, 0xd9, 0xe8, 0xd9, 0xe8, 0xde, 0xc1, 0xde, 0xf9]; // fld1 x3; faddp; fdivp -> 1 / 2
+    const { cpu } = machine(code);
+    expect(runAll(cpu, code.length)).toBe(EXIT_BUDGET);
+    expect(toDouble(st0(cpu))).toBe(0.5);
+    const code3 = [...FLD1, ...FLD1, ...FLD1, 0xde, 0xc1, 0xd8, 0xc1, 0xde, 0xf9]; // 1 1 1 -> 2 1 -> 3 1 -> 1 / 3
+    const m = machine(code3);
+    expect(runAll(m.cpu, code3.length)).toBe(EXIT_BUDGET);
+    const v = st0(m.cpu);
+    expect(toDouble(v)).toBe(1 / 3);
+    expect(v.lo & 0x7ff).toBe(0); // a 53-bit significand (the hardware's has 64)
+    expect(m.cpu.fpSw & 0x20).toBe(0x20); // PE
+  });
+});
+
+describe('x87 hostile input', () => {
+  it('random D8-DF encodings on random state never throw and keep the state well formed', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0xd8, max: 0xdf }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.uint8Array({ minLength: 80, maxLength: 80 }),
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.boolean(),
+        (opc, modrm, regs, cw, sw, tag, o16) => {
+          const code = [...(o16 ? [0x66] : []), opc, modrm, 0x10, 0, 0, 0];
+          const { cpu, mem } = machine(code);
+          mem.bytes.set(regs, DATA - CODE + 16);
+          const dv = new DataView(regs.buffer);
+          for (let p = 0; p < 8; p++) {
+            cpu.mmx[2 * p] = dv.getInt32(p * 10, true);
+            cpu.mmx[2 * p + 1] = dv.getInt32(p * 10 + 4, true);
+            cpu.fprExt[p] = dv.getUint16(p * 10 + 8, true);
+          }
+          cpu.fpCw = cw;
+          cpu.fpSw = sw & ~0x3880;
+          cpu.fpTop = (sw >> 11) & 7;
+          cpu.fpTag = tag;
+          cpu.lo[RBX] = DATA;
+          const ex = cpu.run(1);
+          expect([EXIT_BUDGET, EXIT_EXCEPTION]).toContain(ex);
+          expect(cpu.fpTop >= 0 && cpu.fpTop <= 7).toBe(true);
+          expect(cpu.fpTag >= 0 && cpu.fpTag <= 0xffff).toBe(true);
+          expect(cpu.fpSw & 0x3800).toBe(0);
+          for (let p = 0; p < 8; p++) expect(cpu.fprExt[p] <= 0xffff).toBe(true);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
