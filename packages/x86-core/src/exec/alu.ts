@@ -203,6 +203,11 @@ function xadd(cpu: Cpu, d: Insn): number {
   const lz = saveLazy(cpu);
   const r = alu(cpu, 0, d.osize, a, aH, b, bH);
   const rH = cpu.vh;
+  if (d.mod === 3) {
+    // G gets the old E first, so XADD r, r (same register) leaves the sum, as hardware does.
+    cpu.writeG(d, a, aH);
+    return cpu.writeBackE(d, r, rH);
+  }
   const st = cpu.writeBackE(d, r, rH);
   if (st !== ST_OK) {
     restoreLazy(cpu, lz);

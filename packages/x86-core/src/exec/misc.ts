@@ -238,7 +238,8 @@ function aaaAas(cpu: Cpu, d: Insn): number {
   let r = ax;
   let adj = 0;
   if ((ax & 0xf) > 9 || f & AF) {
-    r = d.opcode === 0x37 ? ax + 0x106 : ((((ax >> 8) - 1) & 0xff) << 8) | ((ax - 6) & 0xff);
+    // Current cores: AAA adds 0x106 to AX; AAS subtracts 6 from AX (borrowing from AH), then 1 from AH.
+    r = d.opcode === 0x37 ? ax + 0x106 : (ax - 6 - 0x100) & 0xffff;
     adj = 1;
   }
   r = (r & 0xff00) | (r & 0x0f);

@@ -139,6 +139,12 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
   return r;
 }
 
+/** A masked count of 0 changes nothing, except that a 32-bit register is still zero-extended. */
+function zeroCount(cpu: Cpu, d: Insn): number {
+  if (d.osize === 4 && d.mod === 3) cpu.hi[d.rm] = 0;
+  return ST_OK;
+}
+
 function countOf(cpu: Cpu, d: Insn): number {
   const c = d.opcode === 0xd0 || d.opcode === 0xd1 ? 1 : d.opcode === 0xd2 || d.opcode === 0xd3 ? cpu.lo[RCX] & 0xff : d.imm & 0xff;
   return c & (d.osize === 8 ? 63 : 31);
@@ -148,7 +154,7 @@ function shiftE(cpu: Cpu, d: Insn): number {
   const n = countOf(cpu, d);
   const v = cpu.readE(d);
   if (v < 0) return ST_FAULT;
-  if (n === 0) return ST_OK;
+  if (n === 0) return zeroCount(cpu, d);
   const k = d.reg & 7;
   const r = shiftOp(cpu, k, d.osize, v, cpu.vh, n);
   return cpu.writeBackE(d, r, outH);
@@ -160,7 +166,7 @@ function shxd(cpu: Cpu, d: Insn): number {
   const v = cpu.readE(d);
   if (v < 0) return ST_FAULT;
   const vh = cpu.vh;
-  if (n === 0) return ST_OK;
+  if (n === 0) return zeroCount(cpu, d);
   const g = cpu.readG(d);
   const gh = cpu.vh;
   const left = d.opcode < 0xa8;
