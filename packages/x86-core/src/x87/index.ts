@@ -3,6 +3,10 @@
  * (state.ts); this group installs the converters for their x87 register slots (env.ts).
  * See float80.ts (number format), state.ts (registers, stack, exceptions), arith.ts, ldst.ts,
  * misc.ts, trans.ts, env.ts, and README "x87".
+ *
+ * Memory operands use the SDM's x87 operand names (Mfp32/64/80, Mint16/32/64, Mbcd80, M2byte,
+ * Menv = 14/28 bytes, Mstate = 94/108 bytes): the x87 has its own differential harness
+ * (x87.diff.test.ts), and the integer generator (src/harness/gen.ts) skips these kinds.
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
@@ -28,10 +32,10 @@ function arithOps(): OpDef[] {
   for (let r = 0; r < 8; r++) {
     const cmp = r === 2 || r === 3;
     // D8 m32real, DC m64real, DA m32int, DE m16int
-    out.push(M(NAMES[r], 0xd8, r, 'Md', cmp ? (r === 2 ? MISC.fcomM32 : MISC.fcompM32) : ARITH_MEM[0][r]));
-    out.push(M(NAMES[r], 0xdc, r, 'Mq', cmp ? (r === 2 ? MISC.fcomM64 : MISC.fcompM64) : ARITH_MEM[1][r]));
-    out.push(M(INAMES[r], 0xda, r, 'Md', cmp ? (r === 2 ? MISC.ficomM32 : MISC.ficompM32) : ARITH_MEM[3][r]));
-    out.push(M(INAMES[r], 0xde, r, 'Mw', cmp ? (r === 2 ? MISC.ficomM16 : MISC.ficompM16) : ARITH_MEM[2][r]));
+    out.push(M(NAMES[r], 0xd8, r, 'Mfp32', cmp ? (r === 2 ? MISC.fcomM32 : MISC.fcompM32) : ARITH_MEM[0][r]));
+    out.push(M(NAMES[r], 0xdc, r, 'Mfp64', cmp ? (r === 2 ? MISC.fcomM64 : MISC.fcompM64) : ARITH_MEM[1][r]));
+    out.push(M(INAMES[r], 0xda, r, 'Mint32', cmp ? (r === 2 ? MISC.ficomM32 : MISC.ficompM32) : ARITH_MEM[3][r]));
+    out.push(M(INAMES[r], 0xde, r, 'Mint16', cmp ? (r === 2 ? MISC.ficomM16 : MISC.ficompM16) : ARITH_MEM[2][r]));
     // D8 reg: ST(0) op= ST(i)
     out.push(Rg(NAMES[r], 0xd8, r, 'ST0,STi', cmp ? (r === 2 ? MISC.fcom : MISC.fcomp) : ARITH_ST0[r]));
     // DC reg: ST(i) op= ST(0) (FCOM2/FCOMP3 aliases at /2, /3)
@@ -46,13 +50,13 @@ function arithOps(): OpDef[] {
 export const X87_OPS: readonly OpDef[] = [
   ...arithOps(),
   // D9
-  M('fld', 0xd9, 0, 'Md', LDST.fldM32),
-  M('fst', 0xd9, 2, 'Md', LDST.fstM32),
-  M('fstp', 0xd9, 3, 'Md', LDST.fstpM32),
-  M('fldenv', 0xd9, 4, 'M', ENV.fldenv),
-  M('fldcw', 0xd9, 5, 'Mw', MISC.fldcw),
-  M('fnstenv', 0xd9, 6, 'M', ENV.fnstenv),
-  M('fnstcw', 0xd9, 7, 'Mw', MISC.fnstcw),
+  M('fld', 0xd9, 0, 'Mfp32', LDST.fldM32),
+  M('fst', 0xd9, 2, 'Mfp32', LDST.fstM32),
+  M('fstp', 0xd9, 3, 'Mfp32', LDST.fstpM32),
+  M('fldenv', 0xd9, 4, 'Menv', ENV.fldenv),
+  M('fldcw', 0xd9, 5, 'M2byte', MISC.fldcw),
+  M('fnstenv', 0xd9, 6, 'Menv', ENV.fnstenv),
+  M('fnstcw', 0xd9, 7, 'M2byte', MISC.fnstcw),
   Rg('fld', 0xd9, 0, 'STi', LDST.fldSt),
   Rg('fxch', 0xd9, 1, 'STi', MISC.fxch),
   Rm('fnop', 0xd9, 2, 0, MISC.fnop),
@@ -91,12 +95,12 @@ export const X87_OPS: readonly OpDef[] = [
   Rg('fcmovu', 0xda, 3, 'ST0,STi', MISC.fcmov),
   Rm('fucompp', 0xda, 5, 1, MISC.fucompp),
   // DB
-  M('fild', 0xdb, 0, 'Md', LDST.fildM32),
-  M('fisttp', 0xdb, 1, 'Md', LDST.fisttpM32),
-  M('fist', 0xdb, 2, 'Md', LDST.fistM32),
-  M('fistp', 0xdb, 3, 'Md', LDST.fistpM32),
-  M('fld', 0xdb, 5, 'Mt', LDST.fldM80),
-  M('fstp', 0xdb, 7, 'Mt', LDST.fstpM80),
+  M('fild', 0xdb, 0, 'Mint32', LDST.fildM32),
+  M('fisttp', 0xdb, 1, 'Mint32', LDST.fisttpM32),
+  M('fist', 0xdb, 2, 'Mint32', LDST.fistM32),
+  M('fistp', 0xdb, 3, 'Mint32', LDST.fistpM32),
+  M('fld', 0xdb, 5, 'Mfp80', LDST.fldM80),
+  M('fstp', 0xdb, 7, 'Mfp80', LDST.fstpM80),
   Rg('fcmovnb', 0xdb, 0, 'ST0,STi', MISC.fcmov),
   Rg('fcmovne', 0xdb, 1, 'ST0,STi', MISC.fcmov),
   Rg('fcmovnbe', 0xdb, 2, 'ST0,STi', MISC.fcmov),
@@ -109,13 +113,13 @@ export const X87_OPS: readonly OpDef[] = [
   Rg('fucomi', 0xdb, 5, 'ST0,STi', MISC.fucomi),
   Rg('fcomi', 0xdb, 6, 'ST0,STi', MISC.fcomi),
   // DD
-  M('fld', 0xdd, 0, 'Mq', LDST.fldM64),
-  M('fisttp', 0xdd, 1, 'Mq', LDST.fisttpM64),
-  M('fst', 0xdd, 2, 'Mq', LDST.fstM64),
-  M('fstp', 0xdd, 3, 'Mq', LDST.fstpM64),
-  M('frstor', 0xdd, 4, 'M', ENV.frstor),
-  M('fnsave', 0xdd, 6, 'M', ENV.fnsave),
-  M('fnstsw', 0xdd, 7, 'Mw', MISC.fnstswM),
+  M('fld', 0xdd, 0, 'Mfp64', LDST.fldM64),
+  M('fisttp', 0xdd, 1, 'Mint64', LDST.fisttpM64),
+  M('fst', 0xdd, 2, 'Mfp64', LDST.fstM64),
+  M('fstp', 0xdd, 3, 'Mfp64', LDST.fstpM64),
+  M('frstor', 0xdd, 4, 'Mstate', ENV.frstor),
+  M('fnsave', 0xdd, 6, 'Mstate', ENV.fnsave),
+  M('fnstsw', 0xdd, 7, 'M2byte', MISC.fnstswM),
   Rg('ffree', 0xdd, 0, 'STi', MISC.ffree),
   Rg('fxch4', 0xdd, 1, 'STi', MISC.fxch),
   Rg('fst', 0xdd, 2, 'STi', LDST.fstStI),
@@ -123,19 +127,19 @@ export const X87_OPS: readonly OpDef[] = [
   Rg('fucom', 0xdd, 4, 'STi', MISC.fucom),
   Rg('fucomp', 0xdd, 5, 'STi', MISC.fucomp),
   // DF
-  M('fild', 0xdf, 0, 'Mw', LDST.fildM16),
-  M('fisttp', 0xdf, 1, 'Mw', LDST.fisttpM16),
-  M('fist', 0xdf, 2, 'Mw', LDST.fistM16),
-  M('fistp', 0xdf, 3, 'Mw', LDST.fistpM16),
-  M('fbld', 0xdf, 4, 'Mt', LDST.fbld),
-  M('fild', 0xdf, 5, 'Mq', LDST.fildM64),
-  M('fbstp', 0xdf, 6, 'Mt', LDST.fbstp),
-  M('fistp', 0xdf, 7, 'Mq', LDST.fistpM64),
+  M('fild', 0xdf, 0, 'Mint16', LDST.fildM16),
+  M('fisttp', 0xdf, 1, 'Mint16', LDST.fisttpM16),
+  M('fist', 0xdf, 2, 'Mint16', LDST.fistM16),
+  M('fistp', 0xdf, 3, 'Mint16', LDST.fistpM16),
+  M('fbld', 0xdf, 4, 'Mbcd80', LDST.fbld),
+  M('fild', 0xdf, 5, 'Mint64', LDST.fildM64),
+  M('fbstp', 0xdf, 6, 'Mbcd80', LDST.fbstp),
+  M('fistp', 0xdf, 7, 'Mint64', LDST.fistpM64),
   Rg('ffreep', 0xdf, 0, 'STi', MISC.ffreep),
   Rg('fxch7', 0xdf, 1, 'STi', MISC.fxch),
   Rg('fstp8', 0xdf, 2, 'STi', LDST.fstpStI),
   Rg('fstp9', 0xdf, 3, 'STi', LDST.fstpStI),
-  Rm('fnstsw', 0xdf, 4, 0, MISC.fnstswAx),
+  op('fnstsw', 0, 0xdf, 'AX', MISC.fnstswAx, { ext: 4, rmExt: 0 }),
   Rg('fucomip', 0xdf, 5, 'ST0,STi', MISC.fucomip),
   Rg('fcomip', 0xdf, 6, 'ST0,STi', MISC.fcomip),
   // FWAIT
