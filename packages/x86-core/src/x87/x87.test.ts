@@ -145,6 +145,20 @@ describe('x87 precision (the documented difference)', () => {
   });
 });
 
+describe('x87 README example', () => {
+  it('computes sqrt(2) with PC = double and stores it as a binary64', () => {
+    const mem = new FlatMemory(0x3000);
+    mem.bytes.set([0xd9, 0xe8, 0xd9, 0xe8, 0xde, 0xc1, 0xd9, 0xfa, 0xdd, 0x1c, 0x25, 0x00, 0x20, 0x00, 0x00], 0x1000);
+    const cpu = new Cpu(mem);
+    cpu.rip = 0x1000;
+    cpu.fpCw = 0x027f;
+    expect(cpu.run(5)).toBe(EXIT_BUDGET);
+    expect(new DataView(mem.bytes.buffer).getFloat64(0x2000, true)).toBe(Math.SQRT2);
+    expect(cpu.fpSw & 0x20).toBe(0x20);
+    expect(cpu.features.fpu).toBe(true);
+  });
+});
+
 describe('x87 hostile input', () => {
   it('random D8-DF encodings on random state never throw and keep the state well formed', () => {
     fc.assert(
