@@ -53,6 +53,20 @@ function retag(cpu: Cpu, loaded: number): void {
   cpu.fpTag = t;
 }
 
+/**
+ * Checks that the len bytes at la are writable without changing them (an image spans at most
+ * two pages: its first and last bytes are rewritten with their own values), so that a faulting
+ * FNSTENV/FNSAVE changes no memory and no state.
+ */
+function probeWrite(cpu: Cpu, la: number, len: number): number {
+  for (const a of [la, la + len - 1]) {
+    const v = cpu.read(a, 1);
+    if (v === -1) return ST_FAULT;
+    if (cpu.write(a, 1, v, 0) !== ST_OK) return ST_FAULT;
+  }
+  return ST_OK;
+}
+
 function envSize(d: Insn): number {
   return d.osize === 2 ? 14 : 28;
 }
@@ -113,7 +127,9 @@ function applyEnv(cpu: Cpu): void {
 
 function fnstenv(cpu: Cpu, d: Insn): number {
   if (fpEnterNoWait(cpu) !== ST_OK) return ST_FAULT;
-  if (storeEnv(cpu, cpu.eaOf(d), d) !== ST_OK) return ST_FAULT;
+  const la = cpu.eaOf(d);
+  if (probeWrite(cpu, la, envSize(d)) !== ST_OK) return ST_FAULT;
+  if (storeEnv(cpu, la, d) !== ST_OK) return ST_FAULT;
   cpu.fpCw |= 0x3f; // FNSTENV masks every exception afterwards (so ES/B clear)
   updateES(cpu);
   return ST_OK;
@@ -130,6 +146,7 @@ function fnsave(cpu: Cpu, d: Insn): number {
   if (fpEnterNoWait(cpu) !== ST_OK) return ST_FAULT;
   const la = cpu.eaOf(d);
   const n = envSize(d);
+  if (probeWrite(cpu, la, n + 80) !== ST_OK) return ST_FAULT;
   // registers first (highest addresses), then the environment
   for (let i = 7; i >= 0; i--) {
     readST(cpu, i, V);

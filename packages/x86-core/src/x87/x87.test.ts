@@ -86,6 +86,17 @@ describe('x87 exceptions and faults', () => {
     expect(cpu.fpTop).toBe(7);
     expect(Array.from(mem.bytes.subarray(DATA - CODE + 0xffa, DATA - CODE + 0x1000))).toEqual([0x55, 0x55, 0x55, 0x55, 0x55, 0x55]);
   });
+
+  it('a faulting FNSAVE whose first page is unmapped writes nothing on the second page', () => {
+    const code = [...FLD1, 0xdd, 0x33]; // fnsave [rbx] with rbx 16 bytes below the mapped memory
+    const { cpu, mem } = machine(code);
+    cpu.lo[RBX] = CODE - 16;
+    expect(runAll(cpu, code.length)).toBe(EXIT_EXCEPTION);
+    expect(cpu.faultVector).toBe(PF_VEC);
+    expect(cpu.fpTop).toBe(7);
+    expect(cpu.fpTag).not.toBe(0xffff);
+    expect(mem.bytes.subarray(code.length, 108).every((b) => b === 0)).toBe(true);
+  });
 });
 
 describe('x87 exact 80-bit storage', () => {
@@ -142,6 +153,31 @@ describe('x87 precision (the documented difference)', () => {
     expect(toDouble(v)).toBe(1 / 3);
     expect(v.lo & 0x7ff).toBe(0); // a 53-bit significand (the hardware's has 64)
     expect(m.cpu.fpSw & 0x20).toBe(0x20); // PE
+  });
+});
+
+describe('x87 in 32-bit and 16-bit code', () => {
+  it('FNSTENV writes 28 bytes by default in 32-bit code and 14 with 66, 14 by default in 16-bit code', () => {
+    const sizes: number[] = [];
+    for (const [csize, pfx] of [[4, []], [4, [0x66]], [2, []], [2, [0x66]]] as const) {
+      const code = [...FLD1, ...pfx, 0xd9, 0x37]; // fnstenv [bx] / [edi]
+      const { cpu, mem } = machine(code);
+      cpu.csize = csize;
+      cpu.ssize = csize;
+      cpu.rip = 0x1000; // CS.base = 0
+      cpu.lo[7] = DATA; // edi (32-bit ModRM 37 = [edi]); in 16-bit code 37 = [bx]
+      cpu.lo[RBX] = DATA;
+      mem.bytes.fill(0xee, DATA - CODE, DATA - CODE + 64);
+      expect(runAll(cpu, code.length)).toBe(EXIT_BUDGET);
+      let n = 0;
+      while (n < 64 && mem.bytes[DATA - CODE + n] !== 0xee) n++;
+      sizes.push(n);
+      const dv = new DataView(mem.bytes.buffer, DATA - CODE);
+      expect(dv.getUint16(0, true)).toBe(0x037f); // FCW (FNSTENV masks afterwards)
+      expect(dv.getUint16(n === 28 ? 4 : 2, true)).toBe(0x3800); // FSW: TOP = 7
+      expect(dv.getUint16(n === 28 ? 8 : 4, true)).toBe(0x3fff); // FTW: R7 valid, others empty
+    }
+    expect(sizes).toEqual([28, 14, 14, 28]);
   });
 });
 
