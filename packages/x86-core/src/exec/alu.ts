@@ -4,7 +4,8 @@
  * lo/hi pairs (cpu.vh carries the high half out of a read).
  */
 import { ARITH_FLAGS, CF, RAX, ST_FAULT, ST_OK } from '../constants';
-import { LZ_ADC1, LZ_ADD, LZ_LOGIC, LZ_SBB1, LZ_SUB, type Cpu } from '../cpu';
+import { LZ_ADC1, LZ_ADD, LZ_LOGIC, LZ_SBB1, LZ_SUB } from '../arith';
+import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_INV64, F_LOCK, IMM_B, IMM_Z, op, type OpDef } from '../table';
 

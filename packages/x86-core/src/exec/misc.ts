@@ -32,7 +32,8 @@ import {
   BP,
   DB,
 } from '../constants';
-import { hiOf, LZ_LOGIC, type Cpu } from '../cpu';
+import { hiOf, LZ_LOGIC } from '../arith';
+import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_INV64, F_MEM, F_ONLY64, F_REG, F_SIZE32, F_LOCK, IMM_UB, PFX_F3, op, type OpDef } from '../table';
 import { execUd } from './ud';
