@@ -2,17 +2,14 @@
  * x87 arithmetic: FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR in every form (ST(0),ST(i) / ST(i),ST(0) /
  * P / m32real / m64real / m16int / m32int), FSQRT, and the shared operand machinery.
  *
- * Precision: operands are taken exactly; finite nonzero results are computed in the working
- * form of float80.ts (double significand, 15-bit exponent) and then rounded exactly to
- * min(precision control, 53) bits in the rounding mode RC. So with PC = single or double the
- * result is the one the hardware gives, for operands with at most 53 significant bits; with
- * PC = extended the result is the 53-bit rounding (README "Precision").
+ * Precision: exact. The 64-bit significands are added, multiplied, divided and square-rooted
+ * exactly (exact.ts) and rounded once to the precision control in the rounding mode RC, with
+ * the hardware's denormal, overflow and underflow responses (float80.ts roundPack).
  */
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { ST_FAULT, ST_OK } from '../constants';
 import {
-  addWork,
   C_DENORMAL,
   C_INF,
   C_QNAN,
@@ -20,22 +17,19 @@ import {
   C_UNSUPPORTED,
   C_ZERO,
   classify,
+  clz64,
   copyF,
-  divWork,
   F80,
   FMT_EXT,
   fromF32Bits,
   fromF64Bits,
   fromInt,
-  mulWork,
-  packWork,
+  norm,
   RC_DOWN,
   roundF80,
   rp,
   setIndefinite,
-  sqrtWork,
-  toWork,
-  w,
+  shl64,
   X_DE,
   X_IE,
   X_OE,
@@ -43,14 +37,13 @@ import {
   X_UE,
   X_ZE,
 } from './float80';
+import { addExact, divExact, mulExact, packExact, sqrtExact } from './exact';
 import { fpEnter, isEmpty, pop, raise, readST, setC1, underflow, writeST } from './state';
 
 /** Scratch operands and result. */
 export const A: F80 = new F80();
 export const B: F80 = new F80();
 export const R: F80 = new F80();
-const wa = { s: 0, m: 1, e: 0 };
-const wb = { s: 0, m: 1, e: 0 };
 
 /** Result of an operation: exception bits and C1. */
 export const res = { exc: 0, c1: 0 };
@@ -108,8 +101,22 @@ function rounded(cpu: Cpu, v: F80, out: F80): void {
   res.c1 = rp.exc & X_PE ? rp.up : 0;
 }
 
-function fromWork(cpu: Cpu, out: F80): void {
-  packWork(pcBits(cpu), rcOf(cpu), (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
+
+/** Normalized significand of a finite nonzero value: value = (hi:lo) * 2^(e - 63). */
+const na = { e: 0, hi: 0, lo: 0 };
+const nb = { e: 0, hi: 0, lo: 0 };
+function sigOf(v: F80, out: { e: number; hi: number; lo: number }): void {
+  let e = v.se & 0x7fff;
+  if (e === 0) e = 1;
+  const z = clz64(v.hi, v.lo);
+  shl64(v.hi, v.lo, z);
+  out.e = e - 16383 - z;
+  out.hi = norm.hi;
+  out.lo = norm.lo;
+}
+
+function fromExact(cpu: Cpu, out: F80): void {
+  packExact(pcBits(cpu), rcOf(cpu), FMT_EXT, (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
   out.se = rp.se;
   out.hi = rp.hi;
   out.lo = rp.lo;
@@ -174,13 +181,13 @@ export function binop(cpu: Cpu, op: number, a: F80, b: F80, out: F80): void {
       rounded(cpu, out, out);
       return;
     }
-    toWork(a, wa);
-    toWork(b, wb);
-    if (!addWork(sa, wa.m, wa.e, sb, wb.m, wb.e)) {
+    sigOf(a, na);
+    sigOf(b, nb);
+    if (!addExact(sa, na.e, na.hi, na.lo, sb, nb.e, nb.hi, nb.lo)) {
       signedZero(out, rcOf(cpu) === RC_DOWN ? 1 : 0);
       return;
     }
-    fromWork(cpu, out);
+    fromExact(cpu, out);
     return;
   }
   const s = sa ^ sb;
@@ -196,11 +203,10 @@ export function binop(cpu: Cpu, op: number, a: F80, b: F80, out: F80): void {
       signedZero(out, s);
       return;
     }
-    toWork(a, wa);
-    toWork(b, wb);
-    mulWork(wa.m, wa.e, wb.m, wb.e);
-    w.s = s;
-    fromWork(cpu, out);
+    sigOf(a, na);
+    sigOf(b, nb);
+    mulExact(s, na.e, na.hi, na.lo, nb.e, nb.hi, nb.lo);
+    fromExact(cpu, out);
     return;
   }
   // OP_DIV
@@ -229,11 +235,10 @@ export function binop(cpu: Cpu, op: number, a: F80, b: F80, out: F80): void {
     signedZero(out, s);
     return;
   }
-  toWork(a, wa);
-  toWork(b, wb);
-  divWork(wa.m, wa.e, wb.m, wb.e);
-  w.s = s;
-  fromWork(cpu, out);
+  sigOf(a, na);
+  sigOf(b, nb);
+  divExact(s, na.e, na.hi, na.lo, nb.e, nb.hi, nb.lo);
+  fromExact(cpu, out);
 }
 
 /**
@@ -380,10 +385,9 @@ export function fsqrt(cpu: Cpu, _d: Insn): number {
   } else if (c === C_INF) copyF(R, A);
   else {
     if (c === C_DENORMAL) res.exc |= X_DE;
-    toWork(A, wa);
-    sqrtWork(wa.m, wa.e);
-    w.s = 0;
-    fromWork(cpu, R);
+    sigOf(A, na);
+    sqrtExact(na.e, na.hi, na.lo);
+    fromExact(cpu, R);
   }
   return commit(cpu, 0, false);
 }

@@ -3,14 +3,14 @@
  * exponent, then the 64-bit significand as two uint32 halves (explicit integer bit = hi bit 31).
  *
  * Two kinds of helpers live here:
- *  - exact ones on the raw format: classification, rounding a 64-bit significand to 24/53/64
- *    bits in any rounding mode into the extended, double or single format (denormals, overflow,
- *    the x87's biased results for unmasked OE/UE), integer conversions;
- *  - the "working form" used by arithmetic: a finite nonzero value as sign, a double m in
- *    [1, 2) and an integer exponent E (value = m * 2^E), so the full 15-bit exponent range is
- *    kept while the significand is a double (53 bits). Results carry the sign of the exact
- *    rounding error, so they are then rounded to the precision control and rounding mode
- *    exactly as if the exact result had been rounded (for precisions up to 53 bits).
+ *  - exact ones on the raw format: classification, rounding a 64-bit significand (plus guard
+ *    and sticky bits) to 24/53/64 bits in any rounding mode into the extended, double or
+ *    single format (denormals, overflow, the x87's biased results for unmasked OE/UE), integer
+ *    conversions; the exact arithmetic itself is in exact.ts;
+ *  - the "working form" used by the transcendentals: a finite nonzero value as sign, a double
+ *    m in [1, 2) and an integer exponent E (value = m * 2^E), so the full 15-bit exponent range
+ *    is kept while the significand is a double (53 bits). Results carry the sign of their
+ *    rounding error and are rounded to min(precision control, 53) bits.
  *
  * Everything returns through module-level scratch fields; nothing allocates.
  */
@@ -126,6 +126,9 @@ export const X_UE = 0x10;
 export const X_PE = 0x20;
 export const X_SF = 0x40;
 
+/** Input of roundPack: the guard bit below lo (the bit after the 64-bit significand); reset by each call. */
+export const rin = { guard: 0 };
+
 /** The x87's exponent bias adjustment for unmasked overflow/underflow results (extended). */
 const WRAP = 24576;
 
@@ -142,10 +145,11 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
   let exc = 0;
   let tiny = false;
   let wrapped = 0;
-  let guard = 0;
+  let guard = rin.guard;
+  rin.guard = 0;
   if (E < emin) {
     // Tininess after rounding: a value just below 2^emin that rounds up to it is not tiny.
-    tiny = !(E === emin - 1 && carriesOut(sign, hi, lo, sticky, p, rc));
+    tiny = !(E === emin - 1 && carriesOut(sign, hi, lo, sticky, guard, p, rc));
     if (ueUnmasked && fmt === FMT_EXT && E + WRAP < emin) {
       // too small even for the wrapped exponent: a signed zero, UE and PE
       rp.exc = X_UE | X_PE;
@@ -159,6 +163,8 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
     } else {
       // Denormalize to emin: guard = the highest bit shifted out, sticky = the rest.
       const d = emin - E;
+      sticky = sticky || guard !== 0;
+      guard = 0;
       if (d >= 65) {
         sticky = sticky || hi !== 0 || lo !== 0;
         hi = 0;
@@ -282,8 +288,9 @@ export function roundPack(sign: number, E: number, hi: number, lo: number, stick
 }
 
 /** Whether rounding the normalized significand (hi:lo, sticky) to p bits carries out of bit 63. */
-function carriesOut(sign: number, hi: number, lo: number, sticky: boolean, p: number, rc: number): boolean {
+function carriesOut(sign: number, hi: number, lo: number, sticky: boolean, guard: number, p: number, rc: number): boolean {
   const r = 64 - p;
+  if (r > 0 && guard) sticky = true;
   // the kept bits must be all ones
   if (r >= 32) {
     const kh = r === 32 ? hi : hi >>> (r - 32);
@@ -296,9 +303,9 @@ function carriesOut(sign: number, hi: number, lo: number, sticky: boolean, p: nu
   let rem = 0;
   if (r > 0 && r < 32) rem = lo & ((1 << r) - 1);
   else if (r >= 32) rem = (r === 32 ? 0 : (hi & ((1 << (r - 32)) - 1)) * 4294967296) + lo;
-  const inexact = rem !== 0 || sticky;
+  const inexact = rem !== 0 || sticky || (r === 0 && guard !== 0);
   if (!inexact) return false;
-  if (rc === RC_NEAREST) return r > 0 && rem >= pow2(r - 1);
+  if (rc === RC_NEAREST) return r > 0 ? rem >= pow2(r - 1) : guard !== 0;
   if (rc === RC_UP) return sign === 0;
   if (rc === RC_DOWN) return sign !== 0;
   return false;
@@ -454,70 +461,12 @@ function sgn(x: number): number {
   return x > 0 ? 1 : x < 0 ? -1 : 0;
 }
 
-/** w = a + b for working values (signs included). Returns false when the exact result is zero. */
-export function addWork(as: number, am: number, ae: number, bs: number, bm: number, be: number): boolean {
-  // Order so that a has the larger exponent.
-  if (be > ae) {
-    let t = as;
-    as = bs;
-    bs = t;
-    t = am;
-    am = bm;
-    bm = t;
-    t = ae;
-    ae = be;
-    be = t;
-  }
-  const x = as ? -am : am;
-  const d = ae - be;
-  if (d > 200) {
-    // b is far below a's last bit: it only decides the direction of the error.
-    w.s = as;
-    w.m = am;
-    w.e = ae;
-    w.err = as === bs ? 1 : -1;
-    return true;
-  }
-  const yb = bm * pow2(-d);
-  const y = bs ? -yb : yb;
-  const s = x + y;
-  const bb = s - x;
-  const err = x - (s - bb) + (y - bb);
-  if (s === 0) return false;
-  w.s = s < 0 ? 1 : 0;
-  normalize(Math.abs(s), ae);
-  w.err = sgn(err) * (s < 0 ? -1 : 1);
-  return true;
-}
-
 /** w = a * b (magnitudes and exponents; sign set by the caller). */
 export function mulWork(am: number, ae: number, bm: number, be: number): void {
   const p = am * bm;
   const err = mulErr(am, bm, p);
   normalize(p, ae + be);
   w.err = sgn(err);
-}
-
-/** w = a / b (magnitudes). */
-export function divWork(am: number, ae: number, bm: number, be: number): void {
-  const q = am / bm;
-  const pe = q * bm;
-  const r = am - pe - mulErr(q, bm, pe);
-  normalize(q, ae - be);
-  w.err = sgn(r);
-}
-
-/** w = sqrt(m * 2^e). */
-export function sqrtWork(m: number, e: number): void {
-  if (e & 1) {
-    m *= 2;
-    e -= 1;
-  }
-  const s = Math.sqrt(m);
-  const p = s * s;
-  const r = m - p - mulErr(s, s, p);
-  normalize(s, e / 2);
-  w.err = sgn(r);
 }
 
 /** The 80-bit value of a finite double x into out (exact). */

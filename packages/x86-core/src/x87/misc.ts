@@ -20,7 +20,6 @@ import {
   RC_UP,
   RC_ZERO,
   setIndefinite,
-  toWork,
   X_DE,
   X_IE,
   X_SF,
@@ -49,8 +48,6 @@ const A = new F80();
 const B = new F80();
 const IND = new F80();
 setIndefinite(IND);
-const wa = { s: 0, m: 1, e: 0 };
-const wb = { s: 0, m: 1, e: 0 };
 
 export const CMP_GT = 0;
 export const CMP_LT = 1;
@@ -93,15 +90,21 @@ function compare(a: F80, b: F80, unordered: boolean): number {
   let mag: number;
   if (ca === C_INF || cb === C_INF) mag = ca === cb ? 0 : ca === C_INF ? 1 : -1;
   else {
-    toWork(a, wa);
-    toWork(b, wb);
-    // exponents first (normalized), then the exact significands
-    if (wa.e !== wb.e) mag = wa.e > wb.e ? 1 : -1;
+    // exponents first (normalized, exact), then the exact significands
+    const ea = normExp(a);
+    const eb = normExp(b);
+    if (ea !== eb) mag = ea > eb ? 1 : -1;
     else mag = cmpSig(a, b);
   }
   if (mag === 0) return CMP_EQ;
   if (sa) mag = -mag;
   return mag > 0 ? CMP_GT : CMP_LT;
+}
+
+/** The exponent of the top significand bit of a finite nonzero value (denormals normalized). */
+function normExp(v: F80): number {
+  const e = v.se & 0x7fff;
+  return (e === 0 ? 1 : e) - (v.hi !== 0 ? Math.clz32(v.hi) : 32 + Math.clz32(v.lo));
 }
 
 /** Compares the normalized significands of two finite nonzero values with equal exponents. */

@@ -23,7 +23,6 @@ import {
   classify,
   clz64,
   copyF,
-  divWork,
   F80,
   FMT_EXT,
   fromDouble,
@@ -51,6 +50,7 @@ import {
   X_ZE,
 } from './float80';
 import { A, B, R, commit, nanResult, pcBits, rcOf, res } from './arith';
+import { divExact, nudgeDownExact, packExact, setNudged } from './exact';
 import { fpEnter, imMasked, isEmpty, pushValue, raise, readST, setC1, setCC, SW_C2, underflow, writeST } from './state';
 
 const R2 = new F80();
@@ -77,12 +77,12 @@ function fromMath(cpu: Cpu, x: number, out: F80, exact: boolean): void {
  * (denormal results, UE, PE and C1 as the rounding gives them).
  */
 function tinyResult(cpu: Cpu, t: F80, err: number, out: F80): void {
-  toWork(t, wa);
-  w.s = wa.s;
-  w.m = wa.m;
-  w.e = wa.e;
-  w.err = err;
-  packWork(pcBits(cpu), rcOf(cpu), (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
+  let e = t.se & 0x7fff;
+  if (e === 0) e = 1;
+  const z = clz64(t.hi, t.lo);
+  shl64(t.hi, t.lo, z);
+  setNudged(t.se >>> 15, e - 16383 - z, norm.hi, norm.lo, err);
+  packExact(pcBits(cpu), rcOf(cpu), FMT_EXT, (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
   out.se = rp.se;
   out.hi = rp.hi;
   out.lo = rp.lo;
@@ -250,11 +250,20 @@ function fpatan(cpu: Cpu, _d: Insn): number {
   toWork(B, wa);
   const d = wa.e - xe;
   if (d < -40 && sx === 0) {
-    // atan(y / x) for a tiny quotient: the quotient, just below in magnitude
-    divWork(wa.m, wa.e, xm, xe);
-    w.s = sy;
-    w.err = -1;
-    packWork(pcBits(cpu), rcOf(cpu), (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
+    // atan(y / x) for a tiny quotient: the exact quotient, just below in magnitude
+    let ey = B.se & 0x7fff;
+    if (ey === 0) ey = 1;
+    const zy = clz64(B.hi, B.lo);
+    shl64(B.hi, B.lo, zy);
+    const yh = norm.hi;
+    const yl = norm.lo;
+    let ex = A.se & 0x7fff;
+    if (ex === 0) ex = 1;
+    const zx = clz64(A.hi, A.lo);
+    shl64(A.hi, A.lo, zx);
+    divExact(sy, ey - 16383 - zy, yh, yl, ex - 16383 - zx, norm.hi, norm.lo);
+    nudgeDownExact();
+    packExact(pcBits(cpu), rcOf(cpu), FMT_EXT, (cpu.fpCw & X_OE) === 0, (cpu.fpCw & X_UE) === 0);
     R.se = rp.se;
     R.hi = rp.hi;
     R.lo = rp.lo;
@@ -286,6 +295,8 @@ function f2xm1(cpu: Cpu, _d: Insn): number {
 /** log2 of a positive finite nonzero 80-bit value as a double. */
 function log2Of(v: F80): number {
   toWork(v, wa);
+  // near 1 (x in [0.5, 2)), x - 1 is exact and log1p keeps the relative precision
+  if (wa.e === -1 || wa.e === 0) return Math.log1p(wa.m * pow2(wa.e) - 1) / Math.LN2;
   return wa.e + Math.log2(wa.m);
 }
 

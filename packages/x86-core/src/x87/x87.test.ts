@@ -132,27 +132,36 @@ function st0(cpu: Cpu): F80 {
   return v;
 }
 
-describe('x87 precision (the documented difference)', () => {
-  it('with PC = extended, operands are rounded to 53 bits first: (1 + 2^-59) - 1 gives 0 (the hardware gives 2^-59)', () => {
+describe('x87 precision: 64-bit significands, exactly rounded', () => {
+  it('(1 + 2^-59) - 1 is exactly 2^-59 (no pre-rounding of 64-bit operands)', () => {
     const code = [...FLD_M80, ...FLD1, 0xde, 0xe9]; // fld tword [rbx]; fld1; fsubp st1, st0
     const { cpu, mem } = machine(code);
     loadF80(mem, 0, 0x3fff, 0x80000000, 0x10); // 1 + 16 * 2^-63
     expect(runAll(cpu, code.length)).toBe(EXIT_BUDGET);
-    expect(toDouble(st0(cpu))).toBe(0);
+    const v = st0(cpu);
+    expect([v.se, v.hi, v.lo]).toEqual([0x3fff - 59, 0x80000000, 0]);
+    expect(cpu.fpSw & 0x20).toBe(0);
   });
 
-  it('with PC = extended, results are rounded to 53 bits: 1 / 3 is the double 1 / 3', () => {
-    const code = [...FLD1, 0xd9, 0xe8, 0xd9, 0xe8, 0xde, 0xc1, 0xde, 0xf9]; // fld1 x3; faddp; fdivp -> 1 / 2
-    const { cpu } = machine(code);
-    expect(runAll(cpu, code.length)).toBe(EXIT_BUDGET);
-    expect(toDouble(st0(cpu))).toBe(0.5);
+  it('1 / 3 with PC = extended has the 64-bit significand AAAAAAAAAAAAAAAB (rounded up: PE, C1)', () => {
     const code3 = [...FLD1, ...FLD1, ...FLD1, 0xde, 0xc1, 0xd8, 0xc1, 0xde, 0xf9]; // 1 1 1 -> 2 1 -> 3 1 -> 1 / 3
     const m = machine(code3);
     expect(runAll(m.cpu, code3.length)).toBe(EXIT_BUDGET);
     const v = st0(m.cpu);
+    expect([v.se, v.hi, v.lo]).toEqual([0x3ffd, 0xaaaaaaaa, 0xaaaaaaab]);
+    expect(m.cpu.fpSw & 0x220).toBe(0x220);
     expect(toDouble(v)).toBe(1 / 3);
-    expect(v.lo & 0x7ff).toBe(0); // a 53-bit significand (the hardware's has 64)
-    expect(m.cpu.fpSw & 0x20).toBe(0x20); // PE
+  });
+});
+
+describe('x87 compares', () => {
+  it('compare values whose 53-bit roundings are equal: (2 - 2^-63) < 2', () => {
+    const code = [...FLD_M80, 0xdb, 0x6b, 0x10, 0xd8, 0xd1]; // fld tword [rbx]; fld tword [rbx+16]; fcom st1
+    const { cpu, mem } = machine(code);
+    loadF80(mem, 0, 0x4000, 0x80000000, 0); // 2
+    loadF80(mem, 16, 0x3fff, 0xffffffff, 0xffffffff); // 2 - 2^-63
+    expect(runAll(cpu, code.length)).toBe(EXIT_BUDGET);
+    expect(cpu.fpSw & 0x4500).toBe(0x0100); // C0: ST(0) < ST(1)
   });
 });
 
