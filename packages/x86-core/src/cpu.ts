@@ -131,6 +131,15 @@ export class Cpu {
   /** Scratch: linear address of the current memory operand (set by readE / eaOf). */
   ea = 0;
   readonly insn: Insn = new Insn();
+  /** Decode cache: per 4 KiB code page, the decoded Insn at each offset (see DESIGN.md). */
+  private readonly icPages: Map<number, (Insn | undefined)[]> = new Map();
+  /** Linear address of the current cached page (NaN when none). */
+  private icBase = NaN;
+  private icArr: (Insn | undefined)[] | null = null;
+  private icWrites = -1;
+  private icCsize = 0;
+  /** Set false to decode every instruction afresh (tests, debugging). */
+  decodeCache = true;
   readonly decodeFault: DecodeFault = new DecodeFault();
   readonly tmp: Int32Array = new Int32Array(4);
 
@@ -521,17 +530,35 @@ export class Cpu {
    * faultError and faultAddress set. On EXIT_SYSCALL / EXIT_HLT RIP points past the instruction.
    */
   run(budget: number): number {
-    const d = this.insn;
+    const scratch = this.insn;
     const mem = this.mem;
     const df = this.decodeFault;
     while (budget > 0) {
       const rip = this.rip;
       const csize = this.csize;
       const la = csize === 8 ? rip : (this.segBase[CS] + rip) >>> 0;
-      if (decode(mem, la, csize, d, df) !== ST_OK) {
-        if (df.vector >= 0) this.fault(df.vector, 0);
-        else this.memFault(df.memCode, la);
-        return EXIT_EXCEPTION;
+      let arr: (Insn | undefined)[] | null = null;
+      let off = 0;
+      let d: Insn | undefined;
+      if (this.decodeCache && mem.markCode !== undefined) {
+        if (mem.codeWrites !== this.icWrites || csize !== this.icCsize) this.icFlush(csize);
+        off = la - this.icBase;
+        if (off >= 0 && off < 4096) arr = this.icArr;
+        else {
+          const pn = Math.floor(la / 4096);
+          arr = this.icPage(pn, la);
+          off = la - pn * 4096;
+        }
+        if (arr != null) d = arr[off];
+      }
+      if (d === undefined) {
+        d = arr != null ? new Insn() : scratch;
+        if (decode(mem, la, csize, d, df) !== ST_OK) {
+          if (df.vector >= 0) this.fault(df.vector, 0);
+          else this.memFault(df.memCode, la);
+          return EXIT_EXCEPTION;
+        }
+        if (arr != null && off + d.len <= 4096 && mem.codeWrites === this.icWrites) arr[off] = d;
       }
       const n = rip + d.len;
       this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
@@ -563,6 +590,27 @@ export class Cpu {
       }
     }
     return EXIT_BUDGET;
+  }
+
+  private icFlush(csize: number): void {
+    this.icPages.clear();
+    this.icBase = NaN;
+    this.icArr = null;
+    this.icCsize = csize;
+    this.icWrites = this.mem.codeWrites ?? 0;
+  }
+
+  private icPage(pn: number, la: number): (Insn | undefined)[] | null {
+    let arr = this.icPages.get(pn);
+    if (arr === undefined) {
+      if (this.mem.markCode?.(la) !== true) return null;
+      this.icWrites = this.mem.codeWrites ?? 0; // marking may re-fill the TLB, not a write
+      arr = new Array<Insn | undefined>(4096);
+      this.icPages.set(pn, arr);
+    }
+    this.icBase = pn * 4096;
+    this.icArr = arr;
+    return arr;
   }
 
   /** Executes one instruction (run(1)). */

@@ -5,7 +5,7 @@
  * OF is defined only for 1-bit shifts; for larger counts this code produces what current
  * Intel/AMD cores do for SHL/SHR/SAR/ROL/ROR (the tests do not compare it).
  */
-import { AF, CF, OF, RCX, ST_FAULT, ST_OK } from '../constants';
+import { AF, ARITH_FLAGS, CF, OF, RCX, ST_FAULT, ST_OK } from '../constants';
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { IMM_UB, op, type OpDef } from '../table';
@@ -135,9 +135,9 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
       of = 0;
     }
   }
-  // SHL/SHR/SAR: CF/OF eager (AF undefined: cleared, as recent Intel cores do), SF/ZF/PF lazy.
-  const f = cpu.settleFlags();
-  cpu.flags = (f & ~(CF | OF | AF)) | cf | (of << 11);
+  // SHL/SHR/SAR rewrite all six flags: CF/OF eager (AF undefined: cleared), SF/ZF/PF lazy.
+  // Nothing of the old flags survives, so there is no need to evaluate them first.
+  cpu.flags = (cpu.flags & ~ARITH_FLAGS) | cf | (of << 11);
   cpu.setLazyRes(size, r, size === 8 ? rh >>> 0 : 0);
   outH = rh;
   return r;
@@ -224,8 +224,7 @@ function shxd(cpu: Cpu, d: Insn): number {
   const of = msb ^ msbIn;
   const st = cpu.writeBackE(d, r, rh);
   if (st !== ST_OK) return st;
-  const f = cpu.settleFlags();
-  cpu.flags = (f & ~(CF | OF | AF)) | cf | (of << 11);
+  cpu.flags = (cpu.flags & ~ARITH_FLAGS) | cf | (of << 11);
   cpu.setLazyRes(size, r, size === 8 ? rh >>> 0 : 0);
   return ST_OK;
 }

@@ -16,6 +16,8 @@ const TLB = 256;
 interface Page {
   data: Uint8Array;
   prot: number;
+  /** The CPU caches decoded instructions from this page: writes bump codeWrites. */
+  code: boolean;
 }
 
 export class PagedMemory implements CpuMemory {
@@ -49,7 +51,7 @@ export class PagedMemory implements CpuMemory {
       const pg = this.pages.get(p);
       if (pg) pg.prot = prot;
       else {
-        this.pages.set(p, { data: new Uint8Array(PAGE), prot });
+        this.pages.set(p, { data: new Uint8Array(PAGE), prot, code: false });
         this.mapped += PAGE;
       }
     }
@@ -79,6 +81,22 @@ export class PagedMemory implements CpuMemory {
 
   private flush(): void {
     this.tlbTag.fill(-1);
+    this.codeWrites++;
+  }
+
+  /** Incremented by every write to a page marked as code and by every mapping change. */
+  codeWrites = 0;
+
+  markCode(la: number): boolean {
+    const pn = Math.floor(la / PAGE);
+    const pg = pn === pn ? this.pages.get(pn) : undefined;
+    if (pg === undefined) return false;
+    if (!pg.code) {
+      pg.code = true;
+      const i = pn & (TLB - 1);
+      if (this.tlbTag[i] === pn) this.tlbTag[i] = -1; // re-fill without the write shortcut
+    }
+    return true;
   }
 
   /** The page array for la with access `need` (PROT_*), or null after recording the fault. */
@@ -92,9 +110,11 @@ export class PagedMemory implements CpuMemory {
       this.lastError = (pg ? PFEC_P : 0) | PFEC_U | (need & PROT_WRITE ? PFEC_W : 0) | (need & PROT_EXEC ? PFEC_I : 0);
       return null;
     }
+    if (pg.code && need & PROT_WRITE) this.codeWrites++;
     this.tlbTag[i] = pn;
     this.tlbData[i] = pg.data;
-    this.tlbProt[i] = pg.prot;
+    // Code pages are cached without write permission so every write comes back here.
+    this.tlbProt[i] = pg.code ? pg.prot & ~PROT_WRITE : pg.prot;
     return pg.data;
   }
   private lastError = 0;
@@ -106,6 +126,17 @@ export class PagedMemory implements CpuMemory {
   fetch8(la: number): number {
     const d = this.page(la, PROT_EXEC);
     return d == null ? this.fault() : d[la & (PAGE - 1)];
+  }
+
+  fetchBytes(la: number, dst: Uint8Array, n: number): number {
+    let i = 0;
+    while (i < n) {
+      const d = this.page(la + i, PROT_EXEC);
+      if (d == null) return i;
+      let o = (la + i) & (PAGE - 1);
+      while (i < n && o < PAGE) dst[i++] = d[o++];
+    }
+    return i;
   }
 
   read8(la: number): number {
@@ -203,7 +234,9 @@ export class PagedMemory implements CpuMemory {
 
   /** A write crossing a page: both pages are checked before any byte is written. */
   private writeSplit(la: number, lo: number, hi: number, n: number): number {
-    if (this.page(la, PROT_WRITE) == null || this.page(la + n - 1, PROT_WRITE) == null) return this.fault();
+    // CR2 is the first faulting byte: la itself, or the start of the second page.
+    const second = Math.floor((la + n - 1) / PAGE) * PAGE;
+    if (this.page(la, PROT_WRITE) == null || this.page(second, PROT_WRITE) == null) return this.fault();
     for (let i = 0; i < n; i++) {
       const b = i < 4 ? lo >>> (8 * i) : hi >>> (8 * (i - 4));
       this.write8(la + i, b & 0xff);
@@ -213,6 +246,7 @@ export class PagedMemory implements CpuMemory {
 
   /** Copies bytes in, ignoring permissions (loader/kernel side); false if a page is unmapped. */
   poke(addr: number, src: Uint8Array): boolean {
+    this.codeWrites++;
     for (let i = 0; i < src.length; ) {
       const pg = this.pages.get(Math.floor((addr + i) / PAGE));
       if (!pg) return false;
