@@ -45,7 +45,7 @@ const MAX_CANON = 140737488355328; // 2^47
 
 /** Feature switches of the CPU model; CPUID reports exactly these (src/exec/misc.ts). */
 export interface CpuFeatures {
-  /** x87 FPU implemented and advertised (CPUID.1:EDX.FPU). Set by the x87 group when complete. */
+  /** x87 FPU implemented and advertised (CPUID.1:EDX.FPU); on by default (src/x87, proven against the host). */
   fpu: boolean;
   /** SSE2 (CPUID.1:EDX.SSE2). Default on: implemented and proven against the host (src/sse). */
   sse2: boolean;
@@ -149,7 +149,7 @@ export class Cpu {
     this.lo = new Int32Array(buf, 0, 16);
     this.hi = new Int32Array(buf, 64, 16);
     this.features = {
-      fpu: features.fpu ?? false,
+      fpu: features.fpu ?? true,
       sse2: features.sse2 ?? true,
       mmx: features.mmx ?? true,
       sse: features.sse ?? true,

@@ -82,6 +82,7 @@ export function getM(cpu: Cpu, r: number, v: Vec): void {
 export function setM(cpu: Cpu, r: number, v: Vec): void {
   cpu.mmx[r * 2] = v.u32[0];
   cpu.mmx[r * 2 + 1] = v.u32[1];
+  cpu.fprExt[r] = 0xffff; // an MMX write sets bits 64-79 of the x87 register to ones
 }
 
 /** Reads 16 bytes at la into v (alignment checked by the caller). */

@@ -310,6 +310,7 @@ function pinsrwM(cpu: Cpu, d: Insn): number {
   const k = d.imm & 3;
   const w = r * 2 + (k >> 1);
   cpu.mmx[w] = k & 1 ? (cpu.mmx[w] & 0xffff) | (v << 16) : (cpu.mmx[w] & ~0xffff) | v;
+  cpu.fprExt[r] = 0xffff;
   return ST_OK;
 }
 

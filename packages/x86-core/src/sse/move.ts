@@ -153,6 +153,7 @@ function movdToM(cpu: Cpu, d: Insn): number {
   const r = (d.reg & 7) * 2;
   cpu.mmx[r] = lo;
   cpu.mmx[r + 1] = size === 8 ? cpu.vh : 0;
+  cpu.fprExt[r >> 1] = 0xffff;
   return ST_OK;
 }
 
@@ -231,6 +232,7 @@ function movdq2q(cpu: Cpu, d: Insn): number {
   const s = d.rm * 4;
   cpu.mmx[o] = cpu.xmm[s];
   cpu.mmx[o + 1] = cpu.xmm[s + 1];
+  cpu.fprExt[o >> 1] = 0xffff;
   return ST_OK;
 }
 

@@ -158,6 +158,7 @@ export function emulate(c: SseCase): SseResult {
   cpu.fpSw = 0;
   cpu.fpCw = 0x37f;
   for (let i = 0; i < 16; i++) cpu.mmx[i] = s32[S_MM / 4 + i];
+  cpu.fprExt.fill(0xffff); // the trampoline loads MM0-7 (MOVQ): exponents all ones
   cpu.fpTag = s32[S_CTL / 4] & 1 ? 0 : 0xffff;
   cpu.rip = CODE_ADDR;
   const end = CODE_ADDR + c.code.length;
