@@ -34,18 +34,12 @@ if (!BUSYBOX) console.warn('SKIPPED: busybox-static (amd64) not installed: the b
 const BUSYBOX32 = findBusybox(CACHE.map((c) => path.join(c, 'i386/busybox')), 1);
 if (!BUSYBOX32) console.warn('SKIPPED: busybox-static (i386) not in .cache/ringzero/i386: the 32-bit busybox applet tests are not run');
 
-const X87 = 'x87 not implemented yet: stops at FNSTCW m16 (d9 7c 24 ..), in i386 awk at FLD m64 (dd 44 24 ..)';
 
 /**
  * Applets that cannot pass yet, with the instruction they stop at today (what the runner
  * reports). Remove an entry when its test warns that it passes.
  */
-const KNOWN_FAILING: Readonly<Record<string, string>> = {
-  seq: X87,
-  sort: X87,
-  'printf floats': X87,
-  awk: X87,
-};
+const KNOWN_FAILING: Readonly<Record<string, string>> = {};
 
 interface Case {
   name: string;
