@@ -3,7 +3,7 @@
 # qemu-user, nasm, ovs-ofctl, iproute2, busybox). Idempotent and quiet when all are present.
 # Tests that still cannot find a tool skip with a loud "SKIPPED:" line, never silently.
 set -u
-PKGS=(qemu-utils qemu-system-x86 qemu-user nasm openvswitch-common iproute2 busybox-static cpio zstd)
+PKGS=(qemu-utils qemu-system-x86 qemu-user nasm openvswitch-common iproute2 busybox-static cpio zstd acpica-tools xz-utils file gcc linux-libc-dev binutils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -21,7 +21,7 @@ if [ "$(id -u)" != 0 ]; then
   fi
 fi
 echo "test-deps: installing ${missing[*]}" >&2
-$SUDO apt-get update -qq >/dev/null && \
+$SUDO apt-get update -qq >/dev/null 2>&1   # a mirror mid-sync fails part of the update; the lists it has still work
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || \
   echo "test-deps: apt-get install failed; tests needing ${missing[*]} will be SKIPPED" >&2
 exit 0

@@ -39,4 +39,9 @@ export interface GuestMemory {
    * callers that write must report the range with markDirty when the memory tracks dirt.
    */
   hostView(addr: number, length: number): Uint8Array | null;
+  /**
+   * Optional: tells a memory that tracks dirty pages (and write-watched code pages) that
+   * [addr, addr + length) was written through a host view. Call it as `mem.markDirty?.(a, n)`.
+   */
+  markDirty?(addr: number, length: number): void;
 }

@@ -1,2 +1,15 @@
-// @ringzero/virtio: skeleton. The package's issue fills in its public surface here.
-export {};
+// @ringzero/virtio: virtio 1.x back ends (queues, transports, devices).
+export * from './constants';
+export { DescriptorChain } from './chain';
+export * from './queue';
+export { SplitQueue, checkSplitLayout, splitRingBytes } from './split-queue';
+export { PackedQueue, checkPackedLayout } from './packed-queue';
+export type { VirtioDevice, VirtioContext } from './device';
+export { VirtioCore, type InterruptSink } from './core';
+export * from './mmio';
+export { type BlockBackend, MemoryBlockBackend } from './block-backend';
+export * from './blk';
+export * from './pci';
+export * from './net';
+export * from './console';
+export * from './rng';

@@ -1,0 +1,13 @@
+// Node-only adapters of @ringzero/machine: guest fixtures (Debian packages, files).
+export {
+  VIRTIO_MODULES,
+  GuestFixtureError,
+  canPrepareGuests,
+  defaultCacheDir,
+  prepareGuest,
+  writeInitramfs,
+  type Guest,
+  type GuestArch,
+  type PrepareOptions,
+} from './node/guest';
+export { extractVmlinux, MAX_VMLINUX_SIZE, type ExtractedVmlinux } from './boot/node-fastpath';

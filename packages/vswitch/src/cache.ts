@@ -1,0 +1,187 @@
+// Fast path caches in front of the OpenFlow tables, as in OVS's userspace datapath:
+// - an exact-match cache (EMC): 8192 slots, two candidate slots per key hash, full key compare;
+// - a megaflow cache: tuple-space search over the wildcard masks the slow path reported.
+// Both hold compiled datapath programs. Invalidation bumps a generation (EMC) and clears the
+// megaflow subtables: the bridge does it on every flow-table or port change.
+import { KEY_WORDS } from './consts.js';
+import type { Flow } from './flow.js';
+
+/** A compiled action program (the result of translating a packet through the tables). */
+export interface Program {
+  /** Op codes with inline operands (see OP_* in bridge.ts). */
+  readonly ops: Int32Array;
+  /** Objects referenced by ops (learn specs, flows for packet-in cookies). */
+  readonly refs: readonly unknown[];
+  /** Flows whose counters each packet bumps. */
+  readonly flows: readonly Flow[];
+  /** Table ids looked up, and 1/0 whether each lookup matched (dump-tables counters). */
+  readonly tables: Int32Array;
+  readonly matched: Uint8Array;
+}
+
+export class ExactMatchCache {
+  readonly size: number;
+  private readonly keys: Uint32Array;
+  private readonly gens: Uint32Array;
+  private readonly progs: (Program | null)[];
+  private gen = 1;
+  private readonly smask: number;
+
+  constructor(size = 8192) {
+    if ((size & (size - 1)) !== 0 || size < 2) throw new RangeError('EMC size must be a power of two');
+    this.size = size;
+    this.smask = size - 1;
+    this.keys = new Uint32Array(size * KEY_WORDS);
+    this.gens = new Uint32Array(size);
+    this.progs = new Array<Program | null>(size).fill(null);
+  }
+
+  private same(slot: number, key: Uint32Array): boolean {
+    const keys = this.keys;
+    const b = slot * KEY_WORDS;
+    for (let i = 0; i < KEY_WORDS; i++) if (keys[b + i] !== key[i]) return false;
+    return true;
+  }
+
+  lookup(key: Uint32Array, hash: number): Program | null {
+    const s1 = hash & this.smask;
+    if (this.gens[s1] === this.gen && this.same(s1, key)) return this.progs[s1];
+    const s2 = (hash >>> 16) & this.smask;
+    if (this.gens[s2] === this.gen && this.same(s2, key)) return this.progs[s2];
+    return null;
+  }
+
+  insert(key: Uint32Array, hash: number, prog: Program): void {
+    const s1 = hash & this.smask;
+    const s2 = (hash >>> 16) & this.smask;
+    const slot = this.gens[s1] !== this.gen ? s1 : this.gens[s2] !== this.gen ? s2 : (hash & 0x100) !== 0 ? s1 : s2;
+    this.keys.set(key, slot * KEY_WORDS);
+    this.gens[slot] = this.gen;
+    this.progs[slot] = prog;
+  }
+
+  invalidate(): void {
+    this.gen = (this.gen + 1) >>> 0;
+    if (this.gen === 0) {
+      this.gens.fill(0);
+      this.gen = 1;
+    }
+
+  }
+}
+
+class MegaEntry {
+  readonly value: Uint32Array;
+  readonly prog: Program;
+  next: MegaEntry | null;
+  constructor(value: Uint32Array, prog: Program, next: MegaEntry | null) {
+    this.value = value;
+    this.prog = prog;
+    this.next = next;
+  }
+}
+
+class MegaSubtable {
+  readonly mask: Uint32Array;
+  readonly words: Int32Array;
+  buckets: (MegaEntry | null)[] = new Array<MegaEntry | null>(16).fill(null);
+  count = 0;
+  hits = 0;
+
+  constructor(mask: Uint32Array) {
+    this.mask = mask.slice();
+    const w: number[] = [];
+    for (let i = 0; i < KEY_WORDS; i++) if (mask[i] !== 0) w.push(i);
+    this.words = Int32Array.from(w);
+  }
+
+  hash(key: Uint32Array): number {
+    let h = 0x27d4eb2f;
+    const words = this.words;
+    const mask = this.mask;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      h = Math.imul(h ^ (key[w] & mask[w]), 0x5bd1e995);
+      h ^= h >>> 13;
+    }
+    return (h ^ (h >>> 15)) >>> 0;
+  }
+}
+
+export class MegaflowCache {
+  readonly limit: number;
+  private subtables: MegaSubtable[] = [];
+  count = 0;
+
+  constructor(limit = 65536) {
+    this.limit = limit;
+  }
+
+  lookup(key: Uint32Array): Program | null {
+    const sts = this.subtables;
+    for (let i = 0; i < sts.length; i++) {
+      const st = sts[i];
+      const words = st.words;
+      const mask = st.mask;
+      let e = st.buckets[st.hash(key) & (st.buckets.length - 1)];
+      while (e != null) {
+        let ok = true;
+        for (let j = 0; j < words.length; j++) {
+          const w = words[j];
+          if (((key[w] & mask[w]) >>> 0) !== e.value[w]) {
+            ok = false;
+            break;
+          }
+        }
+        if (ok) {
+          st.hits++;
+          return e.prog;
+        }
+        e = e.next;
+      }
+    }
+    return null;
+  }
+
+  insert(key: Uint32Array, mask: Uint32Array, prog: Program): void {
+    if (this.count >= this.limit) this.invalidate();
+    let st: MegaSubtable | null = null;
+    outer: for (const s of this.subtables) {
+      for (let i = 0; i < KEY_WORDS; i++) if (s.mask[i] !== mask[i]) continue outer;
+      st = s;
+      break;
+    }
+    if (st == null) {
+      st = new MegaSubtable(mask);
+      this.subtables.push(st);
+    }
+    if (st.count >= st.buckets.length) {
+      const old = st.buckets;
+      st.buckets = new Array<MegaEntry | null>(old.length * 2).fill(null);
+      for (let e of old) {
+        while (e != null) {
+          const nx: MegaEntry | null = e.next;
+          const b = st.hash(e.value) & (st.buckets.length - 1);
+          e.next = st.buckets[b];
+          st.buckets[b] = e;
+          e = nx;
+        }
+      }
+    }
+    const value = new Uint32Array(KEY_WORDS);
+    for (let i = 0; i < KEY_WORDS; i++) value[i] = (key[i] & mask[i]) >>> 0;
+    const b = st.hash(value) & (st.buckets.length - 1);
+    st.buckets[b] = new MegaEntry(value, prog, st.buckets[b]);
+    st.count++;
+    this.count++;
+  }
+
+  invalidate(): void {
+    this.subtables = [];
+    this.count = 0;
+  }
+
+  get masks(): number {
+    return this.subtables.length;
+  }
+}

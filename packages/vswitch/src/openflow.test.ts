@@ -1,0 +1,221 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Bridge } from './bridge.js';
+import { listenOpenFlow, type OpenFlowListener } from './node.js';
+import { OpenFlowConnection, ofMessage } from './openflow.js';
+import { ethFrame, FrameRecorder, frameVlan } from './testing.js';
+
+const run = promisify(execFile);
+let OVS = true;
+try {
+  execFileSync('ovs-ofctl', ['--version'], { stdio: 'pipe' });
+} catch {
+  OVS = false;
+  console.warn('SKIPPED: ovs-ofctl not installed: the OpenFlow 1.3 server is not tested against the real ovs-ofctl');
+}
+
+/** Splits a stream of OpenFlow messages; throws on a bad framing. */
+function split(bytes: Uint8Array): { type: number; xid: number; body: Uint8Array }[] {
+  const out = [];
+  let p = 0;
+  while (p < bytes.length) {
+    expect(bytes.length - p).toBeGreaterThanOrEqual(8);
+    const len = (bytes[p + 2] << 8) | bytes[p + 3];
+    expect(len).toBeGreaterThanOrEqual(8);
+    expect(bytes[p]).toBe(4);
+    out.push({ type: bytes[p + 1], xid: new DataView(bytes.buffer, bytes.byteOffset + p + 4, 4).getUint32(0), body: bytes.slice(p + 8, p + len) });
+    p += len;
+  }
+  return out;
+}
+
+function session(br: Bridge) {
+  const sent: Uint8Array[] = [];
+  let closed = false;
+  const c = new OpenFlowConnection(br, (b) => sent.push(b), () => (closed = true));
+  c.start();
+  const hello = ofMessage(0, 1, new Uint8Array([0, 1, 0, 8, 0, 0, 0, 0x10]));
+  c.receive(hello);
+  sent.length = 0;
+  return { c, sent, closed: () => closed };
+}
+
+describe('OpenFlow 1.3 codec (in process)', () => {
+  it('answers ECHO, BARRIER and refuses experimenter messages with BAD_EXPERIMENTER', () => {
+    const { c, sent } = session(new Bridge());
+    c.receive(ofMessage(2, 7, new Uint8Array([1, 2, 3])));
+    c.receive(ofMessage(20, 8));
+    c.receive(ofMessage(4, 9, new Uint8Array([0, 0, 0x23, 0x20, 0, 0, 0, 0])));
+    const msgs = split(Uint8Array.from(sent.flatMap((b) => Array.from(b))));
+    expect(msgs.map((m) => [m.type, m.xid])).toEqual([
+      [3, 7],
+      [21, 8],
+      [1, 9],
+    ]);
+    expect(Array.from(msgs[0].body)).toEqual([1, 2, 3]);
+    expect(Array.from(msgs[2].body.subarray(0, 4))).toEqual([0, 1, 0, 3]); // BAD_REQUEST / BAD_EXPERIMENTER
+  });
+
+  it('refuses a peer without OpenFlow 1.3 and closes', () => {
+    const br = new Bridge();
+    const sent: Uint8Array[] = [];
+    let closed = false;
+    const c = new OpenFlowConnection(br, (b) => sent.push(b), () => (closed = true));
+    c.start();
+    const hello10 = ofMessage(0, 1);
+    hello10[0] = 1;
+    c.receive(hello10);
+    expect(closed).toBe(true);
+    expect(sent[1][1]).toBe(1); // ERROR
+    expect(sent[1][9]).toBe(0); // HELLO_FAILED
+  });
+
+  it('a length field below 8 is answered with BAD_LEN and the session closes', () => {
+    const { c, sent, closed } = session(new Bridge());
+    c.receive(new Uint8Array([4, 2, 0, 4, 0, 0, 0, 1]));
+    expect(closed()).toBe(true);
+    expect(split(sent[0])[0].type).toBe(1);
+  });
+
+  it('fuzz: random and mutated messages never throw, and every reply is well framed', () => {
+    const br = new Bridge();
+    br.addPort('p1', new FrameRecorder());
+    // A valid FLOW_MOD (add in_port=1 -> output:2) to mutate.
+    const seedHex =
+      '040e005800000001' + '0000000000000000' + '0000000000000000' + '0000' + '0064' + '0000' + '8000' + 'ffffffff' + 'ffffffff' + 'ffffffff' + '00000000' + '0001000c80000004' + '0000000100000000' + '0004001800000000' + '0000001000000002' + 'ffff000000000000';
+    const seed = Uint8Array.from(seedHex.match(/../g)!.map((h) => parseInt(h, 16)));
+    {
+      const { c, sent } = session(br);
+      c.receive(seed);
+      expect(sent.length).toBe(0);
+      expect(br.dumpFlows('', false)).toContain(' idle_timeout=100, in_port=1 actions=output:2');
+    }
+    const msgArb = fc.oneof(
+      fc.uint8Array({ minLength: 0, maxLength: 120 }),
+      fc.tuple(fc.integer({ min: 0, max: seed.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 8, max: seed.length })).map(([i, v, cut]) => {
+        const m = seed.slice(0, cut);
+        if (i < m.length) m[i] = v;
+        m[2] = cut >> 8;
+        m[3] = cut & 255;
+        return m;
+      }),
+      fc.tuple(fc.integer({ min: 0, max: 30 }), fc.uint8Array({ maxLength: 64 })).map(([t, body]) => ofMessage(t, 5, body)),
+    );
+    fc.assert(
+      fc.property(fc.array(msgArb, { maxLength: 6 }), (msgs) => {
+        const { c, sent } = session(br);
+        for (const m of msgs) c.receive(m);
+        for (const b of sent) split(b);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+describe.skipIf(!OVS)('real ovs-ofctl against our OpenFlow server', () => {
+  let br: Bridge;
+  let lis: OpenFlowListener;
+  let target: string;
+  const sinks = [new FrameRecorder(), new FrameRecorder(), new FrameRecorder()];
+  let dir: string;
+  const ofctl = async (...args: string[]) => (await run('ovs-ofctl', ['-O', 'OpenFlow13', ...args.slice(0, 1), target, ...args.slice(1)], { timeout: 20_000 })).stdout;
+
+  beforeAll(async () => {
+    br = new Bridge({ name: 'br0' });
+    sinks.forEach((s, i) => br.addPort(`vnet${i}`, s, i === 2 ? { trunks: [10] } : {}));
+    lis = await listenOpenFlow(br, '127.0.0.1', 0);
+    target = `tcp:127.0.0.1:${lis.port}`;
+    dir = mkdtempSync(join(tmpdir(), 'rz-vswitch-'));
+  });
+  afterAll(async () => {
+    await lis.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('show lists the features, our ports by name and the config', async () => {
+    const out = await ofctl('show');
+    expect(out).toMatch(/OFPT_FEATURES_REPLY \(OF1\.3\).*dpid:[0-9a-f]{16}/);
+    expect(out).toMatch(/n_tables:254, n_buffers:0/);
+    expect(out).toMatch(/ 1\(vnet0\): addr:/);
+    expect(out).toMatch(/ 3\(vnet2\): addr:/);
+    expect(out).toMatch(/ LOCAL\(br0\): addr:/);
+    expect(out).toMatch(/OFPT_GET_CONFIG_REPLY \(OF1\.3\)/);
+  });
+
+  it('add-flow / add-flows / mod-flows / del-flows change the tables; dump-flows agrees with our own dump', async () => {
+    await ofctl('del-flows');
+    expect(br.flowTotal).toBe(0);
+    await ofctl('add-flow', 'priority=100,in_port=1,actions=mod_vlan_vid:10,output:3');
+    await ofctl('add-flow', 'priority=100,in_port=vnet2,dl_vlan=10,actions=strip_vlan,output:1');
+    writeFileSync(join(dir, 'flows.txt'), ['cookie=0x10,table=0,priority=5,tcp,nw_dst=10.0.0.0/8,tp_dst=80,actions=resubmit(,2)', 'cookie=0x11,table=2,idle_timeout=30,udp,actions=mod_tp_dst:53,goto_table:3', 'table=3,arp,arp_op=1,actions=controller:128', '# comment', 'table=0,priority=0,actions=NORMAL'].join('\n'));
+    await ofctl('add-flows', join(dir, 'flows.txt'));
+    expect(br.flowTotal).toBe(6);
+    await ofctl('mod-flows', 'cookie=0x10/0xff,actions=drop');
+    const theirs = (await ofctl('dump-flows')).split('\n').slice(1).filter((l) => l !== '');
+    const ours = br.dumpFlows().sort((a, b) => a.localeCompare(b));
+    const norm = (l: string) => l.replace(/duration=[0-9.]+s/, 'duration=X');
+    expect(theirs.map(norm).sort()).toEqual(ours.map(norm));
+    expect(theirs.join('\n')).toContain('cookie=0x10, duration=');
+    expect(theirs.join('\n')).toMatch(/priority=5,tcp,nw_dst=10\.0\.0\.0\/8,tp_dst=80 actions=drop/);
+    await ofctl('del-flows', 'cookie=0x11/-1');
+    expect(br.flowTotal).toBe(5);
+    await run('ovs-ofctl', ['-O', 'OpenFlow13', '--strict', 'del-flows', target, 'priority=100,in_port=1']);
+    expect(br.flowTotal).toBe(4);
+  });
+
+  it('flows installed by ovs-ofctl forward frames; dump-ports and dump-aggregate count them', async () => {
+    await ofctl('del-flows');
+    await ofctl('add-flow', 'in_port=1,actions=mod_vlan_vid:10,output:3');
+    const f = ethFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01' });
+    for (let i = 0; i < 3; i++) br.port('vnet0')!.receive(f, 0, f.length);
+    expect(sinks[2].count).toBe(3);
+    expect(frameVlan(sinks[2].frames[0])).toBe(10);
+    const ports = await ofctl('dump-ports');
+    expect(ports).toMatch(/port {2}1: rx pkts=3, bytes=180, drop=0, errs=0/);
+    expect(ports).toMatch(/port {2}3: rx pkts=0, bytes=0, drop=0, errs=0, frame=0, over=0, crc=0\s+tx pkts=3, bytes=192, drop=0/);
+    expect(await ofctl('dump-aggregate')).toMatch(/packet_count=3 byte_count=180 flow_count=1/);
+    expect(await ofctl('dump-flows')).toMatch(/n_packets=3, n_bytes=180, in_port=1 actions=push_vlan:0x8100,set_field:4106->vlan_vid,output:3/);
+  });
+
+  it('dump-ports-desc and dump-tables', async () => {
+    expect(await ofctl('dump-ports-desc')).toMatch(/2\(vnet1\): addr:[0-9a-f:]+\n\s+config:\s+0\n\s+state:\s+LIVE/);
+    const t = await ofctl('dump-tables');
+    expect(t).toMatch(/table 0:\n\s+active=1, lookup=\d+, matched=\d+/);
+  });
+
+  it('errors: a backwards goto_table is refused and reported by ovs-ofctl', async () => {
+    const err = await ofctl('add-flow', 'table=3,actions=goto_table:1').then(
+      () => null,
+      (e: { stderr: string }) => e.stderr,
+    );
+    expect(err).toMatch(/OFPBIC_BAD_TABLE_ID/);
+  });
+
+  it('an OpenFlow 1.0-only client gets HELLO_FAILED', async () => {
+    const err = await run('ovs-ofctl', ['-O', 'OpenFlow10', 'show', target], { timeout: 20_000 }).then(
+      () => null,
+      (e: { stderr: string }) => e.stderr,
+    );
+    expect(err).toMatch(/version negotiation failed|OFPHFC_INCOMPATIBLE|We support OpenFlow 1\.3/);
+  });
+
+  it('a truncated message followed by a disconnect does not disturb the server', async () => {
+    await new Promise<void>((resolve, reject) => {
+      const s = connect(lis.port, '127.0.0.1', () => {
+        s.write(Buffer.from(ofMessage(0, 1, new Uint8Array([0, 1, 0, 8, 0, 0, 0, 0x10]))));
+        s.write(Buffer.from([4, 14, 0, 200, 0, 0, 0, 2, 1, 2, 3]));
+        s.end();
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve());
+      s.resume();
+    });
+    expect(await ofctl('dump-aggregate')).toMatch(/flow_count=1/);
+  });
+});

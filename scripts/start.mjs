@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// `npm start`: RingZero's main job. The goal is to boot the default Debian guest to a shell in
+// RingZero's own machine; until the machine package can, this prepares that guest and runs the
+// demos of what already exists (each one is an example under examples/ with a "demo" script).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (s) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  return r.status ?? 1;
+}
+
+say('Preparing the default guest (Debian bookworm amd64 kernel, busybox, virtio modules)');
+const fetched = run(process.execPath, [join(root, 'packages/machine/bin/ringzero.js'), 'guest', 'fetch', '--arch', 'amd64']);
+if (fetched !== 0) process.stdout.write('(the guest could not be prepared here; the demos below do not need it)\n');
+
+say('Booting it in RingZero: not yet possible');
+process.stdout.write(
+  'The machine package cannot boot a kernel yet (it needs x86-core\'s system half, issue "x86-core 2").\n' +
+    'Until it can, here are the demos of what exists:\n',
+);
+
+let failures = 0;
+const examples = join(root, 'examples');
+for (const dir of existsSync(examples) ? readdirSync(examples).sort() : []) {
+  const pkgFile = join(examples, dir, 'package.json');
+  if (!existsSync(pkgFile)) continue;
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8'));
+  if (!pkg.scripts?.demo) continue;
+  say(`${pkg.name}: ${pkg.description ?? ''}`);
+  if (run('npm', ['run', '--silent', 'demo'], { cwd: join(examples, dir) }) !== 0) failures++;
+}
+process.exitCode = failures === 0 ? 0 : 1;
