@@ -15,3 +15,4 @@ export { OPS } from './optable';
 export { cpuidLeaf } from './exec/misc';
 export * from './constants';
 export type { OpDef, Exec } from './table';
+export * from './system/index';

@@ -188,7 +188,7 @@ function larLsl(cpu: Cpu, d: Insn): number {
     return ST_OK;
   }
   cpu.flags = f | ZF;
-  const val = d.opcode === 0x02 ? r & 0x00ffff00 : r;
+  const val = d.opcode === 0x02 ? r & 0x00f0ff00 : r;
   cpu.setReg(d.reg, d.osize, d.osize === 2 ? val & 0xffff : val | 0, 0);
   return ST_OK;
 }
@@ -328,6 +328,7 @@ function loadFar(cpu: Cpu, d: Insn): number {
   cpu.setReg(d.reg, d.osize, off, offHi);
   if (s === SS) {
     sys.shadow = true;
+    sys.shadowAt = cpu.retired;
     return ST_BREAK;
   }
   return ST_OK;

@@ -251,6 +251,8 @@ export class System implements SysHooks {
 
   /** Events: interrupt shadow for the next instruction (STI, MOV SS, POP SS). */
   shadow = false;
+  /** cpu.retired when the shadow was set (it covers the instruction after the one that set it). */
+  shadowAt = 0;
   /** NMI delivered and not yet IRETed. */
   nmiBlocked = false;
 
@@ -310,9 +312,12 @@ export class System implements SysHooks {
     cpu.segAttr[s] = attr;
   }
 
+  /** RIP to push for the event being delivered (-1: cpu.rip). */
+  private pushRip = NaN;
+
   /** Current RIP as a linear-style number for pushing (IP/EIP/RIP). */
   private ripOf(): number {
-    return this.cpu.rip;
+    return this.pushRip === this.pushRip ? this.pushRip : this.cpu.rip;
   }
 
   // ================================================================ descriptors
@@ -380,9 +385,9 @@ export class System implements SysHooks {
     if (st !== ST_OK) return st;
     if (s === SS) {
       this.shadow = true;
+      this.shadowAt = cpu.retired;
       return ST_BREAK;
     }
-    void cpu;
     return ST_OK;
   }
 
@@ -567,14 +572,18 @@ export class System implements SysHooks {
    * double-fault and triple-fault rules. err < 0: no error code. For page faults cpu.faultAddress
    * is loaded into CR2. Returns DELIVER_OK, DELIVER_SHUTDOWN (triple fault) or DELIVER_EXIT.
    */
-  deliver(vector: number, kind: number, err: number): number {
+  deliver(vector: number, kind: number, err: number, retRip: number = NaN): number {
     const cpu = this.cpu;
     let vec = vector;
     let k = kind;
     let e = err;
     for (let round = 0; round < 3; round++) {
       if (vec === PF_VEC && k === EV_EXC) this.cr2 = cpu.faultAddress;
+      // INT n / INT3 / INTO push the address after the instruction; a fault while delivering
+      // them reports the instruction itself (cpu.rip), like any fault.
+      this.pushRip = round === 0 ? retRip : NaN;
       const st = this.deliverOnce(vec, k, e);
+      this.pushRip = NaN;
       if (st === ST_OK) {
         if (vec === NMI && k === EV_NMI) this.nmiBlocked = true;
         return DELIVER_OK;
@@ -1515,12 +1524,12 @@ export class System implements SysHooks {
     const conforming = s && (type & TYPE_CODE) !== 0 && (type & TYPE_C) !== 0;
     if (!conforming && (dpl < cpu.cpl || dpl < (sel & 3))) return -1;
     switch (what) {
-      case 0: // LAR
+      case 0: // LAR (the caller masks the access rights)
         if (!s) {
           const okTypes = this.longMode ? [SYS_LDT, SYS_TSS_AVAIL, SYS_TSS_BUSY, SYS_CALL] : [1, 2, 3, 4, 5, 9, 11, 12];
           if (!okTypes.includes(type)) return -1;
         }
-        return (this.dHi & 0x00fff00) >>> 0;
+        return this.dHi >>> 0;
       case 1: // LSL
         if (!s) {
           const okTypes = this.longMode ? [SYS_LDT, SYS_TSS_AVAIL, SYS_TSS_BUSY] : [1, 2, 3, 9, 11];
@@ -1670,6 +1679,7 @@ export class System implements SysHooks {
     if ((cpu.flags & IF) !== 0) return ST_OK;
     cpu.flags |= IF;
     this.shadow = true;
+    this.shadowAt = cpu.retired;
     return ST_BREAK;
   }
 
