@@ -30,8 +30,10 @@ export type NetdevDescription =
       readonly id: string;
       /** IPv4 address of the other end. */
       readonly remote: string;
-      /** UDP port (default 4789). */
+      /** The remote's UDP port (default 4789). */
       readonly port?: number;
+      /** The local UDP port to bind (default: the remote's port). */
+      readonly localPort?: number;
       /** 24-bit VXLAN network identifier. */
       readonly vni: number;
     };
@@ -165,9 +167,12 @@ export function validateMachineDescription(value: unknown): MachineDescription {
       checkKeys(v, w, ['type', 'id', 'bridge']);
       if (v.bridge !== undefined && (typeof v.bridge !== 'string' || !ID_RE.test(v.bridge))) fail(`${w}.bridge must be a name`);
     } else if (v.type === 'vxlan') {
-      checkKeys(v, w, ['type', 'id', 'remote', 'port', 'vni']);
+      checkKeys(v, w, ['type', 'id', 'remote', 'port', 'localPort', 'vni']);
       if (typeof v.remote !== 'string' || !IPV4_RE.test(v.remote)) fail(`${w}.remote must be an IPv4 address`);
-      if (v.port !== undefined && (typeof v.port !== 'number' || !Number.isInteger(v.port) || v.port < 1 || v.port > 65535)) fail(`${w}.port must be 1-65535`);
+      for (const k of ['port', 'localPort'] as const) {
+        const p = v[k];
+        if (p !== undefined && (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535)) fail(`${w}.${k} must be 1-65535`);
+      }
       if (typeof v.vni !== 'number' || !Number.isInteger(v.vni) || v.vni < 0 || v.vni > 0xffffff) fail(`${w}.vni must be 0-16777215`);
     } else fail(`${w}.type must be 'switch' or 'vxlan'`);
   });
