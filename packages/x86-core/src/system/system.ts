@@ -1568,7 +1568,7 @@ export class System implements SysHooks {
     const r = this.ioReq;
     const op = d.opcode;
     const isString = op >= 0x6c && op <= 0x6f;
-    const size = d.osize === 1 ? 1 : d.osize === 2 ? 2 : 4;
+    const size = (op & 1) === 0 ? 1 : d.osize === 2 ? 2 : 4;
     const port = op === 0xe4 || op === 0xe5 || op === 0xe6 || op === 0xe7 ? d.imm & 0xff : cpu.lo[RDX] & 0xffff;
     const input = isString ? op <= 0x6d : (op & 2) === 0;
     let st = this.ioAllowed(port, size);
