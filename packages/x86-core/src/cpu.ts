@@ -50,15 +50,15 @@ const MAX_CANON = 140737488355328; // 2^47
 export interface CpuFeatures {
   /** x87 FPU implemented and advertised (CPUID.1:EDX.FPU). Set by the x87 group when complete. */
   fpu: boolean;
-  /** SSE/SSE2 (and MMX, FXSR) implemented and advertised. Set by the SSE group when complete. */
+  /** SSE2 (CPUID.1:EDX.SSE2). Default on: implemented and proven against the host (src/sse). */
   sse2: boolean;
-  /** MMX (CPUID.1:EDX.MMX). Set by the SSE group when complete. */
+  /** MMX (CPUID.1:EDX.MMX). Default on (src/sse). */
   mmx: boolean;
-  /** SSE (CPUID.1:EDX.SSE, and FXSR). Set by the SSE group when complete. */
+  /** SSE and FXSR (CPUID.1:EDX.SSE/FXSR). Default on (src/sse). */
   sse: boolean;
-  /** SSE3 (CPUID.1:ECX.SSE3). Set by the SSE group when complete. */
+  /** SSE3 (CPUID.1:ECX.SSE3). Default on (src/sse). */
   sse3: boolean;
-  /** SSSE3 (CPUID.1:ECX.SSSE3). Set by the SSE group when complete. */
+  /** SSSE3 (CPUID.1:ECX.SSSE3). Default on (src/sse). */
   ssse3: boolean;
 }
 
@@ -175,11 +175,11 @@ export class Cpu {
     this.hi = new Int32Array(buf, 64, 16);
     this.features = {
       fpu: features.fpu ?? false,
-      sse2: features.sse2 ?? false,
-      mmx: features.mmx ?? false,
-      sse: features.sse ?? false,
-      sse3: features.sse3 ?? false,
-      ssse3: features.ssse3 ?? false,
+      sse2: features.sse2 ?? true,
+      mmx: features.mmx ?? true,
+      sse: features.sse ?? true,
+      sse3: features.sse3 ?? true,
+      ssse3: features.ssse3 ?? true,
     };
   }
 

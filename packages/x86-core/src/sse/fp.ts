@@ -10,7 +10,12 @@
  *   2p + 2 bits, so double rounding is innocuous for these five operations). The fast path is
  *   taken when the rounding mode is nearest, the precision flag PE is already set (and masked),
  *   and the result is a finite normal number of the target format: then no flag can change.
- * - Exact path (everything else: directed rounding, PE not yet set, tiny or huge results): the
+ * - Error-term path (PE not yet set, or directed rounding, results in the normal range): the
+ *   exact error of the nearest result is computed without BigInt (TwoSum for add/sub, Dekker's
+ *   product for mul, the exact remainder for div and sqrt); its sign gives PE and the directed
+ *   result (the nearest result or its neighbour). For binary32 the double-to-float rounding
+ *   error (exact) is combined with it.
+ * - Exact path (everything else: tiny, huge or out-of-range operands/results): the
  *   operation is done exactly on BigInt mantissas (division and square root with a sticky bit)
  *   and rounded once to the target format in the current mode, which gives the exact result
  *   and the exact PE / UE (tininess after rounding, as x86 detects it) / OE flags. BigInt is
@@ -312,6 +317,94 @@ export function roundInt(neg: boolean, m: bigint, fmt: number, rc: number): numb
   return roundExact(neg, m, 0, fmt, rc);
 }
 
+
+// ------------------------------------------------------------------ exact error terms (no BigInt)
+
+const SPLIT = 134217729; // 2^27 + 1 (Veltkamp split)
+const LOW = 2 ** -900;
+const HIGH = 2 ** 995;
+
+/** a * b - p exactly (Dekker), for |a|, |b| in [2^-900, 2^995] and p = fl(a * b). */
+function twoProdErr(a: number, b: number, p: number): number {
+  let t = SPLIT * a;
+  const ah = t - (t - a);
+  const al = a - ah;
+  t = SPLIT * b;
+  const bh = t - (t - b);
+  const bl = b - bh;
+  return ah * bh - p + ah * bl + al * bh + al * bl;
+}
+
+const inRange = (v: number): boolean => {
+  const a = Math.abs(v);
+  return a >= LOW && a <= HIGH;
+};
+
+/**
+ * Sign of (exact x op y) - r for r = the double nearest to the exact result (0 when exact), or
+ * NaN when the operands are outside the range where the error term is computable exactly.
+ */
+function errSign(op: number, x: number, y: number, r: number): number {
+  switch (op) {
+    case OP_ADD:
+    case OP_SUB: {
+      const b = op === OP_SUB ? -y : y;
+      const bb = r - x;
+      return Math.sign(x - (r - bb) + (b - bb));
+    }
+    case OP_MUL:
+      if (!inRange(x) || !inRange(y)) return NaN;
+      return Math.sign(twoProdErr(x, y, r));
+    case OP_DIV: {
+      if (!inRange(x) || !inRange(y) || !inRange(r)) return NaN;
+      const p = r * y;
+      const rem = x - p - twoProdErr(r, y, p);
+      return Math.sign(rem) * Math.sign(y);
+    }
+    default: {
+      if (!inRange(x)) return NaN;
+      const p = r * r;
+      return Math.sign(x - p - twoProdErr(r, r, p));
+    }
+  }
+}
+
+const NX = new Float64Array(1);
+const NXU = new Uint32Array(NX.buffer);
+
+/** The double next to x (finite, non-zero) towards +inf (dir > 0) or -inf. */
+function nextDouble(x: number, dir: number): number {
+  NX[0] = x;
+  const away = x > 0 === dir > 0;
+  let lo = NXU[0];
+  let hi = NXU[1];
+  if (away) {
+    lo = (lo + 1) >>> 0;
+    if (lo === 0) hi++;
+  } else {
+    if (lo === 0) hi--;
+    lo = (lo - 1) >>> 0;
+  }
+  NXU[0] = lo;
+  NXU[1] = hi;
+  return NX[0];
+}
+
+function nextFloat(x: number, dir: number): number {
+  CF32[0] = x;
+  const away = x > 0 === dir > 0;
+  CF32U[0] = away ? CF32U[0] + 1 : CF32U[0] - 1;
+  return CF32[0];
+}
+
+/** Rounds the nearest result r with error sign e (exact - r) in mode rc. */
+function directed(r: number, e: number, rc: number, next: (x: number, d: number) => number): number {
+  if (e === 0 || rc === RC_NEAR) return r;
+  if (rc === RC_DOWN) return e < 0 ? next(r, -1) : r;
+  if (rc === RC_UP) return e > 0 ? next(r, 1) : r;
+  return r > 0 ? (e < 0 ? next(r, -1) : r) : e > 0 ? next(r, 1) : r;
+}
+
 // ------------------------------------------------------------------ lane operations
 
 /** Rounding control of the current instruction. */
@@ -375,9 +468,23 @@ export function op32(op: number, a: number, b: number): void {
   }
   const fr = Math.fround(r);
   const af = Math.abs(fr);
-  if (fastOk() && af >= 1.1754943508222875e-38 && af <= 3.4028234663852886e38) {
-    out32(fr);
-    return;
+  if (af > 1.1754943508222875e-38 && af < 3.4028234663852886e38) {
+    if (fastOk()) {
+      out32(fr);
+      return;
+    }
+    // Error of the float result: the double rounding step (exact) dominates when non-zero.
+    const e1 = errSign(op, x, y, r);
+    if (e1 === e1) {
+      const e = r !== fr ? Math.sign(r - fr) : e1;
+      const d = directed(fr, e, rcOf(), nextFloat);
+      // A directed step below the smallest normal is an underflow: the exact path decides.
+      if (Math.abs(d) > 1.1754943508222875e-38) {
+        if (e !== 0) fpState.post |= MX_PE;
+        out32(d);
+        return;
+      }
+    }
   }
   out32(exactOp(op, x, y, 0, rcOf()));
 }
@@ -437,9 +544,19 @@ export function op64(op: number, alo: number, ahi: number, blo: number, bhi: num
     return;
   }
   const ar = Math.abs(r);
-  if (fastOk() && ar >= 2.2250738585072014e-308 && ar !== Infinity) {
-    out64(r);
-    return;
+  if (ar > 2.2250738585072014e-308 && ar !== Infinity) {
+    if (fastOk()) {
+      out64(r);
+      return;
+    }
+    if (ar >= LOW && ar <= HIGH) {
+      const e = errSign(op, x, y, r);
+      if (e === e) {
+        if (e !== 0) fpState.post |= MX_PE;
+        out64(directed(r, e, rcOf(), nextDouble));
+        return;
+      }
+    }
   }
   out64(exactOp(op, x, y, 1, rcOf()));
 }
@@ -464,7 +581,7 @@ export function cvt64to32(lo: number, hi: number): void {
     out32(fr);
     return;
   }
-  if (fastOk() && af >= 1.1754943508222875e-38 && af <= 3.4028234663852886e38) {
+  if (fastOk() && af > 1.1754943508222875e-38 && af <= 3.4028234663852886e38) {
     out32(fr);
     return;
   }

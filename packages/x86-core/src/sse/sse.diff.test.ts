@@ -86,7 +86,7 @@ const F32 = { kind: 'f32' as const, mxcsr: 'float' as const };
 const F64 = { kind: 'f64' as const, mxcsr: 'float' as const };
 
 /** Scalar forms: register and memory (the memory operand is 4 or 8 bytes, unaligned allowed). */
-function scalar(mnem: string, o: Form['kind'] extends never ? never : typeof F32 | typeof F64, extra = ''): Form[] {
+function scalar(mnem: string, o: { kind: 'f32' | 'f64'; mxcsr: 'float' | 'unmasked' }, extra = ''): Form[] {
   return [
     { asm: `${mnem} xmm1, xmm2${extra}`, ...o },
     { asm: `${mnem} xmm10, xmm10${extra}`, ...o },
@@ -146,6 +146,29 @@ describe.skipIf(why != null)('SSE/SSE2 floating point with MXCSR', () => {
     forms.push({ asm: 'movhlps xmm1, xmm2', ...F32 }, { asm: 'movlhps xmm11, xmm4', ...F32 });
     forms.push(...vw('movapd', F64), ...vw('movupd', F64), { asm: 'movntps [rbx+32], xmm3', ...F32 }, { asm: 'movntpd [rbx+48], xmm3', ...F64 });
     check(forms);
+  });
+  it('unmasked exceptions (#XM with the flags of every lane, destination unchanged)', () => {
+    const U32 = { kind: 'f32' as const, mxcsr: 'unmasked' as const };
+    const U64 = { kind: 'f64' as const, mxcsr: 'unmasked' as const };
+    const forms: Form[] = [];
+    for (const op of ['add', 'sub', 'mul', 'div', 'sqrt', 'min', 'max']) forms.push(...vw(`${op}ps`, U32).slice(0, 2), ...vw(`${op}pd`, U64).slice(0, 2), ...scalar(`${op}ss`, U32).slice(0, 1), ...scalar(`${op}sd`, U64).slice(0, 1));
+    forms.push(...vw('cmpps', U32, ', 1').slice(0, 2), ...scalar('comisd', U64), ...scalar('cvtsd2ss', U64), ...vw('cvtpd2ps', U64).slice(0, 2), ...vw('cvtps2dq', U32).slice(0, 2));
+    forms.push({ asm: 'cvtsd2si rax, xmm2', ...U64 }, { asm: 'cvttss2si eax, xmm2', ...U32 }, { asm: 'cvtsi2ss xmm1, rax', kind: 'i32', mxcsr: 'unmasked' }, ...vw('haddps', U32).slice(0, 2), ...vw('addsubpd', U64).slice(0, 2));
+    check(forms);
+  });
+  it('memory faults: misaligned m128 (#GP), unmapped page (#PF)', () => {
+    check([
+      { asm: 'paddd xmm1, [rbx+8]', ...INT },
+      { asm: 'addps xmm1, [rbx+4]', ...F32 },
+      { asm: 'addss xmm1, [rbx+1]', ...F32 },
+      { asm: 'pshufb xmm1, [rbx+2]', ...INT },
+      { asm: 'pshufb mm1, [rbx+2]', ...INT, mmx: true },
+      { asm: 'movaps xmm1, [rbx+0x2000]', ...INT },
+      { asm: 'movups [rbx+0xff8], xmm1', ...INT },
+      { asm: 'movdqu xmm1, [rbx+0xff9]', ...INT },
+      { asm: 'stmxcsr [rbx+0x3000]', ...INT },
+      { asm: 'ldmxcsr [rbx+0x1ffe]', ...INT },
+    ]);
   });
   it('LDMXCSR/STMXCSR', () => {
     check([

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { Cpu } from '../cpu';
 import { FlatMemory } from '../memory';
 import { EXIT_BUDGET, EXIT_EXCEPTION, GP, MF, NM, PF_VEC, RAX, UD, XM } from '../constants';
+import { cpuidLeaf } from '../exec/misc';
 import { MX_PE, OP_ADD, OP_DIV, OP_MUL, OP_SQRT, OP_SUB, fpState, op32, op64 } from './fp';
 
 const CODE = 0x1000;
@@ -130,6 +131,60 @@ describe('SSE availability and SIMD exceptions', () => {
   });
 });
 
+describe('hostile input', () => {
+  it('random 0F / 0F38 / 0F3A encodings with any prefixes, registers and MXCSR never throw; faults are restartable', () => {
+    const prefix = fc.constantFrom([], [0x66], [0xf3], [0xf2], [0x66, 0xf2], [0xf0], [0x48], [0x66, 0x4d], [0xf3, 0x41]);
+    const escape = fc.constantFrom([0x0f], [0x0f, 0x38], [0x0f, 0x3a]);
+    fc.assert(
+      fc.property(prefix, escape, fc.uint8Array({ minLength: 6, maxLength: 6 }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ minLength: 256, maxLength: 256 }), (p, e, rest, mx, regs) => {
+        const cpu = cpuWith([...p, ...e, ...rest]);
+        cpu.mxcsr = mx & 0xffff;
+        new Uint8Array(cpu.xmm.buffer).set(regs);
+        for (let r = 0; r < 16; r++) cpu.lo[r] = regs[r * 4] | (regs[r * 4 + 1] << 8);
+        const ex = cpu.run(1);
+        // A fault leaves RIP at the instruction (restartable); anything else moved past it.
+        return ex === EXIT_EXCEPTION ? cpu.rip === CODE : cpu.rip !== CODE || ex !== EXIT_BUDGET;
+      }),
+      { numRuns: 4000 },
+    );
+  });
+});
+
+describe('CPUID', () => {
+  it('advertises MMX, FXSR, SSE, SSE2, SSE3, SSSE3 by default and never SSE4.1/4.2 or AVX', () => {
+    const out = new Int32Array(4);
+    cpuidLeaf(new Cpu(new FlatMemory(16)), 1, 0, out);
+    const edx = out[3];
+    const ecx = out[2];
+    for (const bit of [23, 24, 25, 26]) expect((edx >>> bit) & 1).toBe(1);
+    expect(ecx & 1).toBe(1);
+    expect((ecx >>> 9) & 1).toBe(1);
+    for (const bit of [19, 20, 28, 27, 12]) expect((ecx >>> bit) & 1).toBe(0); // SSE4.1, SSE4.2, AVX, OSXSAVE, FMA
+    cpuidLeaf(new Cpu(new FlatMemory(16), { sse: false, sse2: false, sse3: false, ssse3: false, mmx: false }), 1, 0, out);
+    expect(out[3] & (0xf << 23)).toBe(0);
+    expect(out[2] & 0x201).toBe(0);
+  });
+});
+
+describe('SSE in 32-bit code', () => {
+  it('decodes the same encodings with 32-bit addressing; FXSAVE stores XMM0-7 only', () => {
+    // movdqa xmm1, [eax]; paddd xmm1, [eax+16]; movdqu [eax+37], xmm1; fxsave [eax+64]
+    const cpu = cpuWith([0x66, 0x0f, 0x6f, 0x08, 0x66, 0x0f, 0xfe, 0x48, 0x10, 0xf3, 0x0f, 0x7f, 0x48, 0x25, 0x0f, 0xae, 0x40, 0x40]);
+    cpu.csize = 4;
+    cpu.ssize = 4;
+    const mem = cpu.mem as FlatMemory;
+    const dv = new DataView(mem.bytes.buffer);
+    for (let i = 0; i < 8; i++) dv.setUint32(DATA + 4 * i, i + 1, true);
+    mem.bytes.fill(0xee, DATA + 64, DATA + 64 + 512);
+    cpu.xmm[8 * 4] = 0x12345678; // XMM8 exists only in 64-bit mode
+    expect(cpu.run(4)).toBe(EXIT_BUDGET);
+    expect(Array.from(cpu.xmm.subarray(4, 8))).toEqual([6, 8, 10, 12]);
+    expect(dv.getUint32(DATA + 37, true)).toBe(6);
+    expect(dv.getUint32(DATA + 64 + 160 + 16, true)).toBe(6); // XMM1 in the image
+    expect(mem.bytes[DATA + 64 + 160 + 8 * 16]).toBe(0xee); // XMM8 slot untouched
+  });
+});
+
 // ------------------------------------------------------------------ properties of fp.ts
 
 const F64 = new Float64Array(1);
@@ -167,6 +222,25 @@ const OPS: [number, (a: number, b: number) => number][] = [
 ];
 
 describe('IEEE lane arithmetic (fp.ts) properties', () => {
+  it('tininess is detected after rounding: a result that rounds up to the smallest normal is tiny only if the p-bit rounding is', () => {
+    // 0x00ffffff * 0.5 = 2^-126 (1 - 2^-24): exact in 24 bits, so tiny; rounds (denormal grid) to 2^-126.
+    fpState.mx = 0x1f80;
+    fpState.pre = fpState.post = 0;
+    op32(OP_MUL, 0x00ffffff, 0x3f000000);
+    expect(fpState.lo).toBe(0x00800000);
+    expect(fpState.post).toBe(0x30); // UE PE
+    fpState.mx = 0x9f80; // FTZ
+    fpState.post = 0;
+    op32(OP_MUL, 0x00ffffff, 0x3f000000);
+    expect(fpState.lo).toBe(0);
+    expect(fpState.post).toBe(0x30);
+    // (1 - 2^-23) * 2^-126 (1 + 2^-23) = 2^-126 (1 - 2^-46): rounds to 1 in 24 bits, not tiny.
+    fpState.post = 0;
+    op32(OP_MUL, 0x3f7ffffe, 0x00800001);
+    expect(fpState.lo).toBe(0x00800000);
+    expect(fpState.post).toBe(0x20); // PE only
+  });
+
   it('binary64, round to nearest, DAZ/FTZ off: equals JavaScript arithmetic bit for bit (non-NaN)', () => {
     fc.assert(
       fc.property(double, double, fc.integer({ min: 0, max: 4 }), fc.boolean(), (a, b, k, pe) => {

@@ -99,13 +99,17 @@ export interface GenOptions {
   kind: Kind;
   /** Load MM0-7 (x87 in MMX state) before the snippet. */
   mmx?: boolean;
-  /** MXCSR distribution: 'float' (random RC/DAZ/FTZ/unmasks) or 'plain' (0x1f80, random sticky flags). */
-  mxcsr?: 'float' | 'plain';
+  /**
+   * MXCSR distribution: 'float' (random RC/DAZ/FTZ, sometimes one exception unmasked), 'plain'
+   * (0x1f80, random sticky flags) or 'unmasked' (each exception unmasked with probability 1/2).
+   */
+  mxcsr?: 'float' | 'plain' | 'unmasked';
 }
 
-export function randomMxcsr(r: Rng, float: boolean): number {
+export function randomMxcsr(r: Rng, float: boolean, unmasked = false): number {
   let m = 0x1f80;
   if (r.chance(0.2)) m |= r.u32() & 0x3f;
+  if (unmasked) m &= ~(r.u32() & 0x1f80);
   if (!float) return m;
   if (r.chance(0.4)) m |= r.int(4) << 13;
   if (r.chance(0.2)) m |= 0x40; // DAZ
@@ -127,7 +131,7 @@ export function makeCase(r: Rng, asm: string, code: Uint8Array, o: GenOptions): 
   s32[RBX * 2 + 1] = 0;
   s32[RSP * 2] = s32[RSP * 2 + 1] = 0;
   s32[S_RFLAGS / 4] = (0x202 | (r.u32() & 0x8d5)) >>> 0;
-  s32[S_MXCSR / 4] = randomMxcsr(r, o.mxcsr !== 'plain');
+  s32[S_MXCSR / 4] = randomMxcsr(r, o.mxcsr !== 'plain', o.mxcsr === 'unmasked');
   s32[S_CTL / 4] = o.mmx ? 1 : 0;
   fillKind(r, o.kind, s32, S_XMM / 4, 64);
   fillKind(r, o.kind, s32, S_MM / 4, 16);
