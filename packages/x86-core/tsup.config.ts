@@ -1,3 +1,3 @@
 import { packageConfig } from '../../tsup.shared';
 
-export default packageConfig({ index: 'src/index.ts', cli: 'src/cli.ts' });
+export default packageConfig({ index: 'src/index.ts', node: 'src/node.ts', cli: 'src/cli.ts' }, { platform: 'node' });

@@ -39,47 +39,12 @@ import { decode, DecodeFault } from './decoder';
 import { Insn } from './insn';
 import { MEM_EXIT, MEM_PF_BASE, type CpuMemory } from './memory';
 import { OP_EXEC } from './optable';
+import { LZ_ADC1, LZ_ADD, LZ_RES, LZ_SBB1, LZ_SUB, PARITY, canon, hiOf } from './arith';
 
-/*
- * Lazy flags. After an arithmetic instruction the CPU records the operation, its size and its
- * operands/result (normalised: unsigned, masked to the size, hi halves 0 below 64 bits) and
- * computes a flag only when something reads it. lzMask says which of the six arithmetic flags
- * are lazy; the others are valid in `flags`. INC/DEC use this to keep CF: lzMask = ARITH & ~CF.
- */
-export const LZ_ADD = 1;
-/** ADC with carry-in 1 (ADC with carry-in 0 is recorded as LZ_ADD). */
-export const LZ_ADC1 = 2;
-export const LZ_SUB = 3;
-/** SBB with borrow-in 1. */
-export const LZ_SBB1 = 4;
-/** AND/OR/XOR/TEST: CF = OF = AF = 0. */
-export const LZ_LOGIC = 5;
-/** Only SF/ZF/PF are lazy (from the result); shifts and multiplies set the rest eagerly. */
-export const LZ_RES = 6;
-
-/** PARITY[b] = PF for a result whose low byte is b. */
-const PARITY = /*#__PURE__*/ (() => {
-  const t = new Uint8Array(256);
-  for (let i = 0; i < 256; i++) {
-    let p = 1;
-    for (let b = i; b; b >>= 1) p ^= b & 1;
-    t[i] = p ? PF : 0;
-  }
-  return t;
-})();
+export { LZ_ADD, LZ_ADC1, LZ_SUB, LZ_SBB1, LZ_LOGIC, LZ_RES, hiOf, canon } from './arith';
 
 const TWO32 = 4294967296;
 const MAX_CANON = 140737488355328; // 2^47
-
-/** Splits the high half out of a signed-canonical number (the low half is x | 0). */
-export function hiOf(x: number): number {
-  return Math.floor(x / TWO32) | 0;
-}
-
-/** lo/hi halves -> the signed-canonical number, or NaN when not canonical. */
-export function canon(lo: number, hi: number): number {
-  return (hi << 16) >> 16 === hi ? hi * TWO32 + (lo >>> 0) : NaN;
-}
 
 /** Feature switches of the CPU model; CPUID reports exactly these (src/exec/misc.ts). */
 export interface CpuFeatures {
@@ -191,6 +156,15 @@ export class Cpu {
   /** Scratch: linear address of the current memory operand (set by readE / eaOf). */
   ea = 0;
   readonly insn: Insn = new Insn();
+  /** Decode cache: per 4 KiB code page, the decoded Insn at each offset (see DESIGN.md). */
+  private readonly icPages: Map<number, (Insn | undefined)[]> = new Map();
+  /** Linear address of the current cached page (NaN when none). */
+  private icBase = NaN;
+  private icArr: (Insn | undefined)[] | null = null;
+  private icWrites = -1;
+  private icCsize = 0;
+  /** Set false to decode every instruction afresh (tests, debugging). */
+  decodeCache = true;
   readonly decodeFault: DecodeFault = new DecodeFault();
   readonly tmp: Int32Array = new Int32Array(4);
 
@@ -581,17 +555,35 @@ export class Cpu {
    * faultError and faultAddress set. On EXIT_SYSCALL / EXIT_HLT RIP points past the instruction.
    */
   run(budget: number): number {
-    const d = this.insn;
+    const scratch = this.insn;
     const mem = this.mem;
     const df = this.decodeFault;
     while (budget > 0) {
       const rip = this.rip;
       const csize = this.csize;
       const la = csize === 8 ? rip : (this.segBase[CS] + rip) >>> 0;
-      if (decode(mem, la, csize, d, df) !== ST_OK) {
-        if (df.vector >= 0) this.fault(df.vector, 0);
-        else this.memFault(df.memCode, la);
-        return EXIT_EXCEPTION;
+      let arr: (Insn | undefined)[] | null = null;
+      let off = 0;
+      let d: Insn | undefined;
+      if (this.decodeCache && mem.markCode !== undefined) {
+        if (mem.codeWrites !== this.icWrites || csize !== this.icCsize) this.icFlush(csize);
+        off = la - this.icBase;
+        if (off >= 0 && off < 4096) arr = this.icArr;
+        else {
+          const pn = Math.floor(la / 4096);
+          arr = this.icPage(pn, la);
+          off = la - pn * 4096;
+        }
+        if (arr != null) d = arr[off];
+      }
+      if (d === undefined) {
+        d = arr != null ? new Insn() : scratch;
+        if (decode(mem, la, csize, d, df) !== ST_OK) {
+          if (df.vector >= 0) this.fault(df.vector, 0);
+          else this.memFault(df.memCode, la);
+          return EXIT_EXCEPTION;
+        }
+        if (arr != null && off + d.len <= 4096 && mem.codeWrites === this.icWrites) arr[off] = d;
       }
       const n = rip + d.len;
       this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
@@ -627,6 +619,27 @@ export class Cpu {
       }
     }
     return EXIT_BUDGET;
+  }
+
+  private icFlush(csize: number): void {
+    this.icPages.clear();
+    this.icBase = NaN;
+    this.icArr = null;
+    this.icCsize = csize;
+    this.icWrites = this.mem.codeWrites ?? 0;
+  }
+
+  private icPage(pn: number, la: number): (Insn | undefined)[] | null {
+    let arr = this.icPages.get(pn);
+    if (arr === undefined) {
+      if (this.mem.markCode?.(la) !== true) return null;
+      this.icWrites = this.mem.codeWrites ?? 0; // marking may re-fill the TLB, not a write
+      arr = new Array<Insn | undefined>(4096);
+      this.icPages.set(pn, arr);
+    }
+    this.icBase = pn * 4096;
+    this.icArr = arr;
+    return arr;
   }
 
   /** Executes one instruction (run(1)). */

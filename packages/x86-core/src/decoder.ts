@@ -5,7 +5,7 @@
  */
 import { CS, DS, ES, FS, GP, GS, RBP, RSP, SS, ST_FAULT, ST_OK } from './constants';
 import type { Insn } from './insn';
-import type { CpuMemory } from './memory';
+import { MEM_PF_BASE, type CpuMemory } from './memory';
 import { GROUP, OP_FLAGS, OP_IMM, RMSUB, SLOT, SLOT_MODRM } from './optable';
 import {
   F_BYTE,
@@ -50,6 +50,20 @@ const INDEX16 = new Int8Array([6, 7, 6, 7, -1, -1, -1, -1]);
  * are not valid decode to op 0 (#UD) with the right length where it is known.
  */
 export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: DecodeFault): number {
+  // Fetch up to 15 bytes once; a byte past `avail` is a fetch fault only if it is needed.
+  if (mem.fetchBytes !== undefined) avail = mem.fetchBytes(la, BUF, 15);
+  else {
+    avail = 0;
+    while (avail < 15) {
+      const b = mem.fetch8(la + avail);
+      if (b < 0) break;
+      BUF[avail++] = b;
+    }
+  }
+  if (avail < 15) {
+    missCode = mem.fetch8(la + avail);
+    if (missCode >= 0) missCode = MEM_PF_BASE; // the memory changed its mind: treat as not present
+  }
   const m64 = csize === 8;
   let n = 0;
   let p66 = 0;
@@ -62,7 +76,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   // Prefixes. REX counts only when it is the last prefix before the opcode.
   for (;;) {
     if (n >= 15) return tooLong(f);
-    b = mem.fetch8(la + n);
+    b = fb(n);
     if (b < 0) return fetchFault(f, b);
     n++;
     switch (b) {
@@ -84,21 +98,21 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   let map = 0;
   if (b === 0x0f) {
     if (n >= 15) return tooLong(f);
-    b = mem.fetch8(la + n);
+    b = fb(n);
     if (b < 0) return fetchFault(f, b);
     n++;
     map = 1;
     if (b === 0x38 || b === 0x3a) {
       map = b === 0x38 ? 2 : 3;
       if (n >= 15) return tooLong(f);
-      b = mem.fetch8(la + n);
+      b = fb(n);
       if (b < 0) return fetchFault(f, b);
       n++;
     }
   } else if (b === 0xc4 || b === 0xc5 || b === 0x62) {
     // VEX (C4/C5) and EVEX (62): always in 64-bit mode; in 16/32-bit mode only when the next
     // byte has mod = 3 (otherwise it is LES/LDS/BOUND). No AVX is advertised: #UD.
-    const nb = mem.fetch8(la + n);
+    const nb = fb(n);
     if (nb < 0) return fetchFault(f, nb);
     if (m64 || (nb & 0xc0) === 0xc0) {
       d.op = 0; d.len = n + 1; d.map = 0; d.opcode = b;
@@ -122,7 +136,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   let modrm = -1;
   if (SLOT_MODRM[base + pfx]) {
     if (n >= 15) return tooLong(f);
-    modrm = mem.fetch8(la + n);
+    modrm = fb(n);
     if (modrm < 0) return fetchFault(f, modrm);
     n++;
     mod = modrm >> 6;
@@ -181,11 +195,11 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         d.seg = seg >= 0 ? seg : d.base === RBP ? SS : DS;
         if (mod === 0 && rm === 6) { d.base = -1; d.seg = seg >= 0 ? seg : DS; }
         if (mod === 1) {
-          const v = mem.fetch8(la + n); if (v < 0) return fetchFault(f, v); n++;
+          const v = fb(n); if (v < 0) return fetchFault(f, v); n++;
           d.disp = (v << 24) >> 24;
         } else if (mod === 2 || (mod === 0 && rm === 6)) {
-          const v0 = mem.fetch8(la + n); if (v0 < 0) return fetchFault(f, v0);
-          const v1 = mem.fetch8(la + n + 1); if (v1 < 0) return fetchFault(f, v1);
+          const v0 = fb(n); if (v0 < 0) return fetchFault(f, v0);
+          const v1 = fb(n + 1); if (v1 < 0) return fetchFault(f, v1);
           n += 2;
           d.disp = (((v1 << 8) | v0) << 16) >> 16;
         }
@@ -194,7 +208,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         let hasSib = false;
         if (rm === 4) {
           if (n >= 15) return tooLong(f);
-          const sib = mem.fetch8(la + n);
+          const sib = fb(n);
           if (sib < 0) return fetchFault(f, sib);
           n++;
           hasSib = true;
@@ -209,13 +223,13 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         } else d.base = bse | ((rex & 1) << 3);
         d.seg = seg >= 0 ? seg : d.base === RSP || d.base === RBP ? SS : DS;
         if (mod === 1) {
-          const v = mem.fetch8(la + n); if (v < 0) return fetchFault(f, v); n++;
+          const v = fb(n); if (v < 0) return fetchFault(f, v); n++;
           d.disp = (v << 24) >> 24;
         } else if (mod === 2 || (mod === 0 && bse === 5)) {
           let v = 0;
           for (let i = 0; i < 4; i++) {
             if (n >= 15) return tooLong(f);
-            const x = mem.fetch8(la + n);
+            const x = fb(n);
             if (x < 0) return fetchFault(f, x);
             v |= x << (8 * i);
             n++;
@@ -249,7 +263,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
     let lo = 0;
     let hi = 0;
     for (let i = 0; i < size; i++) {
-      const x = mem.fetch8(la + n + i);
+      const x = fb(n + i);
       if (x < 0) return fetchFault(f, x);
       if (i < 4) lo |= x << (8 * i);
       else hi |= x << (8 * (i - 4));
@@ -274,6 +288,16 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   d.len = n;
   d.op = bad ? 0 : e;
   return ST_OK;
+}
+
+/** Instruction bytes of the current decode, how many are fetchable, and the fault past them. */
+const BUF = new Uint8Array(16);
+let avail = 0;
+let missCode = 0;
+
+/** Byte n of the instruction, or the (negative) fetch fault code when it is not fetchable. */
+function fb(n: number): number {
+  return n < avail ? BUF[n] : missCode;
 }
 
 function tooLong(f: DecodeFault): number {

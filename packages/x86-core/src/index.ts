@@ -15,4 +15,7 @@ export { OPS } from './optable';
 export { cpuidLeaf } from './exec/misc';
 export * from './constants';
 export type { OpDef, Exec } from './table';
+export { LinuxProcess, type LinuxHost, type HostStat, type RunResult } from './user/linux';
+export { PagedMemory, PROT_READ, PROT_WRITE, PROT_EXEC, PAGE } from './user/paged-memory';
+export { loadElf, ElfError, type LoadedElf } from './user/elf';
 export * from './system/index';

@@ -26,6 +26,20 @@ export interface CpuMemory {
   /** Linear address of the last fault reported (CR2 for a page fault). */
   faultAddress: number;
   fetch8(la: number): number;
+  /**
+   * Optional fast path for the decoder: copies up to n instruction bytes at la into dst and
+   * returns how many were fetchable (it stops at the first byte fetch8 would fault on). Never
+   * faults itself; the decoder asks fetch8 for the fault when it needs a missing byte.
+   */
+  fetchBytes?(la: number, dst: Uint8Array, n: number): number;
+  /**
+   * Optional decode-cache support. markCode(la) declares that the page holding la contains
+   * decoded instructions and returns true when the CPU may cache them; from then on any write
+   * to that page, and any change of the mapping, increments codeWrites. The CPU drops its
+   * decode cache whenever codeWrites changes (self-modifying code stays correct).
+   */
+  markCode?(la: number): boolean;
+  readonly codeWrites?: number;
   read8(la: number): number;
   read16(la: number): number;
   read32(la: number): number;
@@ -77,6 +91,13 @@ export class FlatMemory implements CpuMemory {
   fetch8(la: number): number {
     const o = la - this.base;
     return o >= 0 && o < this.size ? this.bytes[o] : this.miss(la, false, true);
+  }
+  fetchBytes(la: number, dst: Uint8Array, n: number): number {
+    const o = la - this.base;
+    if (!(o >= 0 && o < this.size)) return 0;
+    const k = Math.min(n, this.size - o);
+    for (let i = 0; i < k; i++) dst[i] = this.bytes[o + i];
+    return k;
   }
   read8(la: number): number {
     const o = la - this.base;

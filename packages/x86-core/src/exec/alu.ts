@@ -4,7 +4,8 @@
  * lo/hi pairs (cpu.vh carries the high half out of a read).
  */
 import { ARITH_FLAGS, CF, RAX, ST_FAULT, ST_OK } from '../constants';
-import { LZ_ADC1, LZ_ADD, LZ_LOGIC, LZ_SBB1, LZ_SUB, type Cpu } from '../cpu';
+import { LZ_ADC1, LZ_ADD, LZ_LOGIC, LZ_SBB1, LZ_SUB } from '../arith';
+import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_INV64, F_LOCK, IMM_B, IMM_Z, op, type OpDef } from '../table';
 
@@ -203,6 +204,11 @@ function xadd(cpu: Cpu, d: Insn): number {
   const lz = saveLazy(cpu);
   const r = alu(cpu, 0, d.osize, a, aH, b, bH);
   const rH = cpu.vh;
+  if (d.mod === 3) {
+    // G gets the old E first, so XADD r, r (same register) leaves the sum, as hardware does.
+    cpu.writeG(d, a, aH);
+    return cpu.writeBackE(d, r, rH);
+  }
   const st = cpu.writeBackE(d, r, rH);
   if (st !== ST_OK) {
     restoreLazy(cpu, lz);

@@ -1,6 +1,7 @@
 /** Near control transfer: Jcc, JMP, CALL, RET, LOOP/LOOPE/LOOPNE, JCXZ/JECXZ/JRCXZ. */
 import { RCX, ST_FAULT, ST_OK } from '../constants';
-import { hiOf, type Cpu } from '../cpu';
+import { hiOf } from '../arith';
+import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_FORCE64, IMM_B, IMM_W, IMM_Z, op, type OpDef } from '../table';
 

@@ -32,7 +32,8 @@ import {
   BP,
   DB,
 } from '../constants';
-import { hiOf, LZ_LOGIC, type Cpu } from '../cpu';
+import { hiOf, LZ_LOGIC } from '../arith';
+import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_INV64, F_MEM, F_ONLY64, F_REG, F_SIZE32, F_LOCK, IMM_UB, PFX_F3, op, type OpDef } from '../table';
 import { execUd } from './ud';
@@ -242,7 +243,8 @@ function aaaAas(cpu: Cpu, d: Insn): number {
   let r = ax;
   let adj = 0;
   if ((ax & 0xf) > 9 || f & AF) {
-    r = d.opcode === 0x37 ? ax + 0x106 : ((((ax >> 8) - 1) & 0xff) << 8) | ((ax - 6) & 0xff);
+    // Current cores: AAA adds 0x106 to AX; AAS subtracts 6 from AX (borrowing from AH), then 1 from AH.
+    r = d.opcode === 0x37 ? ax + 0x106 : (ax - 6 - 0x100) & 0xffff;
     adj = 1;
   }
   r = (r & 0xff00) | (r & 0x0f);

@@ -3,7 +3,8 @@
  * BSWAP, MOVBE, CBW/CWDE/CDQE, CWD/CDQ/CQO, XLAT, MOV from/to segment registers.
  */
 import { FS, GP, GS, RAX, RBX, RDX, ST_FAULT, ST_OK, SS, UD } from '../constants';
-import { canon, type Cpu } from '../cpu';
+import { canon } from '../arith';
+import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_LOCK, F_MEM, F_NOREPFB, F_ONLY64, F_SIZE16, IMM_B, IMM_MOFFS, IMM_V, IMM_Z, op, type OpDef } from '../table';
 

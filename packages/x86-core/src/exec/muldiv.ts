@@ -5,7 +5,7 @@
  * SF ZF AF PF are undefined: this code sets SF/ZF/PF from the low result and clears AF.
  * After DIV/IDIV all six flags are undefined and left unchanged here.
  */
-import { AF, CF, DE, OF, RAX, RDX, ST_FAULT, ST_OK } from '../constants';
+import { ARITH_FLAGS, CF, DE, OF, RAX, RDX, ST_FAULT, ST_OK } from '../constants';
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { IMM_B, IMM_Z, op, type OpDef } from '../table';
@@ -13,8 +13,8 @@ import { divu128, mulu32, mulu64, muls64, neg128, R, REM, W } from './int64';
 import { maskTo } from './alu';
 
 function mulFlags(cpu: Cpu, size: number, lo: number, loH: number, overflow: boolean): void {
-  const f = cpu.settleFlags();
-  cpu.flags = (f & ~(CF | OF | AF)) | (overflow ? CF | OF : 0);
+  // All six flags are rewritten (SF/ZF/PF lazy from the low result, AF cleared).
+  cpu.flags = (cpu.flags & ~ARITH_FLAGS) | (overflow ? CF | OF : 0);
   cpu.setLazyRes(size, lo, size === 8 ? loH >>> 0 : 0);
 }
 

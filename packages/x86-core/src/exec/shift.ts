@@ -5,12 +5,17 @@
  * OF is defined only for 1-bit shifts; for larger counts this code produces what current
  * Intel/AMD cores do for SHL/SHR/SAR/ROL/ROR (the tests do not compare it).
  */
-import { AF, CF, OF, RCX, ST_FAULT, ST_OK } from '../constants';
+import { AF, ARITH_FLAGS, CF, OF, RCX, ST_FAULT, ST_OK } from '../constants';
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { IMM_UB, op, type OpDef } from '../table';
 import { R, sar64, shl64, shr64 } from './int64';
 import { maskTo } from './alu';
+
+/** Most significant bit of (x, xh) at operand size (top-level: no closure per instruction). */
+function msbOf(size: number, x: number, xh: number): number {
+  return size === 8 ? xh >>> 31 : (x >>> (size * 8 - 1)) & 1;
+}
 
 /** Result high half of the last shift (size 8). */
 let outH = 0;
@@ -25,7 +30,6 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
   let rh = 0;
   let cf: number;
   let of: number;
-  const msb = (x: number, xh: number): number => (size === 8 ? xh >>> 31 : (x >>> (bits - 1)) & 1);
   switch (k) {
     case 0: // ROL
     case 1: { // ROR
@@ -44,9 +48,9 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
       }
       if (k === 0) {
         cf = r & 1;
-        of = msb(r, rh) ^ cf;
+        of = msbOf(size, r, rh) ^ cf;
       } else {
-        cf = msb(r, rh);
+        cf = msbOf(size, r, rh);
         of = cf ^ (size === 8 ? (rh >>> 30) & 1 : (r >>> (bits - 2)) & 1);
       }
       const f = cpu.settleFlags();
@@ -60,10 +64,10 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
       let c = cpu.cf();
       r = v;
       rh = vh;
-      const before = msb(v, vh);
+      const before = msbOf(size, v, vh);
       for (let i = 0; i < m; i++) {
         if (k === 2) {
-          const out = msb(r, rh);
+          const out = msbOf(size, r, rh);
           if (size === 8) {
             rh = (rh << 1) | (r >>> 31);
             r = ((r << 1) | c) >>> 0;
@@ -79,7 +83,7 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
         }
       }
       cf = c;
-      of = k === 2 ? msb(r, rh) ^ cf : before ^ cpu.cf();
+      of = k === 2 ? msbOf(size, r, rh) ^ cf : before ^ cpu.cf();
       const f = cpu.settleFlags();
       cpu.flags = (f & ~(CF | OF)) | cf | (of << 11);
       outH = rh;
@@ -99,7 +103,7 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
         cf = n > bits ? 0 : Math.floor(s / 2 ** bits) & 1;
         if (n >= 32) cf = 0;
       }
-      of = msb(r, rh) ^ cf;
+      of = msbOf(size, r, rh) ^ cf;
       break;
     case 5: // SHR
       if (size === 8) {
@@ -113,7 +117,7 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
         cf = n > 32 ? 0 : (v >>> (n - 1)) & 1;
         if (n > bits) cf = 0;
       }
-      of = msb(v, vh);
+      of = msbOf(size, v, vh);
       break;
     default: { // SAR
       if (size === 8) {
@@ -131,12 +135,18 @@ function shiftOp(cpu: Cpu, k: number, size: number, v: number, vh: number, n: nu
       of = 0;
     }
   }
-  // SHL/SHR/SAR: CF/OF eager (AF undefined: cleared, as recent Intel cores do), SF/ZF/PF lazy.
-  const f = cpu.settleFlags();
-  cpu.flags = (f & ~(CF | OF | AF)) | cf | (of << 11);
+  // SHL/SHR/SAR rewrite all six flags: CF/OF eager (AF undefined: cleared), SF/ZF/PF lazy.
+  // Nothing of the old flags survives, so there is no need to evaluate them first.
+  cpu.flags = (cpu.flags & ~ARITH_FLAGS) | cf | (of << 11);
   cpu.setLazyRes(size, r, size === 8 ? rh >>> 0 : 0);
   outH = rh;
   return r;
+}
+
+/** A masked count of 0 changes nothing, except that a 32-bit register is still zero-extended. */
+function zeroCount(cpu: Cpu, d: Insn): number {
+  if (d.osize === 4 && d.mod === 3) cpu.hi[d.rm] = 0;
+  return ST_OK;
 }
 
 function countOf(cpu: Cpu, d: Insn): number {
@@ -148,7 +158,7 @@ function shiftE(cpu: Cpu, d: Insn): number {
   const n = countOf(cpu, d);
   const v = cpu.readE(d);
   if (v < 0) return ST_FAULT;
-  if (n === 0) return ST_OK;
+  if (n === 0) return zeroCount(cpu, d);
   const k = d.reg & 7;
   const r = shiftOp(cpu, k, d.osize, v, cpu.vh, n);
   return cpu.writeBackE(d, r, outH);
@@ -160,7 +170,7 @@ function shxd(cpu: Cpu, d: Insn): number {
   const v = cpu.readE(d);
   if (v < 0) return ST_FAULT;
   const vh = cpu.vh;
-  if (n === 0) return ST_OK;
+  if (n === 0) return zeroCount(cpu, d);
   const g = cpu.readG(d);
   const gh = cpu.vh;
   const left = d.opcode < 0xa8;
@@ -214,8 +224,7 @@ function shxd(cpu: Cpu, d: Insn): number {
   const of = msb ^ msbIn;
   const st = cpu.writeBackE(d, r, rh);
   if (st !== ST_OK) return st;
-  const f = cpu.settleFlags();
-  cpu.flags = (f & ~(CF | OF | AF)) | cf | (of << 11);
+  cpu.flags = (cpu.flags & ~ARITH_FLAGS) | cf | (of << 11);
   cpu.setLazyRes(size, r, size === 8 ? rh >>> 0 : 0);
   return ST_OK;
 }

@@ -8,7 +8,8 @@
  * turns them into I/O exits).
  */
 import { DF, ES, FS, GP, GS, RAX, RCX, RDI, RSI, ST_AGAIN, ST_FAULT, ST_OK } from '../constants';
-import { canon, type Cpu } from '../cpu';
+import { canon } from '../arith';
+import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { op, type OpDef } from '../table';
 import { alu } from './alu';

@@ -22,7 +22,7 @@ export {
   type U64,
 } from './vcpu';
 export { LocalApic, type LapicState } from './apic';
-export { PagedMemory } from './paging';
+export { MmuMemory } from './paging';
 export { System, HV_SIGNATURE, type TimeSource } from './system';
 export {
   EXIT_IO,

@@ -334,7 +334,7 @@ function loadFar(cpu: Cpu, d: Insn): number {
   return ST_OK;
 }
 
-export const SYSTEM_OPS: readonly OpDef[] = [
+const RAW_OPS: readonly OpDef[] = [
   op('mov', 1, 0x20, 'Rd,Cd', movRC, { flags: F_REG | F_FORCE64 }),
   op('mov', 1, 0x21, 'Rd,Dd', movRD, { flags: F_REG | F_FORCE64 }),
   op('mov', 1, 0x22, 'Cd,Rd', movCR, { flags: F_REG | F_FORCE64 }),
@@ -378,6 +378,13 @@ export const SYSTEM_OPS: readonly OpDef[] = [
   op('les', 0, 0xc4, 'Gv,Mp', loadFar, { flags: F_MEM | F_INV64 }),
   op('lds', 0, 0xc5, 'Gv,Mp', loadFar, { flags: F_MEM | F_INV64 }),
 ];
+
+/**
+ * The system ops. Their operand text ends in `!sys`: not an operand kind, it keeps the
+ * user-level test generator (src/harness/gen.ts, which only takes entries whose operands are
+ * all simple kinds) from producing privileged instructions it cannot run on the host.
+ */
+export const SYSTEM_OPS: readonly OpDef[] = RAW_OPS.map((o) => ({ ...o, operands: o.operands === '' ? '!sys' : `${o.operands},!sys` }));
 
 void F_ONLY64;
 void CS;

@@ -1,5 +1,5 @@
 /**
- * PagedMemory: the CPU's memory interface (CpuMemory, linear addresses) over @ringzero/mmu-ept's
+ * MmuMemory: the CPU's memory interface (CpuMemory, linear addresses) over @ringzero/mmu-ept's
  * Mmu (paging + EPT + TLB) and AddressSpace (RAM slots, MMIO holes).
  *
  * - Hot path: one direct-mapped TLB probe (tag, tag-hi, permission bit for the access kind), then
@@ -59,7 +59,7 @@ export interface ApicMmio {
 
 const LOG_MAX = 16;
 
-export class PagedMemory implements CpuMemory {
+export class MmuMemory implements CpuMemory {
   faultAddress = 0;
   /** CPL 3: user-mode access kinds. */
   user = false;
@@ -99,7 +99,7 @@ export class PagedMemory implements CpuMemory {
   private readonly out2 = new Int32Array(2);
 
   constructor(space: AddressSpace, mmu?: Mmu) {
-    if (space.ept == null) throw new Error('PagedMemory: the address space needs an EPT');
+    if (space.ept == null) throw new Error('MmuMemory: the address space needs an EPT');
     this.space = space;
     this.mmu = mmu ?? new Mmu(space.ept, space);
     this.host = this.mmu.host;

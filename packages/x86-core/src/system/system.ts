@@ -57,7 +57,7 @@ import { canon, hiOf, type Cpu, type SysHooks } from '../cpu';
 import { cpuidLeaf } from '../exec/misc';
 import type { Insn } from '../insn';
 import { XLATE_OK } from '@ringzero/mmu-ept';
-import type { PagedMemory } from './paging';
+import type { MmuMemory } from './paging';
 import {
   ATTR_DB,
   ATTR_G,
@@ -205,7 +205,7 @@ const DEFAULT_PAT_HI = 0x00070406;
 
 export class System implements SysHooks {
   readonly cpu: Cpu;
-  readonly mem: PagedMemory;
+  readonly mem: MmuMemory;
 
   gdtBase = 0;
   gdtLimit = 0xffff;
@@ -273,7 +273,7 @@ export class System implements SysHooks {
   private readonly vals: Float64Array = new Float64Array(16);
   private readonly valsHi: Int32Array = new Int32Array(16);
 
-  constructor(cpu: Cpu, mem: PagedMemory, time: TimeSource) {
+  constructor(cpu: Cpu, mem: MmuMemory, time: TimeSource) {
     this.cpu = cpu;
     this.mem = mem;
     this.time = time;
@@ -1568,7 +1568,7 @@ export class System implements SysHooks {
     const r = this.ioReq;
     const op = d.opcode;
     const isString = op >= 0x6c && op <= 0x6f;
-    const size = d.osize === 1 ? 1 : d.osize === 2 ? 2 : 4;
+    const size = (op & 1) === 0 ? 1 : d.osize === 2 ? 2 : 4;
     const port = op === 0xe4 || op === 0xe5 || op === 0xe6 || op === 0xe7 ? d.imm & 0xff : cpu.lo[RDX] & 0xffff;
     const input = isString ? op <= 0x6d : (op & 2) === 0;
     let st = this.ioAllowed(port, size);

@@ -39,7 +39,7 @@ import {
 } from '../constants';
 import { Cpu, type CpuFeatures } from '../cpu';
 import { LocalApic, type LapicState } from './apic';
-import { PagedMemory, PEND_APIC, PEND_EPT, PEND_FETCH, PEND_MMIO, PEND_NONE } from './paging';
+import { MmuMemory, PEND_APIC, PEND_EPT, PEND_FETCH, PEND_MMIO, PEND_NONE } from './paging';
 import {
   ATTR_DB,
   ATTR_G,
@@ -322,7 +322,7 @@ function num(v: U64, what: string): number {
 export class Vcpu {
   readonly cpu: Cpu;
   readonly sys: System;
-  readonly mem: PagedMemory;
+  readonly mem: MmuMemory;
   readonly apic: LocalApic;
   readonly space: AddressSpace;
   readonly time: TimeSource;
@@ -348,7 +348,7 @@ export class Vcpu {
     if (space.ept == null) throw new TypeError('Vcpu: the address space needs an EPT');
     this.space = space;
     const mmu = new Mmu(space.ept, space, { maxPhysAddr: 40, ...(options.tlbSize !== undefined ? { tlbSize: options.tlbSize } : {}) });
-    this.mem = new PagedMemory(space, mmu);
+    this.mem = new MmuMemory(space, mmu);
     this.cpu = new Cpu(this.mem, { fpu: false, sse: true, sse2: true, mmx: true, sse3: true, ssse3: true, ...options.features });
     this.mem.cpu = this.cpu;
     const t = options.time ?? 'deterministic';
@@ -364,6 +364,9 @@ export class Vcpu {
     this.mem.apic = this.apic;
     this.cpu.sys = this.sys;
     this.cpu.syscallExits = false;
+    // The decode cache needs CpuMemory.markCode (not implemented by MmuMemory yet), and the
+    // INT n path reads cpu.insn, the record of the last decoded instruction.
+    this.cpu.decodeCache = false;
     this.reset();
   }
 

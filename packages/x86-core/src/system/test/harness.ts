@@ -140,3 +140,51 @@ export function runVcpu(image: Uint8Array, maxInstructions = 50_000_000, options
     if (r !== 1) return { serial, code: -1, end: `${EXIT_NAMES[r] ?? r}: ${vcpu.exit.message}`, vcpu };
   }
 }
+
+/** Assembles a snippet (give it its own `bits`/`org` lines) into flat bytes. */
+export function nasm(src: string): Uint8Array {
+  const dir = mkdtempSync(join(tmpdir(), 'rz-nasm-'));
+  try {
+    const i = join(dir, 'a.asm');
+    const o = join(dir, 'a.bin');
+    writeFileSync(i, src);
+    execFileSync('nasm', ['-f', 'bin', '-w-number-overflow', '-o', o, i], { stdio: 'pipe' });
+    return new Uint8Array(readFileSync(o));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const flat = (selector: number, type: number, l: number, db: number): Record<string, number> => ({ selector, base: 0, limit: 0xffffffff, type, present: 1, dpl: 0, db, s: 1, l, g: 1, avl: 0, unusable: 0 });
+
+/**
+ * A 64-bit machine in the shape @ringzero/machine's boot loader produces (bootCpuState
+ * 'long64'): GDT at 0x500 (code 0x10, data 0x18, TSS 0x20), identity page tables for the first
+ * 1 GiB at 0x9000 (2 MiB pages), RSP 0x8ff0, code at `entry`.
+ */
+export function longModeVcpu(code: Uint8Array, entry: number = 0x100000, options: VcpuOptions = {}, ramSize: number = 16 * 1024 * 1024): { vcpu: Vcpu; space: AddressSpace } {
+  const space = new AddressSpace(new HostMemory());
+  space.addRam(0, ramSize);
+  space.writeFrom(entry, code);
+  const gdt = [[0, 0], [0, 0], [0x0000ffff, 0x00af9b00], [0x0000ffff, 0x00cf9300], [0x67, 0x00008b00], [0, 0]];
+  gdt.forEach(([lo, hi], i) => space.write64(0x500 + i * 8, lo, hi));
+  space.write64(0x9000, 0xa003, 0);
+  space.write64(0xa000, 0xb003, 0);
+  for (let i = 0; i < 512; i++) space.write64(0xb000 + i * 8, ((i << 21) | 0x83) >>> 0, 0);
+  const vcpu = new Vcpu(space, options);
+  const data = flat(0x18, 3, 0, 1);
+  vcpu.loadBootState({
+    version: 1,
+    mode: 'long64',
+    regs: { rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rsp: 0x8ff0, rbp: 0, rip: entry, rflags: 2 },
+    sregs: {
+      cs: flat(0x10, 0xb, 1, 0) as never, ds: data as never, es: data as never, fs: data as never, gs: data as never, ss: data as never,
+      tr: { selector: 0x20, base: 0, limit: 0x67, type: 0xb, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 },
+      ldt: { selector: 0, base: 0, limit: 0, type: 2, present: 0, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 1 },
+      gdt: { base: 0x500, limit: 0x2f },
+      idt: { base: 0x520, limit: 0 },
+      cr0: 0x80000011, cr2: 0, cr3: 0x9000, cr4: 0x20, efer: 0x500, apicBase: 0xfee00900,
+    },
+  });
+  return { vcpu, space };
+}

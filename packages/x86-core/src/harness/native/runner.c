@@ -1,0 +1,94 @@
+/*
+ * Differential-test runner (host side). Reads cases from argv[1], runs each natively, writes
+ * results to argv[2]. Code runs at CODE_ADDR (one RWX page), data at DATA_ADDR (one RW page).
+ *
+ * case:   u32 mode (64 or 32), u32 codeLen, u8 code[256], u64 regs[16], u64 rflags, u8 data[512]
+ * result: u32 signal (0 none), u32 pad, u64 faultRipOffset, u64 regs[16], u64 rflags, u8 data[512]
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <ucontext.h>
+
+#define CODE_ADDR 0x70000000UL
+#define DATA_ADDR 0x70001000UL
+#define CODE_MAX 256
+#define DATA_LEN 512
+
+extern void rz_enter(uint64_t *state, void *code);
+extern void rz_enter32(uint64_t *state, void *code);
+extern uint64_t rz_exit_ptr;
+extern uint32_t rz_exit32_ptr;
+
+static sigjmp_buf jb;
+static volatile int got_sig;
+static volatile uint64_t fault_rip;
+
+static void on_signal(int sig, siginfo_t *si, void *uc_) {
+  (void)si;
+  ucontext_t *uc = uc_;
+  got_sig = sig;
+  fault_rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+  siglongjmp(jb, 1);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) return 2;
+  FILE *in = fopen(argv[1], "rb");
+  FILE *out = fopen(argv[2], "wb");
+  if (!in || !out) return 2;
+  uint8_t *code = mmap((void *)CODE_ADDR, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  uint8_t *data = mmap((void *)DATA_ADDR, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (code != (void *)CODE_ADDR || data != (void *)DATA_ADDR) return 3;
+  static uint8_t altstack[65536];
+  stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+  sigaltstack(&ss, 0);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  int sigs[] = {SIGSEGV, SIGFPE, SIGILL, SIGTRAP, SIGBUS, SIGALRM};
+  for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, 0);
+  for (;;) {
+    uint32_t hdr[2];
+    if (fread(hdr, 4, 2, in) != 2) break;
+    uint8_t snippet[CODE_MAX];
+    uint64_t state[17];
+    if (fread(snippet, 1, CODE_MAX, in) != CODE_MAX || fread(state, 8, 17, in) != 17 || fread(data, 1, DATA_LEN, in) != DATA_LEN) return 4;
+    uint32_t len = hdr[1];
+    if (len > CODE_MAX - 8) return 5;
+    memset(code, 0xcc, 4096);
+    memcpy(code, snippet, len);
+    // jmp [abs exit pointer]: 64-bit FF 24 25 disp32 (SIB, no base); 32-bit FF 25 disp32.
+    uint32_t ptr = hdr[0] == 32 ? (uint32_t)(uintptr_t)&rz_exit32_ptr : (uint32_t)(uintptr_t)&rz_exit_ptr;
+    uint8_t *p = code + len;
+    if (hdr[0] == 32) { *p++ = 0xff; *p++ = 0x25; } else { *p++ = 0xff; *p++ = 0x24; *p++ = 0x25; }
+    memcpy(p, &ptr, 4);
+    got_sig = 0;
+    fault_rip = 0;
+    // A snippet that does not come back within 200 ms is reported as SIGALRM (14).
+    struct itimerval it = {{0, 0}, {0, 200000}};
+    setitimer(ITIMER_REAL, &it, 0);
+    if (sigsetjmp(jb, 1) == 0) {
+      if (hdr[0] == 32) rz_enter32(state, code);
+      else rz_enter(state, code);
+    }
+    __asm__ volatile("push $0x202\n\tpopfq" ::: "cc", "memory");
+    struct itimerval off0 = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off0, 0);
+    uint32_t res[2] = {(uint32_t)got_sig, 0};
+    uint64_t off = got_sig ? fault_rip - CODE_ADDR : 0;
+    fwrite(res, 4, 2, out);
+    fwrite(&off, 8, 1, out);
+    fwrite(state, 8, 17, out);
+    fwrite(data, 1, DATA_LEN, out);
+  }
+  fclose(out);
+  return 0;
+}
