@@ -1,8 +1,12 @@
 #!/usr/bin/env node
-// ringzero: the machine's command line. Today it prepares the Debian test guests; booting them
-// arrives with the machine issue (x86-core's system half is needed first).
-import { GuestFixtureError, prepareGuest, writeInitramfs, type GuestArch } from './node';
+// ringzero: the machine's command line. `ringzero -kernel ... [qemu-like flags]` boots a machine
+// with COM1 on the terminal; `ringzero guest fetch|initramfs` prepares the Debian test guests.
 import { readFileSync } from 'node:fs';
+import { detectKernelFormat, KernelLoadError } from './boot/index';
+import { Machine, MachineConfigError, type MachineStopInfo } from './machine/index';
+import { BOOT_USAGE, CliError, parseBootArgs } from './node/cli-args';
+import { attachTerminal, HostFileError, nodeMachineHost } from './node/machine-host';
+import { GuestFixtureError, prepareGuest, writeInitramfs, type GuestArch } from './node';
 
 const USAGE = `usage:
   ringzero guest fetch [--arch amd64|i386|all] [--refresh]
@@ -10,7 +14,8 @@ const USAGE = `usage:
   ringzero guest initramfs [--arch amd64|i386] --out FILE [--script FILE | --exec 'CMDS'] [--shell] [--no-modules]
       write an initramfs whose /init loads the virtio modules, runs the script and powers off
 The cache folder is $RINGZERO_CACHE, else .cache/ringzero at the repository root.
-Booting (-kernel/-initrd/-drive...) is not implemented yet: the machine package is still a skeleton.`;
+
+${BOOT_USAGE}`;
 
 function fail(msg: string, code = 1): never {
   process.stderr.write(`ringzero: ${msg}\n`);
@@ -40,13 +45,65 @@ function archesOf(v: string | true | undefined, allowAll: boolean): GuestArch[] 
   return fail(`--arch must be amd64, i386${allowAll ? ' or all' : ''}`);
 }
 
+/** QEMU's process status for a stop: isa-debug-exit's value, 0 for power-off and reset, 1 for errors. */
+function exitCodeOf(info: MachineStopInfo): number {
+  if (info.reason === 'debug-exit') return info.exitStatus & 0xff;
+  return info.reason === 'error' ? 1 : 0;
+}
+
+async function boot(argv: string[]): Promise<number> {
+  const args = parseBootArgs(argv);
+  const host = nodeMachineHost();
+  const kernelPath = args.description.kernel as string;
+  const image = host.readFile(kernelPath) as Uint8Array;
+  let description = { ...args.description, kernel: image };
+  // As QEMU: a multiboot kernel's command line starts with the kernel's file name.
+  if (detectKernelFormat(image) === 'multiboot') description = { ...description, cmdline: `${kernelPath} ${description.cmdline ?? ''}`.trim() };
+  const machine = await Machine.build(description, { host });
+  const tty = process.stderr.isTTY;
+  let progress: ReturnType<typeof setInterval> | null = null;
+  const t0 = Date.now();
+  const clearProgress = (): void => {
+    if (progress == null) return;
+    clearInterval(progress);
+    progress = null;
+    if (tty) process.stderr.write('\r\x1b[K');
+  };
+  if (tty) {
+    progress = setInterval(() => {
+      process.stderr.write(`\r\x1b[Kringzero: booting ${kernelPath} (${((Date.now() - t0) / 1000).toFixed(1)} s, guest ${(machine.status().guestNs / 1e9).toFixed(2)} s)`);
+    }, 250);
+  }
+  machine.on('serial', clearProgress);
+  const detach = args.serialStdio ? attachTerminal(machine) : (): void => undefined;
+  const stopOnSignal = (): void => void machine.stop();
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  const info = await machine.start();
+  clearProgress();
+  detach();
+  process.off('SIGINT', stopOnSignal);
+  process.off('SIGTERM', stopOnSignal);
+  if (info.reason === 'error') process.stderr.write(`\nringzero: ${info.message}\n`);
+  return exitCodeOf(info);
+}
+
 function main(argv: string[]): void {
   const [cmd, sub, ...rest] = argv;
-  if (cmd === undefined || cmd === '-h' || cmd === '--help') {
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === '-help') {
     process.stdout.write(USAGE + '\n');
     return;
   }
-  if (cmd !== 'guest') fail(`'${cmd}': booting a machine is not implemented yet\n${USAGE}`, 2);
+  if (cmd !== 'guest') {
+    boot(argv).then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        if (err instanceof CliError || err instanceof MachineConfigError || err instanceof KernelLoadError || err instanceof HostFileError) fail(err.message);
+        fail(`internal error: ${(err as Error).stack ?? String(err)}`, 2);
+      },
+    );
+    return;
+  }
   const opts = parse(rest);
   const log = (l: string): void => void process.stderr.write(`ringzero: ${l}\n`);
   if (sub === 'fetch') {

@@ -11,3 +11,5 @@ export {
   type PrepareOptions,
 } from './node/guest';
 export { extractVmlinux, MAX_VMLINUX_SIZE, type ExtractedVmlinux } from './boot/node-fastpath';
+export { attachTerminal, HostFileError, MAX_BOOT_FILE, nodeMachineHost, type TerminalOptions } from './node/machine-host';
+export { BOOT_USAGE, CliError, parseBootArgs, parseMemorySize, type CliMachine } from './node/cli-args';

@@ -96,6 +96,12 @@ export const ST_HLT = 3;
 export const ST_AGAIN = 4;
 /** A software interrupt or trap (INT n, INT3, INTO, INT1): cpu.faultVector; RIP past it. */
 export const ST_SOFTINT = 5;
+/**
+ * The instruction completed (RIP past it) and may have unblocked an event (STI, POPF changing
+ * IF/TF, MOV SS, IRET...): run() returns EXIT_BREAK so the vCPU (src/system) re-checks
+ * interrupts, the interrupt shadow and single-step. Only returned when cpu.sys is set.
+ */
+export const ST_BREAK = 6;
 
 /*
  * run() exit reasons (KVM's kvm_run.exit_reason, for a CPU that is a library). The system
@@ -107,5 +113,13 @@ export const EXIT_SYSCALL = 3;
 export const EXIT_HLT = 4;
 /** INT n / INT3 / INTO / INT1 in user mode (vector in cpu.faultVector; RIP past the instruction). */
 export const EXIT_SOFTINT = 5;
+/** An instruction returned ST_BREAK (system mode only; RIP past it). */
+export const EXIT_BREAK = 6;
+
+/**
+ * faultVector of an access that must leave the vCPU (MMIO, EPT violation, port I/O): the
+ * system's memory adapter or I/O hook recorded the details; RIP is still at the instruction.
+ */
+export const VEC_EXIT = 0x100;
 
 // Operand / address / code sizes are in bytes: 1, 2, 4, 8.

@@ -10,6 +10,7 @@ import {
   ARITH_FLAGS,
   CF,
   CS,
+  EXIT_BREAK,
   EXIT_BUDGET,
   EXIT_EXCEPTION,
   EXIT_HLT,
@@ -24,7 +25,9 @@ import {
   RSP,
   SF,
   SS,
+  VEC_EXIT,
   ST_AGAIN,
+  ST_BREAK,
   ST_FAULT,
   ST_HLT,
   ST_OK,
@@ -57,6 +60,26 @@ export interface CpuFeatures {
   sse3: boolean;
   /** SSSE3 (CPUID.1:ECX.SSSE3). Default on (src/sse). */
   ssse3: boolean;
+}
+
+/**
+ * Hooks of the system half (src/system, the vCPU): present when the CPU runs a whole machine,
+ * null for user mode. Handlers call them only on their slow paths (I/O, segment loads, CLI/STI,
+ * SYSCALL, RDTSC, CPUID); each returns a status like a handler.
+ */
+export interface SysHooks {
+  /** IN/OUT/INS/OUTS (all encodings). */
+  io(cpu: Cpu, d: Insn): number;
+  /** MOV Sreg / POP Sreg: loads segment register s with selector sel (all checks). */
+  loadSeg(cpu: Cpu, d: Insn, s: number, sel: number): number;
+  /** CLI (FA) / STI (FB). */
+  cliSti(cpu: Cpu, d: Insn): number;
+  /** SYSCALL when syscallExits is false. */
+  syscall(cpu: Cpu, d: Insn): number;
+  /** RDTSC / RDTSCP. */
+  rdtsc(cpu: Cpu, d: Insn): number;
+  /** CPUID leaf/subleaf into out[0..3]. */
+  cpuid(cpu: Cpu, leaf: number, sub: number, out: Int32Array): void;
 }
 
 export class Cpu {
@@ -125,6 +148,8 @@ export class Cpu {
   /** IA32_TSC_AUX (RDTSCP's ECX). */
   tscAux = 0;
   readonly features: CpuFeatures;
+  /** The system half (vCPU) when running a machine; null in user mode. */
+  sys: SysHooks | null = null;
 
   /** Scratch: high half of the last 64-bit operand read by a helper. */
   vh = 0;
@@ -174,8 +199,8 @@ export class Cpu {
       this.faultAddress = this.mem.faultAddress;
       return this.fault(PF_VEC, MEM_PF_BASE - code);
     }
-    // MMIO / EPT exits: system issue. Until then an unbacked access is a #GP(0).
-    return this.fault(GP, 0);
+    // MMIO / EPT exits: the system's memory adapter recorded the access; without one, #GP(0).
+    return this.fault(this.sys == null ? GP : VEC_EXIT, 0);
   }
 
   // ---------------------------------------------------------------- registers
@@ -585,6 +610,10 @@ export class Cpu {
           this.rip = this.nextRip;
           this.retired++;
           return EXIT_SOFTINT;
+        case ST_BREAK:
+          this.rip = this.nextRip;
+          this.retired++;
+          return EXIT_BREAK;
         default:
           return EXIT_EXCEPTION;
       }

@@ -24,6 +24,7 @@ import { STRING_OPS } from './exec/string';
 import { MISC_OPS } from './exec/misc';
 import { X87_OPS } from './x87/index';
 import { SSE_OPS } from './sse/index';
+import { SYSTEM_OPS } from './system/ops';
 
 const GROUP_LISTS: readonly (readonly OpDef[])[] = [
   ALU_OPS,
@@ -37,6 +38,7 @@ const GROUP_LISTS: readonly (readonly OpDef[])[] = [
   MISC_OPS,
   X87_OPS,
   SSE_OPS,
+  SYSTEM_OPS,
 ];
 
 /** Every op; OPS[0] is the #UD entry the decoder returns for unassigned encodings. */

@@ -94,7 +94,7 @@ export const CR4_PAE = 0x20;
 export const EFER_LME = 0x100;
 export const EFER_LMA = 0x400;
 /** IA32_APIC_BASE: the default base, BSP (bit 8) and global enable (bit 11). */
-export const APIC_BASE_BSP_ENABLED: number = LAPIC_START | 0x900;
+export const APIC_BASE_BSP_ENABLED: number = (LAPIC_START | 0x900) >>> 0;
 export const RFLAGS_RESERVED = 0x2;
 
 // Descriptor words as lo/hi halves (no BigInt): base 0, limit 0xFFFFF pages.
@@ -152,7 +152,7 @@ function flatSregs(mode: BootMode, gdtLimit: number, cr3: number): BootSpecialRe
     ldt: unusableLdt,
     gdt: { base: BOOT_GDT_START, limit: gdtLimit },
     idt: { base: BOOT_IDT_START, limit: 0 },
-    cr0: long ? CR0_PE | CR0_ET | CR0_PG : CR0_PE | CR0_ET,
+    cr0: (long ? CR0_PE | CR0_ET | CR0_PG : CR0_PE | CR0_ET) >>> 0,
     cr2: 0,
     cr3: long ? cr3 : 0,
     cr4: long ? CR4_PAE : 0,

@@ -57,6 +57,7 @@ function flagOp(cpu: Cpu, d: Insn): number {
 
 /** CLI / STI: allowed when CPL <= IOPL (user mode with IOPL 0: #GP(0)). */
 function cliSti(cpu: Cpu, d: Insn): number {
+  if (cpu.sys != null) return cpu.sys.cliSti(cpu, d);
   if (cpu.cpl > (cpu.flags & IOPL) >> 12) return cpu.fault(GP, 0);
   if (d.opcode === 0xfa) cpu.flags &= ~IF;
   else cpu.flags |= IF;
@@ -130,7 +131,8 @@ export function cpuidLeaf(cpu: Cpu, leaf: number, _sub: number, out: Int32Array)
 
 const CPUID_OUT = new Int32Array(4);
 function cpuid(cpu: Cpu, _d: Insn): number {
-  cpuidLeaf(cpu, cpu.lo[RAX], cpu.lo[RCX], CPUID_OUT);
+  if (cpu.sys != null) cpu.sys.cpuid(cpu, cpu.lo[RAX], cpu.lo[RCX], CPUID_OUT);
+  else cpuidLeaf(cpu, cpu.lo[RAX], cpu.lo[RCX], CPUID_OUT);
   cpu.setReg(RAX, 4, CPUID_OUT[0], 0);
   cpu.setReg(RBX, 4, CPUID_OUT[1], 0);
   cpu.setReg(RCX, 4, CPUID_OUT[2], 0);
@@ -140,6 +142,7 @@ function cpuid(cpu: Cpu, _d: Insn): number {
 
 /** RDTSC: the deterministic time base is the retired-instruction count. */
 function rdtsc(cpu: Cpu, d: Insn): number {
+  if (cpu.sys != null) return cpu.sys.rdtsc(cpu, d);
   const t = cpu.retired;
   cpu.setReg(RAX, 4, t | 0, 0);
   cpu.setReg(RDX, 4, hiOf(t), 0);
@@ -150,7 +153,7 @@ function rdtsc(cpu: Cpu, d: Insn): number {
 // ------------------------------------------------------------------ traps and exits
 
 function syscall(cpu: Cpu, _d: Insn): number {
-  if (!cpu.syscallExits) return cpu.fault(UD, 0); // the system issue implements the MSR path
+  if (!cpu.syscallExits) return cpu.sys != null ? cpu.sys.syscall(cpu, _d) : cpu.fault(UD, 0);
   cpu.setRegNumber(RCX, cpu.nextRip);
   cpu.setReg(R11, 8, cpu.getFlags() & ~RF, 0);
   return ST_SYSCALL;
@@ -176,7 +179,8 @@ function hlt(cpu: Cpu, _d: Insn): number {
 }
 
 /** IN/OUT at CPL > IOPL without an I/O bitmap: #GP(0) (the system issue makes these exits). */
-function io(cpu: Cpu, _d: Insn): number {
+function io(cpu: Cpu, d: Insn): number {
+  if (cpu.sys != null) return cpu.sys.io(cpu, d);
   return cpu.fault(GP, 0);
 }
 

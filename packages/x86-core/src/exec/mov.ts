@@ -225,6 +225,7 @@ function movSregE(cpu: Cpu, d: Insn): number {
   if (s > 5 || s === 1) return cpu.fault(UD, 0);
   const v = cpu.readESized(d, 2);
   if (v < 0) return ST_FAULT;
+  if (cpu.sys != null) return cpu.sys.loadSeg(cpu, d, s, v);
   if (d.csize === 2 && cpu.cpl === 0) {
     cpu.segSel[s] = v;
     cpu.segBase[s] = v * 16;

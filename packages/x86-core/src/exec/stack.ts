@@ -17,6 +17,7 @@ import {
   RF,
   RSP,
   SS,
+  ST_BREAK,
   ST_FAULT,
   ST_OK,
   TF,
@@ -79,6 +80,11 @@ function popS(cpu: Cpu, d: Insn): number {
   const v = cpu.read(cpu.stackAddr(0), d.osize);
   if (v < 0) return ST_FAULT;
   const sel = v & 0xffff;
+  if (cpu.sys != null) {
+    const st = cpu.sys.loadSeg(cpu, d, s, sel);
+    if (st !== ST_FAULT) cpu.addSp(d.osize);
+    return st;
+  }
   if (d.csize === 2 && cpu.cpl === 0) {
     cpu.segSel[s] = sel;
     cpu.segBase[s] = sel * 16;
@@ -136,7 +142,8 @@ function popf(cpu: Cpu, d: Insn): number {
   if (d.osize === 2) m &= 0xffff;
   const cur = cpu.getFlags();
   cpu.setFlags(((cur & ~m) | (v & m)) & ~(RF | VIP | VIF) | (cur & (VIP | VIF | VM)));
-  return ST_OK;
+  // System mode: a change of IF or TF may unblock an interrupt or start single-stepping.
+  return cpu.sys != null && ((cur ^ cpu.flags) & (IF | TF)) !== 0 ? ST_BREAK : ST_OK;
 }
 
 // C8: ENTER Iw, Ib

@@ -120,7 +120,8 @@ function strOp(cpu: Cpu, d: Insn): number {
   return ST_OK;
 }
 
-function ioString(cpu: Cpu, _d: Insn): number {
+function ioString(cpu: Cpu, d: Insn): number {
+  if (cpu.sys != null) return cpu.sys.io(cpu, d);
   return cpu.fault(GP, 0);
 }
 

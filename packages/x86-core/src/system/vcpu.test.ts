@@ -1,0 +1,242 @@
+/**
+ * The vCPU API: exits (port I/O incl. string I/O, MMIO with the complete-and-rerun protocol,
+ * EPT violations, HLT, interrupt window, budget, debug, kick), event injection, and the state
+ * objects (regs, sregs, FPU, MSRs, LAPIC, events) with their validation.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { AddressSpace } from '@ringzero/mmu-ept';
+import { EXIT_BUDGET, EXIT_HLT, GP, RAX, RCX, RDI, RSI } from '../constants';
+import { HAVE_NASM, longModeVcpu, nasm } from './test/harness';
+import { EXIT_DEBUG, EXIT_EPT_VIOLATION, EXIT_INTR, EXIT_IO, EXIT_IRQ_WINDOW, EXIT_MMIO, EXIT_NAMES } from './regs';
+import type { Vcpu } from './vcpu';
+
+if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the vCPU API tests (snippets are assembled with nasm)');
+
+const ENTRY = 0x100000;
+const IDT = 0x2000;
+const HANDLERS = 0x3000;
+
+function code(src: string): Uint8Array {
+  return nasm(`bits 64\norg ${ENTRY}\n${src}\n`);
+}
+
+/** A 64-bit IDT at IDT: every vector -> a handler at HANDLERS + v * 16 that does `out 0xe0+?`. */
+function installIdt(vcpu: Vcpu, space: AddressSpace): void {
+  for (let v = 0; v < 256; v++) {
+    const h = HANDLERS + v * 16;
+    space.write32(IDT + v * 16, (h & 0xffff) | (0x10 << 16));
+    space.write32(IDT + v * 16 + 4, (h & 0xffff0000) | 0x8e00);
+    space.write32(IDT + v * 16 + 8, 0);
+    space.write32(IDT + v * 16 + 12, 0);
+    // handler: mov al, v; out 0xe9, al; (pop error code for vectors with one); iretq
+    const errv = v === 8 || (v >= 10 && v <= 14) || v === 17;
+    const bytes = [0xb0, v, 0xe6, 0xe9, ...(errv ? [0x48, 0x83, 0xc4, 0x08] : []), 0x48, 0xcf];
+    space.writeFrom(h, Uint8Array.from(bytes));
+  }
+  const s = vcpu.getSregs();
+  vcpu.setSregs({ ...s, idt: { base: IDT, limit: 256 * 16 - 1 } });
+}
+
+/** Runs until an exit other than port 0xe9 (the handlers' trace); collects the 0xe9 bytes. */
+function runTrace(vcpu: Vcpu, trace: number[], max = 100_000): number {
+  for (;;) {
+    const r = vcpu.run(max);
+    if (r === EXIT_IO && vcpu.exit.io.port === 0xe9 && !vcpu.exit.io.input && trace.length < 100) {
+      trace.push(vcpu.exit.io.data[0]);
+      continue;
+    }
+    return r;
+  }
+}
+
+describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
+  it('starts from the machine loader state and exits on OUT, IN (completed by the machine) and HLT', () => {
+    const { vcpu } = longModeVcpu(code('mov eax, 0x1234abcd\nout 0x80, eax\nin al, 0x71\nmov ebx, eax\nmov dx, 0x3f8\nmov al, 0x41\nout dx, al\nhlt'));
+    expect(vcpu.run()).toBe(EXIT_IO);
+    const io = vcpu.exit.io;
+    expect([io.port, io.size, io.input, io.count, Array.from(io.data)]).toEqual([0x80, 4, false, 1, [0xcd, 0xab, 0x34, 0x12]]);
+    expect(vcpu.run()).toBe(EXIT_IO);
+    expect([io.port, io.size, io.input]).toEqual([0x71, 1, true]);
+    io.data[0] = 0x5a;
+    expect(vcpu.run()).toBe(EXIT_IO);
+    expect([io.port, io.data[0]]).toEqual([0x3f8, 0x41]);
+    expect(vcpu.cpu.lo[3] >>> 0).toBe(0x1234ab5a);
+    expect(vcpu.run()).toBe(EXIT_HLT);
+    expect(EXIT_NAMES[vcpu.exit.reason]).toBe('hlt');
+    expect(vcpu.getRegs().rip).toBe(ENTRY + 19);
+  });
+
+  it('string I/O: REP OUTSB carries all elements in one exit, REP INSW writes the machine data', () => {
+    const { vcpu, space } = longModeVcpu(code('mov rsi, 0x200000\nmov ecx, 5\nmov dx, 0x1f0\nrep outsb\nmov rdi, 0x201000\nmov ecx, 3\nrep insw\nhlt'));
+    space.writeFrom(0x200000, Uint8Array.from([1, 2, 3, 4, 5]));
+    expect(vcpu.run()).toBe(EXIT_IO);
+    const io = vcpu.exit.io;
+    expect([io.port, io.size, io.input, io.count, Array.from(io.data)]).toEqual([0x1f0, 1, false, 5, [1, 2, 3, 4, 5]]);
+    expect(vcpu.run()).toBe(EXIT_IO);
+    expect([io.size, io.input, io.count]).toEqual([2, true, 3]);
+    io.data.set([0x11, 0x22, 0x33, 0x44, 0x55, 0x66]);
+    expect(vcpu.run()).toBe(EXIT_HLT);
+    const got = new Uint8Array(6);
+    space.readInto(0x201000, got);
+    expect(Array.from(got)).toEqual([0x11, 0x22, 0x33, 0x44, 0x55, 0x66]);
+    expect(vcpu.cpu.lo[RCX]).toBe(0);
+    expect(vcpu.cpu.lo[RSI]).toBe(0x200005);
+    expect(vcpu.cpu.lo[RDI]).toBe(0x201006);
+  });
+
+  it('MMIO: a read is completed by the machine, a read-modify-write reads once and writes once', () => {
+    const { vcpu, space } = longModeVcpu(code('mov rbx, 0xd0000000\nmov eax, [rbx + 0x10]\nadd dword [rbx + 0x20], 5\nmov rsi, 0xd0000100\nmov rdi, 0x200000\nmov ecx, 3\nrep movsd\nhlt'));
+    space.addMmio(0xd0000000, 0x1000, 7);
+    // PD entry for 3 GiB..: map 0xd0000000 with a 2 MiB page in the identity tables (PDPT[3]).
+    space.write64(0xa000 + 3 * 8, 0xc003, 0);
+    for (let i = 0; i < 512; i++) space.write64(0xc000 + i * 8, (((3 * 512 + i) << 21) | 0x83) >>> 0, 0);
+    const m = vcpu.exit.mmio;
+    const log: string[] = [];
+    const device = new Map<number, number>([[0xd0000010, 0xcafe], [0xd0000020, 40], [0xd0000100, 1], [0xd0000104, 2], [0xd0000108, 3]]);
+    for (;;) {
+      const r = vcpu.run();
+      if (r !== EXIT_MMIO) {
+        expect(r).toBe(EXIT_HLT);
+        break;
+      }
+      const dv = new DataView(m.data.buffer);
+      if (m.write) {
+        log.push(`w ${m.address.toString(16)} ${m.size} ${dv.getUint32(0, true)}`);
+        device.set(m.address, dv.getUint32(0, true));
+      } else {
+        log.push(`r ${m.address.toString(16)} ${m.size}`);
+        dv.setUint32(0, device.get(m.address) ?? 0, true);
+      }
+    }
+    expect(log).toEqual(['r d0000010 4', 'r d0000020 4', 'w d0000020 4 45', 'r d0000100 4', 'r d0000104 4', 'r d0000108 4']);
+    expect(vcpu.cpu.lo[RAX]).toBe(0xcafe);
+    const got = new Uint32Array(3);
+    for (let i = 0; i < 3; i++) got[i] = space.read32(0x200000 + 4 * i);
+    expect(Array.from(got)).toEqual([1, 2, 3]);
+  });
+
+  it('an access to unbacked guest-physical memory is an EPT-violation exit; the machine maps RAM and retries', () => {
+    const { vcpu, space } = longModeVcpu(code('mov rax, [0x1800000]\nhlt'), ENTRY, {}, 16 * 1024 * 1024);
+    expect(vcpu.run()).toBe(EXIT_EPT_VIOLATION);
+    expect(vcpu.exit.ept.gpa).toBe(0x1800000);
+    expect(vcpu.exit.ept.write).toBe(false);
+    space.addRam(0x1800000, 0x200000);
+    space.write32(0x1800000, 0x77);
+    vcpu.retryAccess();
+    expect(vcpu.run()).toBe(EXIT_HLT);
+    expect(vcpu.cpu.lo[RAX]).toBe(0x77);
+  });
+
+  it('interrupt window, injected interrupts and NMI go through the IDT', () => {
+    const { vcpu, space } = longModeVcpu(code('nop\nnop\nsti\nnop\nnop\nhlt\nhlt'));
+    installIdt(vcpu, space);
+    vcpu.requestInterruptWindow = true;
+    expect(vcpu.canInjectInterrupt()).toBe(false);
+    const trace: number[] = [];
+    expect(runTrace(vcpu, trace)).toBe(EXIT_IRQ_WINDOW);
+    // The window opens only after the instruction that follows STI (interrupt shadow).
+    expect(vcpu.getRegs().rip).toBe(ENTRY + 4);
+    expect(vcpu.canInjectInterrupt()).toBe(true);
+    vcpu.requestInterruptWindow = false;
+    expect(vcpu.injectInterrupt(0x30)).toBe(true);
+    expect(vcpu.injectInterrupt(0x31)).toBe(false);
+    vcpu.injectNmi();
+    expect(runTrace(vcpu, trace)).toBe(EXIT_HLT);
+    expect(trace).toEqual([2, 0x30]);
+    expect(vcpu.interruptsDelivered).toBe(2);
+    // HLT with IF = 1: an APIC interrupt wakes it (once the APIC is software-enabled).
+    vcpu.apic.writeReg(0xf0, 0x1ff);
+    vcpu.apic.accept(0x41);
+    expect(runTrace(vcpu, trace)).toBe(EXIT_HLT);
+    expect(trace).toEqual([2, 0x30, 0x41]);
+  });
+
+  it('budget, single-step debug exits and kick', () => {
+    const { vcpu } = longModeVcpu(code('l: inc rax\njmp l'));
+    expect(vcpu.run(1001)).toBe(EXIT_BUDGET);
+    expect(vcpu.cpu.retired).toBe(1001);
+    vcpu.debug.singleStep = true;
+    expect(vcpu.run()).toBe(EXIT_DEBUG);
+    expect(vcpu.cpu.retired).toBe(1002);
+    vcpu.debug.singleStep = false;
+    vcpu.kick();
+    expect(vcpu.run()).toBe(EXIT_INTR);
+  });
+
+  it('RDMSR of an unknown MSR and a non-canonical FS base raise #GP (KVM, SDM)', () => {
+    const { vcpu, space } = longModeVcpu(code('mov ecx, 0x12345\nrdmsr\nmov ecx, 0xc0000100\nxor eax, eax\nmov edx, 0x8000\nwrmsr\nhlt'));
+    installIdt(vcpu, space);
+    // #GP handler: trace, skip the 2-byte RDMSR/WRMSR, drop the error code, return.
+    space.writeFrom(HANDLERS + GP * 16, Uint8Array.from([0xb0, GP, 0xe6, 0xe9, 0x48, 0x83, 0x44, 0x24, 0x08, 0x02, 0x48, 0x83, 0xc4, 0x08, 0x48, 0xcf]));
+    const trace: number[] = [];
+    expect(runTrace(vcpu, trace)).toBe(EXIT_HLT);
+    expect(trace).toEqual([GP, GP]);
+  });
+});
+
+describe.skipIf(!HAVE_NASM)('vCPU state objects', () => {
+  it('regs, sregs, FPU, MSRs, LAPIC and events survive a round trip into a second vCPU', () => {
+    const { vcpu } = longModeVcpu(code('mov rax, -2\nmov r15, 0x123456789abcdef0\nmov ecx, 0xc0000102\nmov eax, 0x1000\nmov edx, 0xffff8000\nwrmsr\nmov rax, -2\nhlt'));
+    expect(vcpu.run()).toBe(EXIT_HLT);
+    vcpu.cpu.xmm[5] = 0xdeadbeef;
+    vcpu.apic.accept(0x55);
+    const regs = vcpu.getRegs();
+    expect(regs.rax).toBe(-2);
+    expect(regs.r15).toBe('0x123456789abcdef0');
+    const state = JSON.parse(JSON.stringify({ regs, sregs: vcpu.getSregs(), fpu: vcpu.getFpu(), msrs: vcpu.getMsrs(), lapic: vcpu.getLapic(), events: vcpu.getEvents() })) as Record<string, never>;
+    const other = longModeVcpu(new Uint8Array(1)).vcpu;
+    other.setSregs(state.sregs);
+    other.setRegs(state.regs);
+    other.setFpu(state.fpu);
+    expect(other.setMsrs(state.msrs)).toBe(vcpu.getMsrs().length);
+    other.setLapic(state.lapic);
+    other.setEvents(state.events);
+    expect(other.getRegs()).toEqual(vcpu.getRegs());
+    expect(other.getSregs()).toEqual(vcpu.getSregs());
+    expect(other.getFpu()).toEqual(vcpu.getFpu());
+    expect(other.getLapic()).toEqual(vcpu.getLapic());
+    expect(other.getMsrs().find((m) => m.index === 0xc0000102)?.value).toBe(-(2 ** 47) + 0x1000);
+    expect(other.getEvents()).toEqual(vcpu.getEvents());
+  });
+
+  it('rejects malformed state with TypeError and never anything else', () => {
+    const { vcpu } = longModeVcpu(new Uint8Array(1));
+    const good = { regs: vcpu.getRegs(), sregs: vcpu.getSregs(), fpu: vcpu.getFpu(), lapic: vcpu.getLapic() };
+    fc.assert(
+      fc.property(fc.constantFrom('regs', 'sregs', 'fpu', 'lapic'), fc.string({ maxLength: 8 }), fc.anything({ maxDepth: 2 }), (which, key, junk) => {
+        const base = JSON.parse(JSON.stringify(good[which])) as Record<string, unknown>;
+        const keys = Object.keys(base);
+        const k = keys.includes(key) ? key : keys[key.length % keys.length];
+        base[k] = junk;
+        try {
+          if (which === 'regs') vcpu.setRegs(base as never);
+          else if (which === 'sregs') vcpu.setSregs(base as never);
+          else if (which === 'fpu') vcpu.setFpu(base as never);
+          else vcpu.setLapic(base as never);
+        } catch (e) {
+          expect(e).toBeInstanceOf(TypeError);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('vCPU robustness', () => {
+  it('random code in long mode at CPL 0 never throws and always ends in a known exit', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), (bytes) => {
+        const { vcpu } = longModeVcpu(bytes, ENTRY, {}, 4 * 1024 * 1024);
+        for (let i = 0; i < 20; i++) {
+          const r = vcpu.run(2000);
+          expect(EXIT_NAMES[r]).toBeDefined();
+          if (r === EXIT_IO) continue;
+          if (r === EXIT_MMIO || r === EXIT_EPT_VIOLATION) continue;
+          break;
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
