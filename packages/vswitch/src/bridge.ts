@@ -94,6 +94,7 @@ const OP_SET_TP_SRC = 16; // port
 const OP_SET_TP_DST = 17; // port
 const OP_LEARN = 18; // refIndex(spec)
 const OP_SET_TUN_ID = 19; // id
+const OP_TABLE = 20; // PACKET_OUT only: run the frame through the tables
 
 /** OpenFlow FLOW_MOD commands. */
 export const FC_ADD = 0;
@@ -109,6 +110,9 @@ export const FM_BAD_TABLE_ID: number = (5 << 8) | 2;
 export const FM_OVERLAP: number = (5 << 8) | 3;
 export const FM_BAD_COMMAND: number = (5 << 8) | 6;
 export const FM_BAD_GOTO_TABLE: number = (3 << 8) | 2;
+/** packetOut results: OFPBRC_BAD_PORT, OFPBRC_BAD_PACKET (type BAD_REQUEST). */
+export const PO_BAD_PORT: number = (1 << 8) | 11;
+export const PO_BAD_PACKET: number = (1 << 8) | 12;
 
 const HEADROOM = 64;
 /** The LOCAL port's number in the MAC table (ofports are below it). */
@@ -247,6 +251,9 @@ export class Bridge implements PortOwner {
   private tTables: number[] = [];
   private tMatched: number[] = [];
   private tResubmits = 0;
+  private tPacketOut = false;
+  /** The in_port of PACKET_OUTs sent "from the controller" (not a port of the bridge). */
+  private readonly controllerPort: Port;
   private readonly bstats = { emcHits: 0, megaflowHits: 0, misses: 0, loopDrops: 0, resubmitLimitDrops: 0 };
 
   constructor(opts: BridgeOptions = {}) {
@@ -269,6 +276,7 @@ export class Bridge implements PortOwner {
     for (let i = 0; i < MAX_DEPTH; i++) this.ctxs.push(new Ctx());
     this.local = new Port(this, this.name, OFPP_LOCAL, NULL_SINK, { type: 'internal' }, this.now);
     this.local.up = false;
+    this.controllerPort = new Port(this, 'CONTROLLER', OFPP_CONTROLLER, NULL_SINK, { type: 'internal' }, this.now);
     this.portList.push(this.local);
     this.byName.set(this.name, this.local);
     if (opts.normalFlow ?? true) this.addFlow('priority=0,actions=NORMAL');
@@ -607,17 +615,62 @@ export class Bridge implements PortOwner {
       port.counters[C_RX_DROPPED]++;
       return;
     }
+    this.process(port, buf, off, len);
+  }
+
+  /**
+   * Executes OpenFlow PACKET_OUT `actions` on a frame (output:TABLE runs it through the tables).
+   * `inPort` is an ofport, LOCAL, or CONTROLLER/ANY for a frame that comes from no port.
+   * Returns 0, PO_BAD_PORT or PO_BAD_PACKET. The frame is not retained.
+   */
+  packetOut(inPort: number, actions: readonly Action[], buf: Uint8Array, off: number, len: number): number {
+    const port = inPort === OFPP_CONTROLLER || inPort === OFPP_ANY ? this.controllerPort : this.portByOfport(inPort);
+    if (port === undefined) return PO_BAD_PORT;
+    if (len < MIN_FRAME || len > MAX_FRAME || off < 0 || off + len > buf.length) return PO_BAD_PACKET;
+    if (this.depth >= MAX_DEPTH) {
+      this.bstats.loopDrops++;
+      return FM_OK;
+    }
     const ctx = this.ctxs[this.depth++];
     try {
-      ctx.inPort = port;
-      ctx.buf = buf;
-      ctx.off = off;
-      ctx.len = len;
-      ctx.writable = false;
-      ctx.serial = ++this.serial;
-      ctx.mirrored = 0;
+      this.begin(ctx, port, buf, off, len);
+      ctx.xkey.set(ctx.key);
+      ctx.wc.fill(0);
+      this.resetTranslation();
+      this.tPacketOut = true;
+      const actionSet: Action[] = [];
+      for (const a of actions) this.emit(ctx, a, 0, 0, actionSet);
+      this.tPacketOut = false;
+      this.execute(this.program(), ctx);
+    } finally {
+      this.tPacketOut = false;
+      this.depth--;
+    }
+    return FM_OK;
+  }
+
+  private begin(ctx: Ctx, port: Port, buf: Uint8Array, off: number, len: number): void {
+    ctx.inPort = port;
+    ctx.buf = buf;
+    ctx.off = off;
+    ctx.len = len;
+    ctx.writable = false;
+    ctx.serial = ++this.serial;
+    ctx.mirrored = 0;
+    extractKey(buf, off, len, port.ofport, port.tunId, ctx.key);
+  }
+
+  /** The pipeline for a frame received on `port` (caches, then the tables). */
+  private process(port: Port, buf: Uint8Array, off: number, len: number): void {
+    if (this.depth >= MAX_DEPTH) {
+      this.bstats.loopDrops++;
+      port.counters[C_RX_DROPPED]++;
+      return;
+    }
+    const ctx = this.ctxs[this.depth++];
+    try {
+      this.begin(ctx, port, buf, off, len);
       const key = ctx.key;
-      extractKey(buf, off, len, port.ofport, port.tunId, key);
       if (port.mirrorSrc !== 0) this.mirrorIngress(ctx, port);
       let prog: Program | null = null;
       if (this.cachesOn) {
@@ -648,12 +701,7 @@ export class Bridge implements PortOwner {
   private translate(ctx: Ctx): Program {
     ctx.xkey.set(ctx.key);
     ctx.wc.fill(0);
-    this.tOps = [];
-    this.tRefs = [];
-    this.tFlows = [];
-    this.tTables = [];
-    this.tMatched = [];
-    this.tResubmits = 0;
+    this.resetTranslation();
     const actionSet: Action[] = [];
     this.runTable(ctx, 0, 0, actionSet);
     if (actionSet.length > 0) {
@@ -662,6 +710,19 @@ export class Bridge implements PortOwner {
       actionSet.sort((a, b) => order(a) - order(b));
       for (const a of actionSet) this.emit(ctx, a, 0, 0, actionSet);
     }
+    return this.program();
+  }
+
+  private resetTranslation(): void {
+    this.tOps = [];
+    this.tRefs = [];
+    this.tFlows = [];
+    this.tTables = [];
+    this.tMatched = [];
+    this.tResubmits = 0;
+  }
+
+  private program(): Program {
     return {
       ops: Int32Array.from(this.tOps),
       refs: this.tRefs,
@@ -708,7 +769,7 @@ export class Bridge implements PortOwner {
           ops.push(OP_CONTROLLER, a.maxLen, tableId, this.tRefs.length - 1);
         } else if (p === OFPP_LOCAL || p < OFPP_MAX) ops.push(OP_OUTPUT, p | 0);
         // TABLE and ANY are not valid flow outputs: ignored.
-        else if (p === OFPP_TABLE) return;
+        else if (p === OFPP_TABLE && this.tPacketOut) ops.push(OP_TABLE);
         return;
       }
       case 'push_vlan':
@@ -804,6 +865,10 @@ export class Bridge implements PortOwner {
         case OP_NORMAL:
           pc++;
           this.normal(ctx);
+          break;
+        case OP_TABLE:
+          pc++;
+          this.process(inPort, ctx.buf, ctx.off, ctx.len);
           break;
         case OP_FLOOD:
         case OP_ALL: {
@@ -1052,7 +1117,7 @@ export class Bridge implements PortOwner {
     }
     const srcHi = (b[o + 6] << 8) | b[o + 7];
     const srcLo = ((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0;
-    if ((srcHi & 0x0100) === 0) this.macTable.learn(srcHi, srcLo, vlan, inPort === this.local ? LOCAL_MAC_PORT : inPort.ofport, this.now);
+    if ((srcHi & 0x0100) === 0 && inPort !== this.controllerPort) this.macTable.learn(srcHi, srcLo, vlan, inPort === this.local ? LOCAL_MAC_PORT : inPort.ofport, this.now);
     const dstHi = (b[o] << 8) | b[o + 1];
     if ((dstHi & 0x0100) === 0) {
       const dstLo = ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;

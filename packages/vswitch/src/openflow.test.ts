@@ -228,6 +228,32 @@ describe.skipIf(!OVS)('real ovs-ofctl against our OpenFlow server', () => {
     }
   });
 
+  it('packet-out: actions run on the frame, output:TABLE goes through the tables, bad ports are refused', async () => {
+    await ofctl('del-flows');
+    await ofctl('add-flow', 'in_port=CONTROLLER,actions=output:2');
+    const before = sinks.map((s) => s.count);
+    const f = ethFrame({ dst: '02:00:00:00:00:09', src: '02:00:00:00:00:08' });
+    const hex = Buffer.from(f).toString('hex');
+    await ofctl('packet-out', 'CONTROLLER', 'mod_vlan_vid:10,output:3', hex);
+    expect(sinks[2].count).toBe(before[2] + 1);
+    expect(frameVlan(sinks[2].frames.at(-1)!)).toBe(10);
+    expect(sinks[2].frames.at(-1)!.length).toBe(f.length + 4);
+    await ofctl('packet-out', `in_port=controller packet=${hex} actions=table`);
+    expect(sinks[1].count).toBe(before[1] + 1);
+    expect(sinks[1].frames.at(-1)).toEqual(f);
+    await ofctl('packet-out', '1', 'in_port', hex);
+    expect(sinks[0].count).toBe(before[0] + 1);
+    expect(sinks[0].frames.at(-1)).toEqual(f);
+    // The bridge did not learn the MAC of a frame that came from the controller.
+    expect(br.macEntries().some((e) => e.mac === '02:00:00:00:00:08')).toBe(false);
+    const err = await ofctl('packet-out', '77', 'output:1', hex).then(
+      () => null,
+      (e: { stderr: string }) => e.stderr,
+    );
+    expect(err).toMatch(/OFPBRC_BAD_PORT/);
+    expect(sinks[0].count).toBe(before[0] + 1);
+  });
+
   it('dump-ports-desc and dump-tables', async () => {
     expect(await ofctl('dump-ports-desc')).toMatch(/2\(vnet1\): addr:[0-9a-f:]+\n\s+config:\s+0\n\s+state:\s+LIVE/);
     const t = await ofctl('dump-tables');

@@ -3,7 +3,7 @@
 // (DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC, TABLE_FEATURES), and ERROR replies
 // for everything else. Transport-agnostic: feed bytes with receive(), get bytes via `send`.
 import type { Bridge } from './bridge.js';
-import { FC_DELETE_STRICT, FM_OK } from './bridge.js';
+import { FC_DELETE_STRICT, FM_OK, PO_BAD_PORT } from './bridge.js';
 import {
   C_RX_BYTES,
   C_RX_DROPPED,
@@ -80,6 +80,7 @@ const T_FEATURES_REPLY = 6;
 const T_GET_CONFIG_REQUEST = 7;
 const T_GET_CONFIG_REPLY = 8;
 const T_SET_CONFIG = 9;
+const T_PACKET_OUT = 13;
 const T_FLOW_MOD = 14;
 const T_PORT_MOD = 16;
 const T_TABLE_MOD = 17;
@@ -114,6 +115,8 @@ const BRC_EPERM = 5;
 const BRC_BAD_LEN = 6;
 const BRC_BUFFER_UNKNOWN = 8;
 const BRC_BAD_TABLE_ID = 9;
+const BRC_BAD_PORT = 11;
+const BRC_BAD_PACKET = 12;
 const BAC_BAD_TYPE = 0;
 const BAC_BAD_LEN = 1;
 const BAC_BAD_EXPERIMENTER = 2;
@@ -928,6 +931,9 @@ export class OpenFlowConnection {
       case T_FLOW_MOD:
         this.flowMod(m, dv);
         return;
+      case T_PACKET_OUT:
+        this.packetOut(m, dv);
+        return;
       case T_PORT_MOD:
         this.portMod(m, dv);
         return;
@@ -937,6 +943,20 @@ export class OpenFlowConnection {
       default:
         throw new OfError(ET_BAD_REQUEST, BRC_BAD_TYPE);
     }
+  }
+
+  /** PACKET_OUT: buffer_id (we keep no buffers), in_port, actions, then the frame. */
+  private packetOut(m: Uint8Array, dv: DataView): void {
+    if (m.length < 24) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+    const bufferId = dv.getUint32(8);
+    const inPort = dv.getUint32(12);
+    const actionsEnd = 24 + dv.getUint16(16);
+    if (actionsEnd > m.length) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+    if (bufferId !== 0xffffffff) throw new OfError(ET_BAD_REQUEST, BRC_BUFFER_UNKNOWN);
+    const actions = decodeActions(m, 24, actionsEnd);
+    const r = this.bridge.packetOut(inPort, actions, m, actionsEnd, m.length - actionsEnd);
+    if (r === PO_BAD_PORT) throw new OfError(ET_BAD_REQUEST, BRC_BAD_PORT);
+    if (r !== FM_OK) throw new OfError(ET_BAD_REQUEST, BRC_BAD_PACKET);
   }
 
   private flowMod(m: Uint8Array, dv: DataView): void {
