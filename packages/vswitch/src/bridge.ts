@@ -1115,13 +1115,45 @@ export class Bridge implements PortOwner {
       ctx.formUOff = o;
       ctx.formULen = ctx.len;
     }
-    const srcHi = (b[o + 6] << 8) | b[o + 7];
-    const srcLo = ((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0;
-    if ((srcHi & 0x0100) === 0 && inPort !== this.controllerPort) this.macTable.learn(srcHi, srcLo, vlan, inPort === this.local ? LOCAL_MAC_PORT : inPort.ofport, this.now);
-    const dstHi = (b[o] << 8) | b[o + 1];
+    // Addresses: from the flow key when the frame is unmodified (no re-parsing), else the bytes.
+    let srcHi: number, srcLo: number, dstHi: number, dstLo: number;
+    if (!ctx.writable) {
+      const key = ctx.key;
+      srcHi = key[K_SRC_HI];
+      srcLo = key[K_SRC_LO];
+      dstHi = key[K_DST_HI];
+      dstLo = key[K_DST_LO];
+    } else {
+      srcHi = (b[o + 6] << 8) | b[o + 7];
+      srcLo = ((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0;
+      dstHi = (b[o] << 8) | b[o + 1];
+      dstLo = ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;
+    }
+    const mt = this.macTable;
+    const now = this.now;
+    if ((srcHi & 0x0100) === 0 && inPort !== this.controllerPort) {
+      // Skip the table when this port already learned this MAC at this clock value.
+      if (inPort.lrnLo !== srcLo || inPort.lrnHi !== srcHi || inPort.lrnVlan !== vlan || inPort.lrnNow !== now || inPort.lrnGen !== mt.generation) {
+        mt.learn(srcHi, srcLo, vlan, inPort === this.local ? LOCAL_MAC_PORT : inPort.ofport, now);
+        inPort.lrnHi = srcHi;
+        inPort.lrnLo = srcLo;
+        inPort.lrnVlan = vlan;
+        inPort.lrnNow = now;
+        inPort.lrnGen = mt.generation;
+      }
+    }
     if ((dstHi & 0x0100) === 0) {
-      const dstLo = ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;
-      const ofp = this.macTable.lookup(dstHi, dstLo, vlan, this.now);
+      let ofp: number;
+      if (inPort.dstLo === dstLo && inPort.dstHi === dstHi && inPort.dstVlan === vlan && inPort.dstNow === now && inPort.dstGen === mt.generation) ofp = inPort.dstOut;
+      else {
+        ofp = mt.lookup(dstHi, dstLo, vlan, now);
+        inPort.dstHi = dstHi;
+        inPort.dstLo = dstLo;
+        inPort.dstVlan = vlan;
+        inPort.dstNow = now;
+        inPort.dstGen = mt.generation;
+        inPort.dstOut = ofp;
+      }
       if (ofp >= 0) {
         const out = ofp === LOCAL_MAC_PORT ? this.local : this.byOfport[ofp];
         if (out == null || out === inPort || out.mirrorOut || !out.carries(vlan)) return;
