@@ -1,6 +1,6 @@
 // The bridge: ports, the OpenFlow pipeline (translation to a compiled program, cached in the
 // EMC and megaflow caches), NORMAL switching with MAC learning and VLANs, mirrors.
-import { ExactMatchCache, MegaflowCache, type Program } from './cache.js';
+import { ExactMatchCache, MegaflowCache, Program } from './cache.js';
 import { FlowTable } from './classifier.js';
 import {
   C_RX_BYTES,
@@ -94,6 +94,7 @@ const OP_SET_TP_SRC = 16; // port
 const OP_SET_TP_DST = 17; // port
 const OP_LEARN = 18; // refIndex(spec)
 const OP_SET_TUN_ID = 19; // id
+const OP_TABLE = 20; // PACKET_OUT only: run the frame through the tables
 
 /** OpenFlow FLOW_MOD commands. */
 export const FC_ADD = 0;
@@ -109,6 +110,9 @@ export const FM_BAD_TABLE_ID: number = (5 << 8) | 2;
 export const FM_OVERLAP: number = (5 << 8) | 3;
 export const FM_BAD_COMMAND: number = (5 << 8) | 6;
 export const FM_BAD_GOTO_TABLE: number = (3 << 8) | 2;
+/** packetOut results: OFPBRC_BAD_PORT, OFPBRC_BAD_PACKET (type BAD_REQUEST). */
+export const PO_BAD_PORT: number = (1 << 8) | 11;
+export const PO_BAD_PACKET: number = (1 << 8) | 12;
 
 const HEADROOM = 64;
 /** The LOCAL port's number in the MAC table (ofports are below it). */
@@ -196,6 +200,8 @@ class Ctx {
   readonly scratchT = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchU = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchM = new Uint8Array(HEADROOM + MAX_FRAME + 8);
+  /** Scratch program for translations at this level (reused on every miss). */
+  readonly prog = new Program();
   inPort: Port | null = null;
   buf: Uint8Array = this.scratch;
   off = 0;
@@ -241,12 +247,13 @@ export class Bridge implements PortOwner {
   private readonly flowLimit: number;
   private lastSweep: number;
   // translation state
-  private tOps: number[] = [];
-  private tRefs: unknown[] = [];
-  private tFlows: Flow[] = [];
-  private tTables: number[] = [];
-  private tMatched: number[] = [];
+  /** The program being built (the scratch program of the translating context). */
+  private tp: Program = new Program();
+  private readonly tActionSet: Action[] = [];
   private tResubmits = 0;
+  private tPacketOut = false;
+  /** The in_port of PACKET_OUTs sent "from the controller" (not a port of the bridge). */
+  private readonly controllerPort: Port;
   private readonly bstats = { emcHits: 0, megaflowHits: 0, misses: 0, loopDrops: 0, resubmitLimitDrops: 0 };
 
   constructor(opts: BridgeOptions = {}) {
@@ -269,6 +276,7 @@ export class Bridge implements PortOwner {
     for (let i = 0; i < MAX_DEPTH; i++) this.ctxs.push(new Ctx());
     this.local = new Port(this, this.name, OFPP_LOCAL, NULL_SINK, { type: 'internal' }, this.now);
     this.local.up = false;
+    this.controllerPort = new Port(this, 'CONTROLLER', OFPP_CONTROLLER, NULL_SINK, { type: 'internal' }, this.now);
     this.portList.push(this.local);
     this.byName.set(this.name, this.local);
     if (opts.normalFlow ?? true) this.addFlow('priority=0,actions=NORMAL');
@@ -607,17 +615,63 @@ export class Bridge implements PortOwner {
       port.counters[C_RX_DROPPED]++;
       return;
     }
+    this.process(port, buf, off, len);
+  }
+
+  /**
+   * Executes OpenFlow PACKET_OUT `actions` on a frame (output:TABLE runs it through the tables).
+   * `inPort` is an ofport, LOCAL, or CONTROLLER/ANY for a frame that comes from no port.
+   * Returns 0, PO_BAD_PORT or PO_BAD_PACKET. The frame is not retained.
+   */
+  packetOut(inPort: number, actions: readonly Action[], buf: Uint8Array, off: number, len: number): number {
+    const port = inPort === OFPP_CONTROLLER || inPort === OFPP_ANY ? this.controllerPort : this.portByOfport(inPort);
+    if (port === undefined) return PO_BAD_PORT;
+    if (len < MIN_FRAME || len > MAX_FRAME || off < 0 || off + len > buf.length) return PO_BAD_PACKET;
+    if (this.depth >= MAX_DEPTH) {
+      this.bstats.loopDrops++;
+      return FM_OK;
+    }
     const ctx = this.ctxs[this.depth++];
     try {
-      ctx.inPort = port;
-      ctx.buf = buf;
-      ctx.off = off;
-      ctx.len = len;
-      ctx.writable = false;
-      ctx.serial = ++this.serial;
-      ctx.mirrored = 0;
+      this.begin(ctx, port, buf, off, len);
+      ctx.xkey.set(ctx.key);
+      ctx.wc.fill(0);
+      this.resetTranslation(ctx);
+      this.tPacketOut = true;
+      const actionSet = this.tActionSet;
+      actionSet.length = 0;
+      for (const a of actions) this.emit(ctx, a, 0, 0, actionSet);
+      this.tPacketOut = false;
+      this.execute(ctx.prog, ctx);
+    } finally {
+      this.tPacketOut = false;
+      this.depth--;
+    }
+    return FM_OK;
+  }
+
+  private begin(ctx: Ctx, port: Port, buf: Uint8Array, off: number, len: number): void {
+    ctx.inPort = port;
+    ctx.buf = buf;
+    ctx.off = off;
+    ctx.len = len;
+    ctx.writable = false;
+    ctx.serial = ++this.serial;
+    ctx.mirrored = 0;
+    extractKey(buf, off, len, port.ofport, port.tunId, ctx.key);
+  }
+
+  /** The pipeline for a frame received on `port` (caches, then the tables). */
+  private process(port: Port, buf: Uint8Array, off: number, len: number): void {
+    if (this.depth >= MAX_DEPTH) {
+      this.bstats.loopDrops++;
+      port.counters[C_RX_DROPPED]++;
+      return;
+    }
+    const ctx = this.ctxs[this.depth++];
+    try {
+      this.begin(ctx, port, buf, off, len);
       const key = ctx.key;
-      extractKey(buf, off, len, port.ofport, port.tunId, key);
       if (port.mirrorSrc !== 0) this.mirrorIngress(ctx, port);
       let prog: Program | null = null;
       if (this.cachesOn) {
@@ -629,7 +683,7 @@ export class Bridge implements PortOwner {
           if (prog != null) this.bstats.megaflowHits++;
           else {
             this.bstats.misses++;
-            prog = this.translate(ctx);
+            prog = this.translate(ctx).compact();
             this.mega.insert(key, ctx.wc, prog);
           }
           this.emc.insert(key, h, prog);
@@ -648,13 +702,9 @@ export class Bridge implements PortOwner {
   private translate(ctx: Ctx): Program {
     ctx.xkey.set(ctx.key);
     ctx.wc.fill(0);
-    this.tOps = [];
-    this.tRefs = [];
-    this.tFlows = [];
-    this.tTables = [];
-    this.tMatched = [];
-    this.tResubmits = 0;
-    const actionSet: Action[] = [];
+    this.resetTranslation(ctx);
+    const actionSet = this.tActionSet;
+    actionSet.length = 0;
     this.runTable(ctx, 0, 0, actionSet);
     if (actionSet.length > 0) {
       // Action-set order: pop, push, set_field, output.
@@ -662,22 +712,21 @@ export class Bridge implements PortOwner {
       actionSet.sort((a, b) => order(a) - order(b));
       for (const a of actionSet) this.emit(ctx, a, 0, 0, actionSet);
     }
-    return {
-      ops: Int32Array.from(this.tOps),
-      refs: this.tRefs,
-      flows: this.tFlows,
-      tables: Int32Array.from(this.tTables),
-      matched: Uint8Array.from(this.tMatched),
-    };
+    return ctx.prog;
+  }
+
+  private resetTranslation(ctx: Ctx): void {
+    this.tp = ctx.prog;
+    this.tp.reset();
+    this.tResubmits = 0;
   }
 
   private runTable(ctx: Ctx, tableId: number, depth: number, actionSet: Action[]): void {
     const t = this.tables[tableId];
-    this.tTables.push(tableId);
     const f = t == null ? null : t.lookup(ctx.xkey, ctx.wc);
-    this.tMatched.push(f == null ? 0 : 1);
+    this.tp.table(tableId, f != null);
     if (f == null) return;
-    if (!this.tFlows.includes(f)) this.tFlows.push(f);
+    this.tp.flow(f);
     const ins = f.instructions;
     for (const a of ins.apply) this.emit(ctx, a, tableId, depth, actionSet, f);
     if (ins.clear) actionSet.length = 0;
@@ -694,57 +743,56 @@ export class Bridge implements PortOwner {
   }
 
   private emit(ctx: Ctx, a: Action, tableId: number, depth: number, actionSet: Action[], flow: Flow | null = null): void {
-    const ops = this.tOps;
+    const tp = this.tp;
     const x = ctx.xkey;
     switch (a.t) {
       case 'output': {
         const p = a.port;
-        if (p === OFPP_NORMAL) ops.push(OP_NORMAL);
-        else if (p === OFPP_FLOOD) ops.push(OP_FLOOD);
-        else if (p === OFPP_ALL) ops.push(OP_ALL);
-        else if (p === OFPP_IN_PORT) ops.push(OP_IN_PORT);
+        if (p === OFPP_NORMAL) tp.op1(OP_NORMAL);
+        else if (p === OFPP_FLOOD) tp.op1(OP_FLOOD);
+        else if (p === OFPP_ALL) tp.op1(OP_ALL);
+        else if (p === OFPP_IN_PORT) tp.op1(OP_IN_PORT);
         else if (p === OFPP_CONTROLLER) {
-          this.tRefs.push(flow);
-          ops.push(OP_CONTROLLER, a.maxLen, tableId, this.tRefs.length - 1);
-        } else if (p === OFPP_LOCAL || p < OFPP_MAX) ops.push(OP_OUTPUT, p | 0);
+          tp.op4(OP_CONTROLLER, a.maxLen, tableId, tp.ref(flow));
+        } else if (p === OFPP_LOCAL || p < OFPP_MAX) tp.op2(OP_OUTPUT, p | 0);
         // TABLE and ANY are not valid flow outputs: ignored.
-        else if (p === OFPP_TABLE) return;
+        else if (p === OFPP_TABLE && this.tPacketOut) tp.op1(OP_TABLE);
         return;
       }
       case 'push_vlan':
-        ops.push(OP_PUSH_VLAN, a.tpid);
+        tp.op2(OP_PUSH_VLAN, a.tpid);
         x[K_VLAN_TCI] = (x[K_VLAN_TCI] | VLAN_CFI) >>> 0;
         return;
       case 'pop_vlan':
-        ops.push(OP_POP_VLAN);
+        tp.op1(OP_POP_VLAN);
         x[K_VLAN_TCI] = 0;
         return;
       case 'set_field':
         switch (a.field) {
-          case F_ETH_SRC: ops.push(OP_SET_ETH_SRC, a.hi, a.lo | 0); x[K_SRC_HI] = a.hi; x[K_SRC_LO] = a.lo; return;
-          case F_ETH_DST: ops.push(OP_SET_ETH_DST, a.hi, a.lo | 0); x[K_DST_HI] = a.hi; x[K_DST_LO] = a.lo; return;
+          case F_ETH_SRC: tp.op3(OP_SET_ETH_SRC, a.hi, a.lo | 0); x[K_SRC_HI] = a.hi; x[K_SRC_LO] = a.lo; return;
+          case F_ETH_DST: tp.op3(OP_SET_ETH_DST, a.hi, a.lo | 0); x[K_DST_HI] = a.hi; x[K_DST_LO] = a.lo; return;
           case F_VLAN_VID:
             if (x[K_VLAN_TCI] & VLAN_CFI) {
-              ops.push(OP_SET_VLAN_VID, a.lo & 0xfff);
+              tp.op2(OP_SET_VLAN_VID, a.lo & 0xfff);
               x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0xf000) | (a.lo & 0xfff)) >>> 0;
             }
             return;
           case F_VLAN_PCP:
             if (x[K_VLAN_TCI] & VLAN_CFI) {
-              ops.push(OP_SET_VLAN_PCP, a.lo & 7);
+              tp.op2(OP_SET_VLAN_PCP, a.lo & 7);
               x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0x1fff) | ((a.lo & 7) << 13)) >>> 0;
             }
             return;
-          case F_IPV4_SRC: if (x[K_DL_TYPE] === ETH_TYPE_IP) { ops.push(OP_SET_NW_SRC, a.lo | 0); x[K_NW_SRC] = a.lo; } return;
-          case F_IPV4_DST: if (x[K_DL_TYPE] === ETH_TYPE_IP) { ops.push(OP_SET_NW_DST, a.lo | 0); x[K_NW_DST] = a.lo; } return;
-          case F_IP_DSCP: if (x[K_DL_TYPE] === ETH_TYPE_IP) { ops.push(OP_SET_DSCP, a.lo & 63); x[K_NW_TOS] = ((x[K_NW_TOS] & 3) | ((a.lo & 63) << 2)) >>> 0; } return;
+          case F_IPV4_SRC: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_SRC, a.lo | 0); x[K_NW_SRC] = a.lo; } return;
+          case F_IPV4_DST: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_DST, a.lo | 0); x[K_NW_DST] = a.lo; } return;
+          case F_IP_DSCP: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_DSCP, a.lo & 63); x[K_NW_TOS] = ((x[K_NW_TOS] & 3) | ((a.lo & 63) << 2)) >>> 0; } return;
           case F_TCP_SRC: case F_UDP_SRC: case F_SCTP_SRC:
-            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_SRC ? IPPROTO_TCP : a.field === F_UDP_SRC ? IPPROTO_UDP : 132)) { ops.push(OP_SET_TP_SRC, a.lo & 0xffff); x[K_TP_SRC] = a.lo & 0xffff; }
+            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_SRC ? IPPROTO_TCP : a.field === F_UDP_SRC ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_SRC, a.lo & 0xffff); x[K_TP_SRC] = a.lo & 0xffff; }
             return;
           case F_TCP_DST: case F_UDP_DST: case F_SCTP_DST:
-            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_DST ? IPPROTO_TCP : a.field === F_UDP_DST ? IPPROTO_UDP : 132)) { ops.push(OP_SET_TP_DST, a.lo & 0xffff); x[K_TP_DST] = a.lo & 0xffff; }
+            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_DST ? IPPROTO_TCP : a.field === F_UDP_DST ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_DST, a.lo & 0xffff); x[K_TP_DST] = a.lo & 0xffff; }
             return;
-          case F_TUNNEL_ID: ops.push(OP_SET_TUN_ID, a.lo | 0); x[K_TUN_ID] = a.lo; return;
+          case F_TUNNEL_ID: tp.op2(OP_SET_TUN_ID, a.lo | 0); x[K_TUN_ID] = a.lo; return;
         }
         return;
       case 'resubmit': {
@@ -759,8 +807,7 @@ export class Bridge implements PortOwner {
         return;
       }
       case 'learn':
-        this.tRefs.push(a.spec);
-        ops.push(OP_LEARN, this.tRefs.length - 1);
+        tp.op2(OP_LEARN, tp.ref(a.spec));
         return;
     }
   }
@@ -770,14 +817,14 @@ export class Bridge implements PortOwner {
     const len = ctx.len;
     const now = this.now;
     const flows = prog.flows;
-    for (let i = 0; i < flows.length; i++) {
+    for (let i = 0; i < prog.nFlows; i++) {
       const f = flows[i];
       f.nPackets++;
       f.nBytes += len;
       f.lastUsed = now;
     }
     const tables = prog.tables;
-    for (let i = 0; i < tables.length; i++) {
+    for (let i = 0; i < prog.nTables; i++) {
       const t = this.tables[tables[i]];
       if (t != null) {
         t.lookups++;
@@ -785,9 +832,10 @@ export class Bridge implements PortOwner {
       }
     }
     const ops = prog.ops;
+    const nOps = prog.nOps;
     const inPort = ctx.inPort!;
     let pc = 0;
-    while (pc < ops.length) {
+    while (pc < nOps) {
       switch (ops[pc]) {
         case OP_OUTPUT: {
           const ofp = ops[pc + 1] >>> 0;
@@ -804,6 +852,10 @@ export class Bridge implements PortOwner {
         case OP_NORMAL:
           pc++;
           this.normal(ctx);
+          break;
+        case OP_TABLE:
+          pc++;
+          this.process(inPort, ctx.buf, ctx.off, ctx.len);
           break;
         case OP_FLOOD:
         case OP_ALL: {
@@ -1050,13 +1102,45 @@ export class Bridge implements PortOwner {
       ctx.formUOff = o;
       ctx.formULen = ctx.len;
     }
-    const srcHi = (b[o + 6] << 8) | b[o + 7];
-    const srcLo = ((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0;
-    if ((srcHi & 0x0100) === 0) this.macTable.learn(srcHi, srcLo, vlan, inPort === this.local ? LOCAL_MAC_PORT : inPort.ofport, this.now);
-    const dstHi = (b[o] << 8) | b[o + 1];
+    // Addresses: from the flow key when the frame is unmodified (no re-parsing), else the bytes.
+    let srcHi: number, srcLo: number, dstHi: number, dstLo: number;
+    if (!ctx.writable) {
+      const key = ctx.key;
+      srcHi = key[K_SRC_HI];
+      srcLo = key[K_SRC_LO];
+      dstHi = key[K_DST_HI];
+      dstLo = key[K_DST_LO];
+    } else {
+      srcHi = (b[o + 6] << 8) | b[o + 7];
+      srcLo = ((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0;
+      dstHi = (b[o] << 8) | b[o + 1];
+      dstLo = ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;
+    }
+    const mt = this.macTable;
+    const now = this.now;
+    if ((srcHi & 0x0100) === 0 && inPort !== this.controllerPort) {
+      // Skip the table when this port already learned this MAC at this clock value.
+      if (inPort.lrnLo !== srcLo || inPort.lrnHi !== srcHi || inPort.lrnVlan !== vlan || inPort.lrnNow !== now || inPort.lrnGen !== mt.generation) {
+        mt.learn(srcHi, srcLo, vlan, inPort === this.local ? LOCAL_MAC_PORT : inPort.ofport, now);
+        inPort.lrnHi = srcHi;
+        inPort.lrnLo = srcLo;
+        inPort.lrnVlan = vlan;
+        inPort.lrnNow = now;
+        inPort.lrnGen = mt.generation;
+      }
+    }
     if ((dstHi & 0x0100) === 0) {
-      const dstLo = ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;
-      const ofp = this.macTable.lookup(dstHi, dstLo, vlan, this.now);
+      let ofp: number;
+      if (inPort.dstLo === dstLo && inPort.dstHi === dstHi && inPort.dstVlan === vlan && inPort.dstNow === now && inPort.dstGen === mt.generation) ofp = inPort.dstOut;
+      else {
+        ofp = mt.lookup(dstHi, dstLo, vlan, now);
+        inPort.dstHi = dstHi;
+        inPort.dstLo = dstLo;
+        inPort.dstVlan = vlan;
+        inPort.dstNow = now;
+        inPort.dstGen = mt.generation;
+        inPort.dstOut = ofp;
+      }
       if (ofp >= 0) {
         const out = ofp === LOCAL_MAC_PORT ? this.local : this.byOfport[ofp];
         if (out == null || out === inPort || out.mirrorOut || !out.carries(vlan)) return;

@@ -6,17 +6,114 @@
 import { KEY_WORDS } from './consts.js';
 import type { Flow } from './flow.js';
 
-/** A compiled action program (the result of translating a packet through the tables). */
-export interface Program {
-  /** Op codes with inline operands (see OP_* in bridge.ts). */
-  readonly ops: Int32Array;
+/**
+ * A compiled action program (the result of translating a packet through the tables). Each
+ * translation context owns one scratch Program that is reset and refilled on every miss
+ * (no allocation); the caches keep right-sized copies made by compact().
+ */
+export class Program {
+  /** Op codes with inline operands (see OP_* in bridge.ts); nOps are valid. */
+  ops: Int32Array;
+  nOps = 0;
   /** Objects referenced by ops (learn specs, flows for packet-in cookies). */
-  readonly refs: readonly unknown[];
+  refs: unknown[] = [];
+  nRefs = 0;
   /** Flows whose counters each packet bumps. */
-  readonly flows: readonly Flow[];
+  flows: Flow[] = [];
+  nFlows = 0;
   /** Table ids looked up, and 1/0 whether each lookup matched (dump-tables counters). */
-  readonly tables: Int32Array;
-  readonly matched: Uint8Array;
+  tables: Int32Array;
+  matched: Uint8Array;
+  nTables = 0;
+
+  constructor(opsCapacity = 64, tablesCapacity = 8) {
+    this.ops = new Int32Array(Math.max(1, opsCapacity));
+    this.tables = new Int32Array(Math.max(1, tablesCapacity));
+    this.matched = new Uint8Array(Math.max(1, tablesCapacity));
+  }
+
+  reset(): void {
+    for (let i = 0; i < this.nRefs; i++) this.refs[i] = null;
+    for (let i = 0; i < this.nFlows; i++) this.flows[i] = null as unknown as Flow;
+    this.nOps = 0;
+    this.nRefs = 0;
+    this.nFlows = 0;
+    this.nTables = 0;
+  }
+
+  private room(n: number): Int32Array {
+    if (this.nOps + n > this.ops.length) {
+      const o = new Int32Array(Math.max(this.ops.length * 2, this.nOps + n));
+      o.set(this.ops.subarray(0, this.nOps));
+      this.ops = o;
+    }
+    return this.ops;
+  }
+
+  op1(a: number): void {
+    this.room(1)[this.nOps++] = a;
+  }
+
+  op2(a: number, b: number): void {
+    const o = this.room(2);
+    o[this.nOps++] = a;
+    o[this.nOps++] = b;
+  }
+
+  op3(a: number, b: number, c: number): void {
+    const o = this.room(3);
+    o[this.nOps++] = a;
+    o[this.nOps++] = b;
+    o[this.nOps++] = c;
+  }
+
+  op4(a: number, b: number, c: number, d: number): void {
+    const o = this.room(4);
+    o[this.nOps++] = a;
+    o[this.nOps++] = b;
+    o[this.nOps++] = c;
+    o[this.nOps++] = d;
+  }
+
+  /** Stores a reference and returns its index. */
+  ref(x: unknown): number {
+    this.refs[this.nRefs] = x;
+    return this.nRefs++;
+  }
+
+  /** Adds a flow to be counted (once per program). */
+  flow(f: Flow): void {
+    for (let i = 0; i < this.nFlows; i++) if (this.flows[i] === f) return;
+    this.flows[this.nFlows++] = f;
+  }
+
+  table(id: number, matched: boolean): void {
+    if (this.nTables === this.tables.length) {
+      const t = new Int32Array(this.tables.length * 2);
+      t.set(this.tables);
+      this.tables = t;
+      const m = new Uint8Array(this.matched.length * 2);
+      m.set(this.matched);
+      this.matched = m;
+    }
+    this.tables[this.nTables] = id;
+    this.matched[this.nTables++] = matched ? 1 : 0;
+  }
+
+  /** A right-sized copy, for the caches. */
+  compact(): Program {
+    const p = new Program(this.nOps, this.nTables);
+    p.ops.set(this.ops.subarray(0, this.nOps));
+    p.nOps = this.nOps;
+    p.refs = this.refs.slice(0, this.nRefs);
+    p.nRefs = this.nRefs;
+    p.flows = this.flows.slice(0, this.nFlows);
+    p.nFlows = this.nFlows;
+    p.tables.set(this.tables.subarray(0, this.nTables));
+    p.matched.set(this.matched.subarray(0, this.nTables));
+    p.nTables = this.nTables;
+    return p;
+  }
 }
 
 export class ExactMatchCache {

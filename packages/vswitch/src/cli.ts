@@ -3,13 +3,17 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Bridge } from './bridge.js';
-import { listenOpenFlow, openVxlan, parseOpenFlowTarget, type NodeVxlan, type OpenFlowListener } from './node.js';
+import { listenOpenFlow, openTap, openVxlan, parseOpenFlowTarget, tapUnavailableReason, type NodeVxlan, type OpenFlowListener } from './node.js';
 import type { PortOptions, VlanMode } from './port.js';
 import { VXLAN_PORT } from './vxlan.js';
 
 const USAGE = `usage: ringzero-switch [--config FILE] [--bridge NAME] [--openflow tcp:HOST:PORT]
                        [--port NAME,type=vxlan,remote=IP,key=VNI[,dstport=4789][,local=IP][,tag=N]]
-                       [--port NAME,type=internal[,tag=N][,trunks=1;2;3]] [--flow FLOW]...
+                       [--port NAME,type=internal[,tag=N][,trunks=1;2;3]]
+                       [--port NAME,type=tap[,tag=N]] [--flow FLOW]...
+TAP ports open (creating if needed) the Linux TAP device NAME ("rz%d": the kernel picks a number);
+they need /dev/net/tun, the optional native helper @ringzero/vswitch-tap and CAP_NET_ADMIN
+(or a device made with "ip tuntap add dev NAME mode tap user $USER").
 Runs until interrupted (SIGINT/SIGTERM close it cleanly).
 Config file (JSON): {"bridge":"br0","openflow":"tcp:127.0.0.1:6653","ports":[{"name":"vx0","type":"vxlan","remote":"10.0.0.2","key":42}],"flows":["priority=0,actions=NORMAL"]}`;
 
@@ -80,10 +84,15 @@ async function main(): Promise<number> {
       case 'internal':
         br.addPort(p.name, { deliver: () => true }, { type: 'internal', ...vlanOpts(p) });
         break;
-      case 'tap':
-        throw new Error(`port ${p.name}: type=tap is not supported yet (Node has no TUNSETIFF ioctl without a native addon)`);
+      case 'tap': {
+        const why = tapUnavailableReason();
+        if (why != null) throw new Error(`port ${p.name}: TAP ports are unavailable: ${why}`);
+        const tap = openTap(br, p.name, vlanOpts(p));
+        closers.push(() => Promise.resolve(tap.close()));
+        break;
+      }
       default:
-        throw new Error(`port ${p.name}: unknown type "${p.type}" (vxlan, internal)`);
+        throw new Error(`port ${p.name}: unknown type "${p.type}" (vxlan, internal, tap)`);
     }
   }
   br.addFlows(cfg.flows ?? []);

@@ -374,39 +374,50 @@ function setField(field: number, valStr: string): Action {
   }
 }
 
-const NXM_FIELDS: Record<string, { word: number; width: number }> = {
-  NXM_OF_IN_PORT: { word: K_IN_PORT, width: 16 },
-  NXM_OF_ETH_DST: { word: K_DST_LO, width: 48 },
-  NXM_OF_ETH_SRC: { word: K_SRC_LO, width: 48 },
-  NXM_OF_ETH_TYPE: { word: K_DL_TYPE, width: 16 },
-  NXM_OF_VLAN_TCI: { word: K_VLAN_TCI, width: 16 },
-  NXM_OF_IP_TOS: { word: K_NW_TOS, width: 8 },
-  NXM_OF_IP_PROTO: { word: K_NW_PROTO, width: 8 },
-  NXM_OF_IP_SRC: { word: K_NW_SRC, width: 32 },
-  NXM_OF_IP_DST: { word: K_NW_DST, width: 32 },
-  NXM_OF_TCP_SRC: { word: K_TP_SRC, width: 16 },
-  NXM_OF_TCP_DST: { word: K_TP_DST, width: 16 },
-  NXM_OF_UDP_SRC: { word: K_TP_SRC, width: 16 },
-  NXM_OF_UDP_DST: { word: K_TP_DST, width: 16 },
-  NXM_NX_TUN_ID: { word: K_TUN_ID, width: 64 },
+/** NXM fields usable in learn(): key word, width in bits, and the 32-bit NXM header (class:16|field:7|hasmask:1|len:8). */
+export const NXM_FIELDS: Readonly<Record<string, { word: number; width: number; header: number }>> = {
+  NXM_OF_IN_PORT: { word: K_IN_PORT, width: 16, header: 0x00000002 },
+  NXM_OF_ETH_DST: { word: K_DST_LO, width: 48, header: 0x00000206 },
+  NXM_OF_ETH_SRC: { word: K_SRC_LO, width: 48, header: 0x00000406 },
+  NXM_OF_ETH_TYPE: { word: K_DL_TYPE, width: 16, header: 0x00000602 },
+  NXM_OF_VLAN_TCI: { word: K_VLAN_TCI, width: 16, header: 0x00000802 },
+  NXM_OF_IP_TOS: { word: K_NW_TOS, width: 8, header: 0x00000a01 },
+  NXM_OF_IP_PROTO: { word: K_NW_PROTO, width: 8, header: 0x00000c01 },
+  NXM_OF_IP_SRC: { word: K_NW_SRC, width: 32, header: 0x00000e04 },
+  NXM_OF_IP_DST: { word: K_NW_DST, width: 32, header: 0x00001004 },
+  NXM_OF_TCP_SRC: { word: K_TP_SRC, width: 16, header: 0x00001202 },
+  NXM_OF_TCP_DST: { word: K_TP_DST, width: 16, header: 0x00001402 },
+  NXM_OF_UDP_SRC: { word: K_TP_SRC, width: 16, header: 0x00001602 },
+  NXM_OF_UDP_DST: { word: K_TP_DST, width: 16, header: 0x00001802 },
+  NXM_NX_TUN_ID: { word: K_TUN_ID, width: 64, header: 0x00012008 },
 };
+
+/** The NXM field name of a 32-bit NXM header, or undefined when learn() does not support it. */
+export function nxmNameOf(header: number): string | undefined {
+  for (const [name, f] of Object.entries(NXM_FIELDS)) if (f.header === header) return name;
+  return undefined;
+}
+
+/** A learn() field reference to bits [ofs, ofs+nBits) of an NXM field; throws FlowSyntaxError when unsupported. */
+export function makeFieldRef(name: string, ofs: number, nBits: number): FieldRef {
+  const f = NXM_FIELDS[name];
+  if (!f) throw new FlowSyntaxError(`unsupported field ${name}`);
+  if (!(Number.isInteger(ofs) && Number.isInteger(nBits) && ofs >= 0 && nBits >= 1 && ofs + nBits <= f.width)) throw new FlowSyntaxError(`bad bit range ${ofs}+${nBits} of ${name}`);
+  if (f.width === 48 && nBits !== 48) throw new FlowSyntaxError(`bit ranges of 48-bit fields are not supported (${name})`);
+  if (f.width === 64 && (ofs !== 0 || (nBits !== 64 && nBits > 32))) throw new FlowSyntaxError(`bit ranges above bit 31 of ${name} are not supported`);
+  return { name, word: f.word, width: f.width, ofs, nBits };
+}
 
 function parseFieldRef(s: string): FieldRef {
   const m = /^([A-Z0-9_]+)\[(?:(\d+)(?:\.\.(\d+))?)?\]$/.exec(s);
   if (!m) throw new FlowSyntaxError(`"${s}" is not a field reference like NXM_OF_ETH_SRC[]`);
   const f = NXM_FIELDS[m[1]];
   if (!f) throw new FlowSyntaxError(`unsupported field ${m[1]}`);
-  let ofs = 0;
-  let nBits = f.width;
-  if (m[2] !== undefined) {
-    ofs = Number(m[2]);
-    const end = m[3] !== undefined ? Number(m[3]) : ofs;
-    if (end < ofs || end >= f.width) throw new FlowSyntaxError(`bad bit range in ${s}`);
-    nBits = end - ofs + 1;
-  }
-  if (f.width > 32 && nBits !== f.width && f.width === 48) throw new FlowSyntaxError(`bit ranges of 48-bit fields are not supported (${s})`);
-  if (f.width === 64 && (ofs !== 0 || (nBits !== 64 && nBits > 32))) throw new FlowSyntaxError(`bit ranges above bit 31 of ${m[1]} are not supported`);
-  return { name: m[1], word: f.word, width: f.width, ofs, nBits };
+  if (m[2] === undefined) return makeFieldRef(m[1], 0, f.width);
+  const ofs = Number(m[2]);
+  const end = m[3] !== undefined ? Number(m[3]) : ofs;
+  if (end < ofs || end >= f.width) throw new FlowSyntaxError(`bad bit range in ${s}`);
+  return makeFieldRef(m[1], ofs, end - ofs + 1);
 }
 
 export function formatFieldRef(r: FieldRef): string {

@@ -3,7 +3,7 @@
 // (DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC, TABLE_FEATURES), and ERROR replies
 // for everything else. Transport-agnostic: feed bytes with receive(), get bytes via `send`.
 import type { Bridge } from './bridge.js';
-import { FC_DELETE_STRICT, FM_OK } from './bridge.js';
+import { FC_DELETE_STRICT, FM_OK, PO_BAD_PORT } from './bridge.js';
 import {
   C_RX_BYTES,
   C_RX_DROPPED,
@@ -37,7 +37,7 @@ import {
   OFPP_LOCAL,
   OFPP_MAX,
 } from './consts.js';
-import type { Action, Flow, FlowSpec, Instructions } from './flow.js';
+import type { Action, FieldRef, Flow, FlowSpec, Instructions, LearnSpec } from './flow.js';
 import {
   emptySpec,
   F_ARP_OP,
@@ -64,7 +64,7 @@ import {
   F_VLAN_PCP,
   F_VLAN_VID,
 } from './flow.js';
-import { checkPrerequisites } from './flow-text.js';
+import { checkPrerequisites, FlowSyntaxError, makeFieldRef, NXM_FIELDS, nxmNameOf } from './flow-text.js';
 import type { Port } from './port.js';
 
 export const OFP13_VERSION = 4;
@@ -80,6 +80,7 @@ const T_FEATURES_REPLY = 6;
 const T_GET_CONFIG_REQUEST = 7;
 const T_GET_CONFIG_REPLY = 8;
 const T_SET_CONFIG = 9;
+const T_PACKET_OUT = 13;
 const T_FLOW_MOD = 14;
 const T_PORT_MOD = 16;
 const T_TABLE_MOD = 17;
@@ -114,6 +115,8 @@ const BRC_EPERM = 5;
 const BRC_BAD_LEN = 6;
 const BRC_BUFFER_UNKNOWN = 8;
 const BRC_BAD_TABLE_ID = 9;
+const BRC_BAD_PORT = 11;
+const BRC_BAD_PACKET = 12;
 const BAC_BAD_TYPE = 0;
 const BAC_BAD_LEN = 1;
 const BAC_BAD_EXPERIMENTER = 2;
@@ -137,6 +140,14 @@ const PMFC_BAD_PORT = 0;
 const NX_VENDOR = 0x2320;
 const NXAST_RESUBMIT = 1;
 const NXAST_RESUBMIT_TABLE = 14;
+const NXAST_LEARN = 16;
+/** nx_action_learn: 32 bytes of header, then flow_mod_spec elements padded with zeros to 8 bytes. */
+const NX_LEARN_HEADER = 32;
+const NX_LEARN_SRC_IMMEDIATE = 1 << 13;
+const NX_LEARN_DST_MASK = 3 << 11;
+const NX_LEARN_DST_MATCH = 0 << 11;
+const NX_LEARN_DST_LOAD = 1 << 11;
+const NX_LEARN_DST_OUTPUT = 2 << 11;
 
 /** An OpenFlow error to report to the peer. */
 export class OfError extends Error {
@@ -509,7 +520,8 @@ function decodeActions(b: Uint8Array, at: number, end: number): Action[] {
           const port = port16to32(dv.getUint16(10));
           const table = sub === NXAST_RESUBMIT ? 255 : b[p + 12];
           out.push({ t: 'resubmit', port, table });
-        } else throw new OfError(ET_BAD_ACTION, BAC_BAD_EXP_TYPE);
+        } else if (sub === NXAST_LEARN) out.push({ t: 'learn', spec: decodeLearn(b, p, len) });
+        else throw new OfError(ET_BAD_ACTION, BAC_BAD_EXP_TYPE);
         break;
       }
       default:
@@ -518,6 +530,90 @@ function decodeActions(b: Uint8Array, at: number, end: number): Action[] {
     p += len;
   }
   return out;
+}
+
+/**
+ * Decodes NXAST_LEARN (Nicira experimenter action 16) into a LearnSpec. Supported: match specs
+ * whose source is a field, and output specs; immediate sources, load specs, flags and FIN
+ * timeouts are refused with BAD_ARGUMENT (the text syntax has no way to express them either).
+ */
+function decodeLearn(b: Uint8Array, p: number, len: number): LearnSpec {
+  if (len < NX_LEARN_HEADER) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
+  const bad = (): never => {
+    throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT);
+  };
+  const tableId = b[p + 26];
+  if (readN(b, p + 24, 2) !== 0 || b[p + 27] !== 0 || readN(b, p + 28, 4) !== 0 || tableId === 255) bad();
+  const spec: LearnSpec = {
+    table: tableId,
+    idleTimeout: readN(b, p + 10, 2),
+    hardTimeout: readN(b, p + 12, 2),
+    priority: readN(b, p + 14, 2),
+    cookieHi: readN(b, p + 16, 4),
+    cookieLo: readN(b, p + 20, 4),
+    matches: [],
+    outputs: [],
+  };
+  const end = p + len;
+  const ref = (at: number, nBits: number): FieldRef => {
+    if (at + 6 > end) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
+    const name = nxmNameOf(readN(b, at, 4)) ?? bad();
+    try {
+      return makeFieldRef(name, readN(b, at + 4, 2), nBits);
+    } catch (e) {
+      if (e instanceof FlowSyntaxError) bad();
+      throw e;
+    }
+  };
+  let q = p + NX_LEARN_HEADER;
+  while (q + 2 <= end) {
+    const h = readN(b, q, 2);
+    if (h === 0) {
+      // Padding: the rest must be zeros.
+      for (let i = q; i < end; i++) if (b[i] !== 0) bad();
+      break;
+    }
+    const nBits = h & 0x7ff;
+    const dst = h & NX_LEARN_DST_MASK;
+    if ((h & 0xc000) !== 0 || nBits === 0 || dst === NX_LEARN_DST_MASK || dst === NX_LEARN_DST_LOAD || (h & NX_LEARN_SRC_IMMEDIATE) !== 0) bad();
+    const src = ref(q + 2, nBits);
+    q += 8;
+    if (dst === NX_LEARN_DST_MATCH) {
+      spec.matches.push({ dst: ref(q, nBits), src });
+      q += 6;
+    } else spec.outputs.push(src);
+  }
+  return spec;
+}
+
+function encodeLearn(w: Writer, s: LearnSpec): void {
+  const start = w.len;
+  w.u16(0xffff);
+  w.u16(0);
+  w.u32(NX_VENDOR);
+  w.u16(NXAST_LEARN);
+  w.u16(s.idleTimeout);
+  w.u16(s.hardTimeout);
+  w.u16(s.priority);
+  w.u64(s.cookieHi, s.cookieLo);
+  w.u16(0); // flags
+  w.u8(s.table);
+  w.zeros(5); // pad, fin_idle_timeout, fin_hard_timeout
+  const field = (r: FieldRef): void => {
+    w.u32(NXM_FIELDS[r.name].header);
+    w.u16(r.ofs);
+  };
+  for (const m of s.matches) {
+    w.u16(NX_LEARN_DST_MATCH | m.src.nBits);
+    field(m.src);
+    field(m.dst);
+  }
+  for (const o of s.outputs) {
+    w.u16(NX_LEARN_DST_OUTPUT | o.nBits);
+    field(o);
+  }
+  w.pad8(start);
+  w.setU16(start + 2, w.len - start);
 }
 
 function encodeActions(w: Writer, actions: readonly Action[]): void {
@@ -568,12 +664,7 @@ function encodeActions(w: Writer, actions: readonly Action[]): void {
         w.zeros(3);
         break;
       case 'learn':
-        // Not representable without NXAST_LEARN support: reported as an experimenter no-op.
-        w.u16(0xffff);
-        w.u16(16);
-        w.u32(NX_VENDOR);
-        w.u16(0xfffe);
-        w.zeros(6);
+        encodeLearn(w, a.spec);
         break;
     }
   }
@@ -840,6 +931,9 @@ export class OpenFlowConnection {
       case T_FLOW_MOD:
         this.flowMod(m, dv);
         return;
+      case T_PACKET_OUT:
+        this.packetOut(m, dv);
+        return;
       case T_PORT_MOD:
         this.portMod(m, dv);
         return;
@@ -849,6 +943,20 @@ export class OpenFlowConnection {
       default:
         throw new OfError(ET_BAD_REQUEST, BRC_BAD_TYPE);
     }
+  }
+
+  /** PACKET_OUT: buffer_id (we keep no buffers), in_port, actions, then the frame. */
+  private packetOut(m: Uint8Array, dv: DataView): void {
+    if (m.length < 24) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+    const bufferId = dv.getUint32(8);
+    const inPort = dv.getUint32(12);
+    const actionsEnd = 24 + dv.getUint16(16);
+    if (actionsEnd > m.length) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+    if (bufferId !== 0xffffffff) throw new OfError(ET_BAD_REQUEST, BRC_BUFFER_UNKNOWN);
+    const actions = decodeActions(m, 24, actionsEnd);
+    const r = this.bridge.packetOut(inPort, actions, m, actionsEnd, m.length - actionsEnd);
+    if (r === PO_BAD_PORT) throw new OfError(ET_BAD_REQUEST, BRC_BAD_PORT);
+    if (r !== FM_OK) throw new OfError(ET_BAD_REQUEST, BRC_BAD_PACKET);
   }
 
   private flowMod(m: Uint8Array, dv: DataView): void {

@@ -78,6 +78,19 @@ export class Port {
   mirrorSerial = -1;
   /** Tunnel id (VNI) attached to frames received on this port. */
   tunId = 0;
+  // NORMAL's one-entry caches (a vNIC mostly sends from one MAC to one gateway): valid while
+  // the bridge clock and the MAC table generation are unchanged. -1 = empty.
+  /** @internal */ lrnHi = -1;
+  /** @internal */ lrnLo = 0;
+  /** @internal */ lrnVlan = -1;
+  /** @internal */ lrnNow = -1;
+  /** @internal */ lrnGen = -1;
+  /** @internal */ dstHi = -1;
+  /** @internal */ dstLo = 0;
+  /** @internal */ dstVlan = -1;
+  /** @internal */ dstNow = -1;
+  /** @internal */ dstGen = -1;
+  /** @internal */ dstOut = -1;
   readonly hwHi: number;
   readonly hwLo: number;
   /** Milliseconds (bridge clock) when the port was added. */
