@@ -301,7 +301,12 @@ export class System implements SysHooks {
     } else if ((this.efer & EFER_LMA) !== 0 && (cpu.segAttr[CS] & ATTR_L) !== 0) cpu.csize = 8;
     else cpu.csize = cpu.segAttr[CS] & ATTR_DB ? 4 : 2;
     cpu.ssize = cpu.csize === 8 ? 8 : cpu.segAttr[SS] & ATTR_DB ? 4 : 2;
-    this.mem.user = cpu.cpl === 3;
+    const user = cpu.cpl === 3;
+    if (user !== this.mem.user) {
+      // Fetch permissions differ between CPL 3 and the others: cached decodes are per privilege.
+      this.mem.user = user;
+      this.mem.codeWrites++;
+    }
   }
 
   setSeg(s: number, sel: number, base: number, limit: number, attr: number): void {
@@ -1391,6 +1396,7 @@ export class System implements SysHooks {
     if (((old ^ v) & (CR0_PG | CR0_PE)) !== 0) mmu.flushTlb();
     this.efer = efer;
     cpu.cr0 = v;
+    this.mem.codeWrites++;
     this.updateMode();
     return ST_BREAK;
   }
@@ -1406,6 +1412,7 @@ export class System implements SysHooks {
     }
     this.cr3Lo = lo | 0;
     this.cr3Hi = this.longMode ? hi & 0x7fffffff : 0;
+    this.mem.codeWrites++;
     return ST_OK;
   }
 
@@ -1421,6 +1428,7 @@ export class System implements SysHooks {
       return cpu.fault(GP, 0);
     }
     cpu.cr4 = v;
+    this.mem.codeWrites++;
     return ST_OK;
   }
 
@@ -1432,6 +1440,7 @@ export class System implements SysHooks {
     if ((cpu.cr0 & CR0_PG) !== 0 && ((v ^ this.efer) & EFER_LME) !== 0) return cpu.fault(GP, 0);
     this.efer = v;
     this.mem.mmu.writeEfer(v);
+    this.mem.codeWrites++;
     return ST_OK;
   }
 

@@ -364,9 +364,6 @@ export class Vcpu {
     this.mem.apic = this.apic;
     this.cpu.sys = this.sys;
     this.cpu.syscallExits = false;
-    // The decode cache needs CpuMemory.markCode (not implemented by MmuMemory yet), and the
-    // INT n path reads cpu.insn, the record of the last decoded instruction.
-    this.cpu.decodeCache = false;
     this.reset();
   }
 
@@ -417,6 +414,7 @@ export class Vcpu {
 
   /** Pushes CR0/CR3/CR4/EFER into the MMU (after state changes that bypass the instructions). */
   private syncMmu(): void {
+    this.mem.codeWrites++;
     const mmu = this.mem.mmu;
     mmu.writeEfer(this.sys.efer);
     mmu.writeCr4(this.cpu.cr4);
@@ -688,11 +686,16 @@ export class Vcpu {
           this.halted = true;
           break;
         case EXIT_SOFTINT: {
-          const op = cpu.insn.opcode;
-          const kind = op === 0xcc || op === 0xce ? EV_SOFTEXC : op === 0xf1 ? EV_ICEBP : EV_SOFT;
           // run() moved RIP past the instruction; faults in the delivery report the instruction.
+          // Which form it was (CD ib, CC, CE, F1) is read back from the code bytes, since the
+          // decode cache may have served the record.
           const next = cpu.rip;
-          const len = cpu.insn.len;
+          const vec = cpu.faultVector;
+          const base = cpu.csize === 8 ? 0 : cpu.segBase[CS];
+          const b1 = this.mem.peek8(base + next - 1);
+          const isIntN = b1 === vec && this.mem.peek8(base + next - 2) === 0xcd;
+          const kind = isIntN ? EV_SOFT : b1 === 0xf1 ? EV_ICEBP : EV_SOFTEXC;
+          const len = isIntN ? 2 : 1;
           cpu.rip = cpu.csize === 8 ? next - len : cpu.csize === 4 ? (next - len) >>> 0 : (next - len) & 0xffff;
           if ((cpu.flags & VM) !== 0 && kind === EV_SOFT && (cpu.flags & 0x3000) !== 0x3000) {
             // INT n in virtual-8086 mode with IOPL < 3: #GP(0) at the INT instruction.
