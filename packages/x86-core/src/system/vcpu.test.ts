@@ -175,6 +175,56 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
   });
 });
 
+describe.skipIf(!HAVE_NASM)('decode cache in system mode', () => {
+  it('self-modifying code and device writes to code are seen at once', () => {
+    const src = 'xor ebx, ebx\nagain:\ntarget: mov eax, 0x11111111\ninc ebx\ncmp ebx, 2\nje done\nmov dword [rel target + 1], 0x22222222\njmp again\ndone: hlt';
+    const { vcpu, space } = longModeVcpu(code(src));
+    expect(vcpu.run()).toBe(EXIT_HLT);
+    expect(vcpu.cpu.lo[RAX]).toBe(0x22222222);
+    // A device (DMA) rewrites the immediate; rerun from `target` (ENTRY + 2).
+    space.writeFrom(ENTRY + 3, Uint8Array.from([0x33, 0x33, 0x33, 0x33]));
+    vcpu.setRegs({ ...vcpu.getRegs(), rbx: 5, rip: ENTRY + 2 });
+    vcpu.halted = false;
+    vcpu.run(3);
+    expect(vcpu.cpu.lo[RAX]).toBe(0x33333333);
+  });
+
+  it('code cached at CPL 0 on a supervisor page still faults when ring 3 runs it', () => {
+    // shared code runs at CPL 0 (and is cached), then IRETQ sends ring 3 to it: #PF(U|P).
+    const src = [
+      'mov ecx, 2',
+      'shared: dec ecx',
+      'jz to_user',
+      'jmp shared',
+      'to_user: push 0x33',
+      'push 0x8000',
+      'push 2',
+      'push 0x2b',
+      'lea rax, [rel shared]',
+      'push rax',
+      'iretq',
+    ].join('\n');
+    const { vcpu, space } = longModeVcpu(code(src));
+    space.write64(0x500 + 0x28, 0x0000ffff, 0x00affb00); // user code64
+    space.write64(0x500 + 0x30, 0x0000ffff, 0x00cff300); // user data
+    installIdt(vcpu, space);
+    // A TSS at 0x600 with RSP0 = 0x7000 for the ring 3 -> ring 0 transition.
+    space.write64(0x604, 0x7000, 0);
+    const sr = vcpu.getSregs();
+    vcpu.setSregs({ ...sr, gdt: { base: 0x500, limit: 0x37 }, tr: { ...sr.tr, base: 0x600 } });
+    vcpu.setMsrs([{ index: 0xc0000080, value: 0x500 }]);
+    // #PF handler: trace, then HLT (ring 0) instead of returning to the faulting fetch.
+    space.writeFrom(HANDLERS + 14 * 16, Uint8Array.from([0xb0, 14, 0xe6, 0xe9, 0xf4]));
+    const trace: number[] = [];
+    expect(runTrace(vcpu, trace)).toBe(EXIT_HLT);
+    expect(trace).toEqual([14]);
+    expect(vcpu.getSregs().cr2).toBe(ENTRY + 5);
+    // The error code on the kernel stack: present | user (fetch without NX/SMEP: no I/D bit).
+    const rsp = vcpu.getRegs().rsp as number;
+    expect(space.read32(rsp)).toBe(5);
+  });
+});
+
 describe.skipIf(!HAVE_NASM)('vCPU state objects', () => {
   it('regs, sregs, FPU, MSRs, LAPIC and events survive a round trip into a second vCPU', () => {
     const { vcpu } = longModeVcpu(code('mov rax, -2\nmov r15, 0x123456789abcdef0\nmov ecx, 0xc0000102\nmov eax, 0x1000\nmov edx, 0xffff8000\nwrmsr\nmov rax, -2\nhlt'));
