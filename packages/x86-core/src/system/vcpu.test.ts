@@ -152,6 +152,16 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     expect(trace).toEqual([2, 0x30, 0x41]);
   });
 
+  it('MOV SS blocks interrupts for one instruction', () => {
+    const { vcpu } = longModeVcpu(code('sti\nnop\nmov eax, 0x18\nmov ss, eax\nnop\nhlt'));
+    expect(vcpu.run(3)).toBe(EXIT_BUDGET);
+    expect(vcpu.canInjectInterrupt()).toBe(true);
+    expect(vcpu.run(1)).toBe(EXIT_BUDGET); // mov ss
+    expect(vcpu.canInjectInterrupt()).toBe(false);
+    expect(vcpu.run(1)).toBe(EXIT_BUDGET); // nop
+    expect(vcpu.canInjectInterrupt()).toBe(true);
+  });
+
   it('budget, single-step debug exits and kick', () => {
     const { vcpu } = longModeVcpu(code('l: inc rax\njmp l'));
     expect(vcpu.run(1001)).toBe(EXIT_BUDGET);
