@@ -13,6 +13,7 @@ const KERNELS: readonly { name: string; code: number; end: string; marker: strin
   { name: 'apic', code: 0x24, end: 'exit', marker: 'apic: done' },
   { name: 'tf', code: -1, end: 'shutdown', marker: 'tf: before the triple fault' },
   { name: 'v86', code: 0x26, end: 'exit', marker: 'v86: done' },
+  { name: 'task', code: 0x27, end: 'exit', marker: 'task: done' },
 ];
 
 if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the bare-metal kernels are not assembled or run');
