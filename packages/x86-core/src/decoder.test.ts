@@ -52,7 +52,8 @@ describe('decoder', () => {
     expect(dec([0xf0, 0x01, 0xc0]).op).toBe(0); // lock with a register destination
     expect(dec([0xf0, 0x89, 0x00]).op).toBe(0); // lock mov
     expect(dec([0x62, 0xf1, 0x7c, 0x48, 0x58, 0xc0]).op).toBe(0); // EVEX
-    expect(OPS[dec([0x62, 0x00], 4).op].mnem).toBe('(bad)'); // BOUND not implemented: #UD
+    expect(OPS[dec([0x62, 0x00], 4).op].mnem).toBe('bound'); // 62 with a memory operand in 32-bit code
+    expect(dec([0x62, 0xc0, 0, 0, 0, 0], 4).op).toBe(0); // mod = 3: EVEX, #UD
   });
 
   it('every table entry decodes back to itself from its canonical bytes', () => {

@@ -30,6 +30,7 @@ import {
   UD,
   ZF,
   BP,
+  BR,
   DB,
 } from '../constants';
 import { hiOf, LZ_LOGIC } from '../arith';
@@ -317,6 +318,20 @@ function cmpxchg8b16b(cpu: Cpu, d: Insn): number {
   return ST_OK;
 }
 
+// 62 /r (16/32-bit code): BOUND Gv, Ma: #BR unless lower <= index <= upper (signed).
+function bound(cpu: Cpu, d: Insn): number {
+  const la = cpu.eaOf(d);
+  const size = d.osize;
+  const lo = cpu.read(la, size);
+  if (lo < 0) return ST_FAULT;
+  const hi = cpu.read(size === 2 ? (la + 2) >>> 0 : (la + 4) >>> 0, size);
+  if (hi < 0) return ST_FAULT;
+  const sh = 32 - size * 8;
+  const idx = (cpu.lo[d.reg] << sh) >> sh;
+  if (idx < (lo << sh) >> sh || idx > (hi << sh) >> sh) return cpu.fault(BR, 0);
+  return ST_OK;
+}
+
 const BCD_UNDEF_OF = OF;
 
 export const MISC_OPS: readonly OpDef[] = [
@@ -359,4 +374,5 @@ export const MISC_OPS: readonly OpDef[] = [
   op('aam', 0, 0xd4, 'Ib', aam, { imm: IMM_UB, flags: F_INV64, def: SF | ZF | PF, undef: OF | AF | CF }),
   op('aad', 0, 0xd5, 'Ib', aad, { imm: IMM_UB, flags: F_INV64, def: SF | ZF | PF, undef: OF | AF | CF }),
   op('cmpxchg8b', 1, 0xc7, 'Mq', cmpxchg8b16b, { ext: 1, flags: F_MEM | F_LOCK, def: ZF }),
+  op('bound', 0, 0x62, 'Gv,M', bound, { flags: F_INV64 | F_MEM }),
 ];

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cpu } from '../cpu';
 import { PagedMemory, PROT_EXEC, PROT_READ, PROT_WRITE } from '../user/paged-memory';
-import { BP, DB, DE, EXIT_EXCEPTION, EXIT_SOFTINT, GP, PF_VEC, SS_VEC, UD, NP } from '../constants';
+import { BP, BR, DB, DE, EXIT_EXCEPTION, EXIT_SOFTINT, GP, PF_VEC, SS_VEC, UD, NP } from '../constants';
 import { OPS } from '../optable';
 import { CODE_ADDR, DATA_ADDR, DATA_LEN, NativeHarness, nativeUnavailable, type NativeResult } from './native';
 import { tableCases, templateCases, type GenCase } from './gen';
@@ -15,7 +15,7 @@ import { tableCases, templateCases, type GenCase } from './gen';
 const SEED = Number(process.env.RZ_DIFF_SEED ?? 20261121);
 const PER_FORM = Number(process.env.RZ_DIFF_CASES ?? 6);
 
-const SIG_OF_VECTOR: Record<number, number> = { [DE]: 8, [UD]: 4, [GP]: 11, [PF_VEC]: 11, [SS_VEC]: 7, [NP]: 11, [BP]: 5, [DB]: 5 };
+const SIG_OF_VECTOR: Record<number, number> = { [DE]: 8, [UD]: 4, [GP]: 11, [PF_VEC]: 11, [SS_VEC]: 7, [NP]: 11, [BP]: 5, [DB]: 5, [BR]: 11 };
 
 interface EmuResult {
   signal: number;
@@ -122,6 +122,19 @@ describe.skipIf(why != null)('differential: emulator vs host CPU', () => {
     const missing = OPS.filter((_o, i) => i > 0 && !covered.has(i)).map((o) => `${o.mnem} ${o.operands}`);
     console.log(`differential: ${cases.length} table cases, ${covered.size} of ${OPS.length - 1} table entries generated; not generated from the table: ${[...new Set(missing)].join(', ')}`);
     expect(failures.slice(0, 25).join('\n'), `${failures.length} mismatches (seed ${SEED})`).toBe('');
+  });
+
+  it('captures x87/SSE state (FXSAVE image) for the x87 and SSE groups', () => {
+    const [code] = h.assemble(['pcmpeqd xmm1, xmm1\nfld1\nfldpi'], 64);
+    const regs = new Uint32Array(32);
+    regs[8] = DATA_ADDR + 0x1f0;
+    const [r] = h.run([{ mode: 64, code, regs, rflags: 0x202, data: new Uint8Array(DATA_LEN) }]);
+    expect(r.signal).toBe(0);
+    expect(Array.from(r.fx.subarray(160 + 16, 160 + 32))).toEqual(new Array(16).fill(0xff)); // XMM1
+    expect(r.fx[0] | (r.fx[1] << 8)).toBe(0x037f); // FCW
+    expect(((r.fx[2] | (r.fx[3] << 8)) >> 11) & 7).toBe(6); // TOP after two loads
+    // ST0 = pi as an 80-bit extended: mantissa 0xc90fdaa22168c235, exponent 0x4000
+    expect(Buffer.from(r.fx.subarray(32, 42)).toString('hex')).toBe('35c26821a2da0fc90040');
   });
 
   it(`templates (control flow, stack, strings, LEA, BCD...) agree with the host`, () => {

@@ -345,6 +345,11 @@ export function templateCases(seed: number, perTemplate: number): GenCase[] {
       const addr32 = mode === 64 ? `[${b.startsWith('r') && /\d/.test(b) ? b + 'd' : b.replace('r', 'e')} + ${i.startsWith('r') && /\d/.test(i) ? i + 'd' : i.replace('r', 'e')}*${sc} + ${d}]` : '[bx + si + 0x12]';
       return `lea ${dst}, [${b} + ${i}*${sc} + ${d}]\nlea ${mode === 64 ? 'rcx' : 'ecx'}, ${addr32}`;
     });
+    add('mov moffs', mode, () =>
+      mode === 64
+        ? `mov rax, [qword ${DATA_ADDR + 8}]\nmov [qword ${DATA_ADDR + 40}], al\nmov ax, [qword ${DATA_ADDR + 20}]\nmov [qword ${DATA_ADDR + 50}], eax\nmov al, [qword ${DATA_ADDR + 3}]`
+        : `mov eax, [${DATA_ADDR + 8}]\nmov [${DATA_ADDR + 40}], al\nmov ax, [${DATA_ADDR + 20}]\nmov [${DATA_ADDR + 50}], eax\nmov al, [${DATA_ADDR + 3}]`,
+    );
     add('xlat', mode, (st) => {
       st.regs[6] = DATA_ADDR + rng.int(256);
       st.regs[7] = 0;
@@ -360,6 +365,18 @@ export function templateCases(seed: number, perTemplate: number): GenCase[] {
   for (const b of ['daa', 'das', 'aaa', 'aas']) {
     add(b, 32, () => `${b}`, ARITH_FLAGS & ~(b.startsWith('aa') ? 0x8c4 : 0x800) | DF);
   }
+  add('bound', 32, (st) => {
+    // [ebp + 16] holds lower/upper bounds; the index register is near them half of the time.
+    const dv = new DataView(st.data.buffer);
+    const lower = (rng.u32() | 0) >> rng.int(24);
+    const upper = lower + rng.int(1000);
+    dv.setInt32(16, lower, true);
+    dv.setInt32(20, upper, true);
+    dv.setInt16(24, lower, true);
+    dv.setInt16(26, upper, true);
+    if (rng.int(2)) st.regs[2] = (lower + rng.int(1200) - 100) >>> 0;
+    return rng.int(2) ? 'bound ecx, [ebp + 16]' : 'bound cx, [ebp + 24]';
+  });
   add('aam/aad', 32, () => `aam ${rng.int(4) === 0 ? 0 : rng.int(256)}\naad ${rng.int(256)}`, 0xc4 | DF);
   return out;
 }

@@ -13,8 +13,8 @@ export const CODE_ADDR = 0x70000000;
 export const DATA_ADDR = 0x70001000;
 export const CODE_MAX = 256;
 export const DATA_LEN = 512;
-const CASE_BYTES = 8 + CODE_MAX + 17 * 8 + DATA_LEN;
-const RESULT_BYTES = 16 + 17 * 8 + DATA_LEN;
+const CASE_BYTES = 8 + CODE_MAX + 17 * 8 + DATA_LEN + 512;
+const RESULT_BYTES = 16 + 17 * 8 + DATA_LEN + 512;
 
 /** One test case: 64- or 32-bit code, initial registers (lo/hi), RFLAGS, data page bytes. */
 export interface NativeCase {
@@ -24,6 +24,23 @@ export interface NativeCase {
   regs: Uint32Array;
   rflags: number;
   data: Uint8Array;
+  /**
+   * x87/SSE state as a 512-byte FXSAVE image (FCW, FSW, FTW, ST0-7, MXCSR, XMM0-15), loaded
+   * with FXRSTOR before the snippet; defaultFxImage() when omitted.
+   */
+  fx?: Uint8Array;
+}
+
+/** The FXSAVE image of a freshly initialised FPU (FNINIT + MXCSR 0x1f80), XMM registers zero. */
+export function defaultFxImage(): Uint8Array {
+  const fx = new Uint8Array(512);
+  fx[0] = 0x7f; // FCW 0x037f
+  fx[1] = 0x03;
+  fx[24] = 0x80; // MXCSR 0x1f80
+  fx[25] = 0x1f;
+  fx[28] = 0xff; // MXCSR_MASK 0xffff (ignored by FXRSTOR)
+  fx[29] = 0xff;
+  return fx;
 }
 
 export interface NativeResult {
@@ -34,6 +51,8 @@ export interface NativeResult {
   regs: Uint32Array;
   rflags: number;
   data: Uint8Array;
+  /** FXSAVE image after the snippet (or at the fault). */
+  fx: Uint8Array;
 }
 
 function which(tool: string): boolean {
@@ -119,6 +138,7 @@ export class NativeHarness {
       buf.writeUInt32LE(c.rflags >>> 0, o + 8 + CODE_MAX + 128);
       buf.writeUInt32LE(0, o + 8 + CODE_MAX + 132);
       buf.set(c.data.subarray(0, DATA_LEN), o + 8 + CODE_MAX + 136);
+      buf.set((c.fx ?? defaultFxImage()).subarray(0, 512), o + 8 + CODE_MAX + 136 + DATA_LEN);
     });
     const inFile = join(this.dir, 'cases.bin');
     const outFile = join(this.dir, 'results.bin');
@@ -137,6 +157,7 @@ export class NativeHarness {
         regs,
         rflags: out.readUInt32LE(o + 16 + 128),
         data: new Uint8Array(out.subarray(o + 16 + 136, o + 16 + 136 + DATA_LEN)),
+        fx: new Uint8Array(out.subarray(o + 16 + 136 + DATA_LEN, o + 16 + 136 + DATA_LEN + 512)),
       });
     }
     return res;

@@ -2,8 +2,10 @@
  * Differential-test runner (host side). Reads cases from argv[1], runs each natively, writes
  * results to argv[2]. Code runs at CODE_ADDR (one RWX page), data at DATA_ADDR (one RW page).
  *
- * case:   u32 mode (64 or 32), u32 codeLen, u8 code[256], u64 regs[16], u64 rflags, u8 data[512]
- * result: u32 signal (0 none), u32 pad, u64 faultRipOffset, u64 regs[16], u64 rflags, u8 data[512]
+ * case:   u32 mode (64 or 32), u32 codeLen, u8 code[256], u64 regs[16], u64 rflags, u8 data[512],
+ *         u8 fxsave[512] (x87/SSE state loaded with FXRSTOR before the snippet)
+ * result: u32 signal (0 none), u32 pad, u64 faultRipOffset, u64 regs[16], u64 rflags, u8 data[512],
+ *         u8 fxsave[512] (FXSAVE after the snippet, or from the signal frame after a fault)
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -25,6 +27,8 @@ extern void rz_enter(uint64_t *state, void *code);
 extern void rz_enter32(uint64_t *state, void *code);
 extern uint64_t rz_exit_ptr;
 extern uint32_t rz_exit32_ptr;
+extern uint8_t *fx_ptr;
+static uint8_t fx[512] __attribute__((aligned(16)));
 
 static sigjmp_buf jb;
 static volatile int got_sig;
@@ -35,6 +39,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc_) {
   ucontext_t *uc = uc_;
   got_sig = sig;
   fault_rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+  if (uc->uc_mcontext.fpregs) memcpy(fx, uc->uc_mcontext.fpregs, 512);
   siglongjmp(jb, 1);
 }
 
@@ -60,7 +65,11 @@ int main(int argc, char **argv) {
     if (fread(hdr, 4, 2, in) != 2) break;
     uint8_t snippet[CODE_MAX];
     uint64_t state[17];
-    if (fread(snippet, 1, CODE_MAX, in) != CODE_MAX || fread(state, 8, 17, in) != 17 || fread(data, 1, DATA_LEN, in) != DATA_LEN) return 4;
+    if (fread(snippet, 1, CODE_MAX, in) != CODE_MAX || fread(state, 8, 17, in) != 17 || fread(data, 1, DATA_LEN, in) != DATA_LEN ||
+        fread(fx, 1, 512, in) != 512)
+      return 4;
+    memset(fx + 464, 0, 48); /* reserved/available bytes must not fault FXRSTOR */
+    fx_ptr = fx;
     uint32_t len = hdr[1];
     if (len > CODE_MAX - 8) return 5;
     memset(code, 0xcc, 4096);
@@ -88,6 +97,7 @@ int main(int argc, char **argv) {
     fwrite(&off, 8, 1, out);
     fwrite(state, 8, 17, out);
     fwrite(data, 1, DATA_LEN, out);
+    fwrite(fx, 1, 512, out);
   }
   fclose(out);
   return 0;

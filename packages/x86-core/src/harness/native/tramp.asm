@@ -8,6 +8,8 @@ bits 64
 section .data
 global rz_exit_ptr
 global rz_exit32_ptr
+global fx_ptr
+fx_ptr:    dq 0            ; 512-byte FXSAVE image: loaded before the snippet, saved after it
 host_rsp:  dq 0
 state_ptr: dq 0
 code_ptr:  dq 0
@@ -36,6 +38,8 @@ rz_enter:
   mov [rel host_rsp], rsp
   mov [rel state_ptr], rdi
   mov [rel code_ptr], rsi
+  mov r8, [rel fx_ptr]
+  fxrstor64 [r8]
   push qword [rdi + 128]
   popfq
   mov rax, [rdi + 0]
@@ -76,6 +80,8 @@ rz_exit:
   mov rsp, [rel host_rsp]
   pushfq
   pop qword [rax + 128]
+  mov rcx, [rel fx_ptr]
+  fxsave64 [rcx]
   push qword 0x202          ; clean flags for C (no DF, AC, TF left over)
   popfq
   mov rcx, [rel save_rax]
@@ -102,6 +108,8 @@ rz_enter32:
   mov r8d, 0x2b
   mov ds, r8d
   mov es, r8d
+  mov r8, [rel fx_ptr]
+  fxrstor64 [r8]
   mov r8d, [rdi + 32]
   mov [rel stub_esp], r8d
   mov r8d, [rdi + 56]
@@ -131,6 +139,8 @@ rz_back64:
 %endrep
   mov ecx, [rel save32 + 32]
   mov [rax + 128], rcx
+  mov rcx, [rel fx_ptr]
+  fxsave64 [rcx]
   push qword 0x202
   popfq
   pop r15
