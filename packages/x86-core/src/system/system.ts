@@ -2162,8 +2162,28 @@ export function cpuidSystem(sys: System, cpu: Cpu, leaf: number, sub: number, ou
     }
     return;
   }
+  if (leaf === 4 || leaf === 0xb) {
+    cpuidTopology(sys, leaf, sub, out);
+    return;
+  }
+  if (leaf === 0x80000005 || leaf === 0x80000006) {
+    out[0] = out[1] = out[2] = out[3] = 0;
+    // L1d/L1i 32 KiB 8-way 64-byte lines; L2 256 KiB 8-way (AMD-style leaves, read by Linux's
+    // generic cache-size detection). Sizes the guest may tune for; nothing is cached really.
+    if (leaf === 0x80000005) {
+      out[2] = (32 << 24) | (8 << 16) | (1 << 8) | 64;
+      out[3] = (32 << 24) | (8 << 16) | (1 << 8) | 64;
+    } else out[2] = (256 << 16) | (6 << 12) | (1 << 8) | 64;
+    return;
+  }
   cpuidLeaf(cpu, leaf, sub, out);
   switch (leaf) {
+    case 0:
+      if ((out[0] >>> 0) < 0xb) out[0] = 0xb;
+      break;
+    case 0x80000000:
+      if ((out[0] >>> 0) < 0x80000008) out[0] = 0x80000008 | 0;
+      break;
     case 1:
       // EDX: DE 2, PSE 3, TSC 4, MSR 5, PAE 6, CX8 8, APIC 9, SEP 11, MTRR 12, PGE 13, CMOV 15, PAT 16, PSE36 17.
       out[3] |= (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 16) | (1 << 17);
@@ -2179,6 +2199,38 @@ export function cpuidSystem(sys: System, cpu: Cpu, leaf: number, sub: number, ou
       out[3] |= (1 << 20) | (1 << 26); // NX, 1 GiB pages
       break;
   }
+}
+
+/** Leaf 4 (deterministic cache parameters) and leaf 0xB (x2APIC topology): one thread, one core. */
+function cpuidTopology(sys: System, leaf: number, sub: number, out: Int32Array): void {
+  out[0] = out[1] = out[2] = out[3] = 0;
+  if (leaf === 4) {
+    // type (1 data, 2 instruction, 3 unified), level, self-initialising; EBX ways-1 << 22 |
+    // partitions-1 << 12 | line-1; ECX sets-1.
+    const caches: readonly (readonly [number, number, number, number])[] = [
+      [1, 1, 8, 64], // L1d 32 KiB: 8 ways x 64 sets x 64 B
+      [2, 1, 8, 64], // L1i 32 KiB
+      [3, 2, 8, 512], // L2 256 KiB
+    ];
+    if (sub < caches.length) {
+      const [type, level, ways, sets] = caches[sub];
+      out[0] = type | (level << 5) | (1 << 8);
+      out[1] = ((ways - 1) << 22) | 63;
+      out[2] = sets - 1;
+    }
+    return;
+  }
+  // 0xB: level 0 = SMT (1 logical processor), level 1 = core (1); x2APIC ID in EDX.
+  if (sub === 0) {
+    out[0] = 0;
+    out[1] = 1;
+    out[2] = (1 << 8) | sub;
+  } else if (sub === 1) {
+    out[0] = 0;
+    out[1] = 1;
+    out[2] = (2 << 8) | sub;
+  } else out[2] = sub;
+  out[3] = sys.apicId;
 }
 
 // Unused-import guards for constants kept for readability of the tables above.

@@ -389,3 +389,37 @@ describe('vCPU robustness', () => {
     );
   });
 });
+
+describe('CPUID model of the vCPU', () => {
+  it('advertises the system features, the hypervisor bit and signature, topology and cache leaves', () => {
+    const space = new AddressSpace(new HostMemory());
+    space.addRam(0, 1 << 20);
+    const vcpu = new Vcpu(space, { apicId: 3 });
+    const out = new Int32Array(4);
+    const q = (leaf: number, sub = 0): number[] => {
+      vcpu.sys.cpuid(vcpu.cpu, leaf, sub, out);
+      return Array.from(out, (x) => x >>> 0);
+    };
+    const sig = q(0x40000000);
+    const text = [sig[1], sig[2], sig[3]].map((v) => String.fromCharCode(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24)).join('');
+    expect(text).toBe('RingZeroVirt');
+    const l1 = q(1);
+    expect(l1[2] >>> 31).toBe(1); // hypervisor
+    expect((l1[2] >>> 21) & 1).toBe(1); // x2APIC
+    for (const bit of [3, 5, 6, 9, 11, 12, 13, 16]) expect((l1[3] >>> bit) & 1).toBe(1); // PSE MSR PAE APIC SEP MTRR PGE PAT
+    expect(l1[1] >>> 24).toBe(3); // initial APIC ID
+    expect(q(0)[0]).toBeGreaterThanOrEqual(0xb);
+    expect(q(0xb, 0)[3]).toBe(3);
+    expect(q(0xb, 0)[1]).toBe(1);
+    expect(q(0xb, 2)[1]).toBe(0); // end of the topology levels
+    expect(q(4, 0)[0] & 0x1f).toBe(1);
+    expect(q(4, 3)[0] & 0x1f).toBe(0);
+    expect((q(0x80000001)[3] >>> 20) & 1).toBe(1); // NX
+    expect((q(7)[1] >>> 7) & 1).toBe(1); // SMEP
+    // Features the CPU does not implement stay off: no VMX, no AVX/XSAVE, no PCID.
+    expect((l1[2] >>> 5) & 1).toBe(0);
+    expect((l1[2] >>> 26) & 1).toBe(0);
+    expect((l1[2] >>> 28) & 1).toBe(0);
+    expect((l1[2] >>> 17) & 1).toBe(0);
+  });
+});

@@ -349,7 +349,8 @@ export class Vcpu {
     this.space = space;
     const mmu = new Mmu(space.ept, space, { maxPhysAddr: 40, ...(options.tlbSize !== undefined ? { tlbSize: options.tlbSize } : {}) });
     this.mem = new MmuMemory(space, mmu);
-    this.cpu = new Cpu(this.mem, { fpu: false, sse: true, sse2: true, mmx: true, sse3: true, ssse3: true, ...options.features });
+    // Features: the CPU's defaults (what the instruction groups have completed), as overridden.
+    this.cpu = new Cpu(this.mem, options.features ?? {});
     this.mem.cpu = this.cpu;
     const t = options.time ?? 'deterministic';
     this.time = t === 'deterministic' ? new InstructionClock(this.cpu, options.nsPerInstruction ?? 1) : t === 'wall' ? new WallClock() : t;
