@@ -172,6 +172,15 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     vcpu.debug.singleStep = false;
     vcpu.kick();
     expect(vcpu.run()).toBe(EXIT_INTR);
+    // INT3 as a debug exit (software breakpoints owned by the machine's debugger).
+    const b = longModeVcpu(code('nop\nint3\nhlt')).vcpu;
+    b.debug.int3 = true;
+    expect(b.run()).toBe(EXIT_DEBUG);
+    expect(b.exit.debugVector).toBe(3);
+    expect(b.getRegs().rip).toBe(ENTRY + 1);
+    b.debug.int3 = false;
+    vcpu.kick();
+    expect(vcpu.run()).toBe(EXIT_INTR);
   });
 
   it('RDMSR of an unknown MSR and a non-canonical FS base raise #GP (KVM, SDM)', () => {

@@ -330,7 +330,11 @@ export class Vcpu {
   /** Ask for EXIT_IRQ_WINDOW as soon as an external interrupt can be injected. */
   requestInterruptWindow = false;
   /** Guest debugging (KVM_SET_GUEST_DEBUG): singleStep exits after every instruction. */
-  readonly debug: { singleStep: boolean } = { singleStep: false };
+  /**
+   * Guest debugging (KVM_SET_GUEST_DEBUG): singleStep exits after every instruction; int3 makes
+   * INT3 (CC) an EXIT_DEBUG with RIP at the breakpoint instead of a guest #BP.
+   */
+  readonly debug: { singleStep: boolean; int3: boolean } = { singleStep: false, int3: false };
   halted = false;
   nmiPending = false;
   /** External interrupt (PIC ExtINT) waiting for injection, or -1. */
@@ -698,6 +702,11 @@ export class Vcpu {
           const kind = isIntN ? EV_SOFT : b1 === 0xf1 ? EV_ICEBP : EV_SOFTEXC;
           const len = isIntN ? 2 : 1;
           cpu.rip = cpu.csize === 8 ? next - len : cpu.csize === 4 ? (next - len) >>> 0 : (next - len) & 0xffff;
+          if (this.debug.int3 && !isIntN && b1 === 0xcc) {
+            cpu.retired--;
+            this.exit.debugVector = 3;
+            return this.setExit(EXIT_DEBUG);
+          }
           if ((cpu.flags & VM) !== 0 && kind === EV_SOFT && (cpu.flags & 0x3000) !== 0x3000) {
             // INT n in virtual-8086 mode with IOPL < 3: #GP(0) at the INT instruction.
             cpu.retired--;
