@@ -380,17 +380,29 @@ real_entry:
   pushf
   pop bx
   int 0x50
-  ; unreal check: DS still has the 64 KiB limit from the data16 descriptor
-  mov dx, 0x3f8
   mov al, 'R'
-  out dx, al
+  call putc_real
   mov al, 10
-  out dx, al
+  call putc_real
   lgdt [cs:gdtr - 0x100000 + 0x10]
   mov eax, cr0
   or al, 1
   mov cr0, eax
   jmp dword SEL_CODE32:real_done
+
+putc_real:
+  push dx
+  push ax
+  mov dx, 0x3fd
+.w:
+  in al, dx
+  test al, 0x20
+  jz .w
+  pop ax
+  mov dx, 0x3f8
+  out dx, al
+  pop dx
+  ret
 
 real_int50:
   mov cx, 0x5050

@@ -152,6 +152,13 @@ long64:
   lodsb
   test al, al
   jz .d
+  mov r8b, al
+  mov dx, 0x3fd
+.w:
+  in al, dx
+  test al, 0x20
+  jz .w
+  mov al, r8b
   mov dx, 0x3f8
   out dx, al
   jmp .p

@@ -139,6 +139,13 @@ phase: dd 0
 bits 16
 v86putc:
   push dx
+  push ax
+  mov dx, 0x3fd
+.w:
+  in al, dx
+  test al, 0x20
+  jz .w
+  pop ax
   mov dx, 0x3f8
   out dx, al
   pop dx
