@@ -543,7 +543,7 @@ export class Vcpu {
       io.size = r.size;
       io.input = r.input;
       io.count = r.count;
-      io.data = r.data.subarray(0, r.count * r.size);
+      io.data = this.ioView(r.count * r.size);
       this.pending = P_IO;
       return this.setExit(EXIT_IO);
     }
@@ -593,6 +593,17 @@ export class Vcpu {
     return this.internal('task switches (task gates, TSS far transfers, IRET with NT) are not implemented');
   }
 
+  /** Views of the I/O data buffer by length, made once (no allocation per exit). */
+  private readonly ioViews: (Uint8Array | undefined)[] = [];
+  private ioView(n: number): Uint8Array {
+    let v = this.ioViews[n];
+    if (v === undefined) {
+      v = this.sys.ioReq.data.subarray(0, n);
+      this.ioViews[n] = v;
+    }
+    return v;
+  }
+
   /** After an EPT-violation exit: the machine changed the mapping; the access is retried for real. */
   retryAccess(): void {
     if (this.pending === P_MEM) {
@@ -617,7 +628,8 @@ export class Vcpu {
     let left = maxInstructions;
     const clock = this.time instanceof InstructionClock ? this.time : null;
     for (;;) {
-      if (this.kicked) {
+      // A kick waits for a replayed instruction to finish, so that no access is half done.
+      if (this.kicked && !this.replay) {
         this.kicked = false;
         return this.setExit(EXIT_INTR);
       }
