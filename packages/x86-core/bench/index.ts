@@ -126,3 +126,5 @@ function main(): void {
 main();
 // busybox sha256sum (and the awk/sort mix) in ringzero-user, natively and under qemu-x86_64.
 userBenchmarks();
+// vCPU exits/s, interrupts/s and MIPS inside protected and long mode with paging (issue 6).
+await import('./system');

@@ -122,6 +122,8 @@ function popa(cpu: Cpu, d: Insn): number {
 
 // 9C PUSHF: VM and RF read as 0 in the image.
 function pushf(cpu: Cpu, d: Insn): number {
+  // Virtual-8086 mode without VME: IOPL-sensitive.
+  if ((cpu.flags & VM) !== 0 && (cpu.flags & IOPL) !== IOPL) return cpu.fault(GP, 0);
   const f = cpu.getFlags() & ~(VM | RF);
   return cpu.push(d.osize, d.osize === 2 ? f & 0xffff : f, 0);
 }
@@ -136,6 +138,7 @@ export function popfMask(cpu: Cpu): number {
 }
 
 function popf(cpu: Cpu, d: Insn): number {
+  if ((cpu.flags & VM) !== 0 && (cpu.flags & IOPL) !== IOPL) return cpu.fault(GP, 0);
   const v = cpu.pop(d.osize);
   if (v < 0) return ST_FAULT;
   let m = popfMask(cpu);

@@ -6,11 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import { assemble, HAVE_NASM, HAVE_QEMU, runQemu, runVcpu } from './test/harness';
 
-const KERNELS: readonly { name: string; code: number; end: string; marker: string }[] = [
+const KERNELS: readonly { name: string; code: number; end: string; marker: string; bios?: boolean }[] = [
+  { name: 'rom', code: 0x25, end: 'exit', marker: 'rom: done', bios: true },
   { name: 'pm', code: 0x21, end: 'exit', marker: 'pm: done' },
   { name: 'lm', code: 0x22, end: 'exit', marker: 'lm: done' },
   { name: 'apic', code: 0x24, end: 'exit', marker: 'apic: done' },
   { name: 'tf', code: -1, end: 'shutdown', marker: 'tf: before the triple fault' },
+  { name: 'v86', code: 0x26, end: 'exit', marker: 'v86: done' },
+  { name: 'task', code: 0x27, end: 'exit', marker: 'task: done' },
 ];
 
 if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the bare-metal kernels are not assembled or run');
@@ -20,12 +23,12 @@ describe.skipIf(!HAVE_NASM)('bare-metal kernels', () => {
   for (const k of KERNELS) {
     it(`${k.name}: vCPU transcript${HAVE_QEMU ? ' equals QEMU TCG line by line' : ''}`, () => {
       const image = assemble(k.name);
-      const ours = runVcpu(image);
+      const ours = runVcpu(image, 50_000_000, {}, undefined, k.bios === true);
       expect(ours.end).toBe(k.end);
       expect(ours.code).toBe(k.code);
       expect(ours.serial).toContain(k.marker);
       if (!HAVE_QEMU) return;
-      const peer = runQemu(image);
+      const peer = runQemu(image, k.bios === true);
       expect(peer.end).toBe(k.end);
       expect(peer.code).toBe(k.code);
       expect(ours.serial.split('\n')).toEqual(peer.serial.split('\n'));

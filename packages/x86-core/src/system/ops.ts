@@ -223,7 +223,9 @@ function invlpg(cpu: Cpu, d: Insn): number {
   const c = needCpl0(cpu);
   if (c >= 0) return c;
   const la = cpu.eaOf(d);
-  if (la === la) sysOf(cpu)!.mem.mmu.invlpg(la >>> 0, la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0);
+  const mem = sysOf(cpu)!.mem;
+  if (la === la) mem.mmu.invlpg(la >>> 0, la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0);
+  mem.codeWrites++;
   return ST_OK;
 }
 

@@ -34,6 +34,7 @@ import {
   type HostMemory,
   type Tlb,
 } from '@ringzero/mmu-ept';
+import { FRAME_CODE } from '@ringzero/mmu-ept';
 import { AC, RCX, RDI, RSI } from '../constants';
 import type { Cpu } from '../cpu';
 import { MEM_EXIT, MEM_PF_BASE, type CpuMemory } from '../memory';
@@ -104,6 +105,53 @@ export class MmuMemory implements CpuMemory {
     this.mmu = mmu ?? new Mmu(space.ept, space);
     this.host = this.mmu.host;
     this.tlb = this.mmu.tlb;
+    // Writes to frames that hold decoded code (FRAME_CODE) invalidate the decode cache; the
+    // watch is dropped at the first write so pages reused as data stay fast.
+    const prev = this.host.onWatchedWrite;
+    this.host.onWatchedWrite = (frame: number, flags: number): void => {
+      if ((flags & FRAME_CODE) !== 0) {
+        this.codeWrites++;
+        this.host.setWatch(frame, FRAME_CODE, false);
+      }
+      if (prev != null) prev(frame, flags);
+    };
+  }
+
+  // ------------------------------------------------------------------ decode-cache support
+
+  /**
+   * Bumped by every write to a frame holding decoded instructions and by every event that can
+   * change what a linear code address means or may do (CR3/CR0/CR4/EFER writes, INVLPG, CPL
+   * changes, state loads): the CPU drops its decode cache when it changes.
+   */
+  codeWrites = 0;
+
+  /** The page holding la (translated for fetch now) may be cached: its frame is watched. */
+  markCode(la: number): boolean {
+    const c = this.xlate(la, this.user ? ACC_UX : ACC_SX);
+    if (c !== 0) return false;
+    const f = this.mmu.result.frame;
+    if (f <= 0) return false;
+    if ((this.host.flags[f] & FRAME_CODE) === 0) this.host.setWatch(f, FRAME_CODE, true);
+    return true;
+  }
+
+  /** Decoder fast path: up to n instruction bytes at la (stops at a page that is not fetchable RAM). */
+  fetchBytes(la: number, dst: Uint8Array, n: number): number {
+    let i = 0;
+    const acc = this.user ? ACC_UX : ACC_SX;
+    while (i < n) {
+      const a = la + i;
+      if (this.xlate(a, acc) !== 0) return i;
+      const u8 = this.host.u8[this.rChunk];
+      let idx = this.rIndex;
+      let o = ((a % 4096) + 4096) % 4096;
+      while (i < n && o < 4096) {
+        dst[i++] = u8[idx++];
+        o++;
+      }
+    }
+    return i;
   }
 
   // ------------------------------------------------------------------ access kinds
@@ -123,10 +171,11 @@ export class MmuMemory implements CpuMemory {
   // ------------------------------------------------------------------ CpuMemory
 
   fetch8(la: number): number {
-    if (la >= 0 && la < TWO32) {
+    if (la === la) {
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
       const t = this.tlb;
       const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === 0 && (t.perm[i] & (this.user ? ACC_UX : ACC_SX)) !== 0) {
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & (this.user ? ACC_UX : ACC_SX)) !== 0) {
         return this.host.u8[t.chunk[i]][t.base[i] + (la & 4095)];
       }
     }
@@ -134,10 +183,11 @@ export class MmuMemory implements CpuMemory {
   }
 
   read8(la: number): number {
-    if (la >= 0 && la < TWO32) {
+    if (la === la) {
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
       const t = this.tlb;
       const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === 0 && (t.perm[i] & this.accR()) !== 0) {
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
         return this.host.u8[t.chunk[i]][t.base[i] + (la & 4095)];
       }
     }
@@ -145,10 +195,11 @@ export class MmuMemory implements CpuMemory {
   }
 
   read16(la: number): number {
-    if (la >= 0 && la < TWO32 && (la & 4095) <= 4094) {
+    if ((la & 4095) <= 4094 && la === la) {
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
       const t = this.tlb;
       const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === 0 && (t.perm[i] & this.accR()) !== 0) {
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
         return this.host.dv[t.chunk[i]].getUint16(t.base[i] + (la & 4095), true);
       }
     }
@@ -156,10 +207,11 @@ export class MmuMemory implements CpuMemory {
   }
 
   read32(la: number): number {
-    if (la >= 0 && la < TWO32 && (la & 4095) <= 4092) {
+    if ((la & 4095) <= 4092 && la === la) {
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
       const t = this.tlb;
       const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === 0 && (t.perm[i] & this.accR()) !== 0) {
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
         return this.host.dv[t.chunk[i]].getUint32(t.base[i] + (la & 4095), true);
       }
     }
@@ -167,6 +219,18 @@ export class MmuMemory implements CpuMemory {
   }
 
   read64(la: number, out: Int32Array, index: number): number {
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    if ((la & 4095) <= 4088 && la === la) {
+      const t = this.tlb;
+      const i = (la >>> 12) & t.mask;
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
+        const dv = this.host.dv[t.chunk[i]];
+        const o = t.base[i] + (la & 4095);
+        out[index] = dv.getInt32(o, true);
+        out[index + 1] = dv.getInt32(o + 4, true);
+        return 0;
+      }
+    }
     const v = this.slowRead(la, 8, this.accR());
     if (v < 0) return v;
     out[index] = v | 0;
@@ -175,18 +239,37 @@ export class MmuMemory implements CpuMemory {
   }
 
   write8(la: number, value: number): number {
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    if (la === la) {
+      const t = this.tlb;
+      const i = (la >>> 12) & t.mask;
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accW()) !== 0) {
+        this.host.u8[t.chunk[i]][t.base[i] + (la & 4095)] = value;
+        return 0;
+      }
+    }
     return this.slowWrite(la, 1, value, 0, this.accW());
   }
 
   write16(la: number, value: number): number {
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    if ((la & 4095) <= 4094 && la === la) {
+      const t = this.tlb;
+      const i = (la >>> 12) & t.mask;
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accW()) !== 0) {
+        this.host.dv[t.chunk[i]].setUint16(t.base[i] + (la & 4095), value & 0xffff, true);
+        return 0;
+      }
+    }
     return this.slowWrite(la, 2, value, 0, this.accW());
   }
 
   write32(la: number, value: number): number {
-    if (la >= 0 && la < TWO32 && (la & 4095) <= 4092) {
+    if ((la & 4095) <= 4092 && la === la) {
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
       const t = this.tlb;
       const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === 0 && (t.perm[i] & this.accW()) !== 0) {
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accW()) !== 0) {
         this.host.dv[t.chunk[i]].setInt32(t.base[i] + (la & 4095), value | 0, true);
         return 0;
       }
@@ -195,6 +278,18 @@ export class MmuMemory implements CpuMemory {
   }
 
   write64(la: number, lo: number, hi: number): number {
+    const h = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    if ((la & 4095) <= 4088 && la === la) {
+      const t = this.tlb;
+      const i = (la >>> 12) & t.mask;
+      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === h && (t.perm[i] & this.accW()) !== 0) {
+        const dv = this.host.dv[t.chunk[i]];
+        const o = t.base[i] + (la & 4095);
+        dv.setInt32(o, lo | 0, true);
+        dv.setInt32(o + 4, hi | 0, true);
+        return 0;
+      }
+    }
     return this.slowWrite(la, 8, lo, hi, this.accW());
   }
 

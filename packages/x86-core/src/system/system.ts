@@ -301,7 +301,12 @@ export class System implements SysHooks {
     } else if ((this.efer & EFER_LMA) !== 0 && (cpu.segAttr[CS] & ATTR_L) !== 0) cpu.csize = 8;
     else cpu.csize = cpu.segAttr[CS] & ATTR_DB ? 4 : 2;
     cpu.ssize = cpu.csize === 8 ? 8 : cpu.segAttr[SS] & ATTR_DB ? 4 : 2;
-    this.mem.user = cpu.cpl === 3;
+    const user = cpu.cpl === 3;
+    if (user !== this.mem.user) {
+      // Fetch permissions differ between CPL 3 and the others: cached decodes are per privilege.
+      this.mem.user = user;
+      this.mem.codeWrites++;
+    }
   }
 
   setSeg(s: number, sel: number, base: number, limit: number, attr: number): void {
@@ -653,7 +658,11 @@ export class System implements SysHooks {
       if (o2 < 0) return this.memErr(o2, gla + 8);
       offHi = o2 | 0;
     } else {
-      if (gtype === SYS_TASK) return this.taskGateUnsupported();
+      if (gtype === SYS_TASK) {
+        if ((kind === EV_SOFT || kind === EV_SOFTEXC) && gdpl < cpu.cpl) return cpu.fault(GP, vec * 8 + 2);
+        if ((gattr & ATTR_P) === 0) return cpu.fault(NP, gerr);
+        return this.taskSwitch(glo >>> 16, TS_INT, this.ripOf(), err, ext);
+      }
       if (gtype !== SYS_INT && gtype !== SYS_TRAP && gtype !== SYS_INT16 && gtype !== SYS_TRAP16) return cpu.fault(GP, gerr);
       is32 = gtype === SYS_INT || gtype === SYS_TRAP;
       if (!is32) offLo &= 0xffff;
@@ -831,10 +840,122 @@ export class System implements SysHooks {
     return ST_OK;
   }
 
-  private taskGateUnsupported(): number {
-    // Task switches are not implemented: report the event as a #GP through the double-fault
-    // path would hide the problem, so treat it as an exit the machine sees.
-    return this.cpu.fault(VEC_EXIT, 0);
+  // ================================================================ task switch (32-bit TSS)
+
+  /**
+   * Switches to the task whose TSS selector is sel (JMP/CALL to a TSS or task gate, an event
+   * through a task gate, IRET with NT): saves the current state into the current TSS, loads the
+   * new one (CR3, LDT, EFLAGS, EIP, registers, segments), manages busy bits, the back link and
+   * NT, sets CR0.TS, and pushes the error code of an exception delivered through a task gate.
+   * Only 32-bit TSSs; not in IA-32e mode (#GP there, as the SDM says).
+   */
+  taskSwitch(sel: number, reason: number, retEip: number, err: number, ext: number): number {
+    const cpu = this.cpu;
+    const mem = this.mem;
+    const iret = reason === TS_IRET;
+    const errVec = iret ? TS : GP;
+    if (this.longMode || (sel & 4) !== 0 || (sel & 0xfffc) === 0) return cpu.fault(errVec, (sel & 0xfffc) | ext);
+    let st = this.fetchDesc(sel, errVec);
+    if (st !== ST_OK) return st;
+    const nLo = this.dLo;
+    const nHi = this.dHi;
+    const nLa = this.dLa;
+    const attr = descAttr(nHi);
+    const type = attr & 0x1f;
+    if (type === SYS_TSS16_AVAIL || type === SYS_TSS16_BUSY) return cpu.fault(VEC_EXIT, 0); // 16-bit TSS: not implemented
+    if (iret ? type !== SYS_TSS_BUSY : type !== SYS_TSS_AVAIL) return cpu.fault(errVec, (sel & 0xfffc) | ext);
+    if ((attr & ATTR_P) === 0) return cpu.fault(NP, (sel & 0xfffc) | ext);
+    const nBase = descBase(nLo, nHi);
+    if (descLimit(nLo, nHi) < 0x67) return cpu.fault(TS, (sel & 0xfffc) | ext);
+    if (this.trLimit < 0x5f) return cpu.fault(TS, (this.trSel & 0xfffc) | ext);
+    // Read the whole new state first.
+    const nv = TASK_SCRATCH;
+    for (let k = 0; k < 18; k++) {
+      const v = mem.sysRead(nBase + 0x1c + k * 4, 4);
+      if (v < 0) return this.memErr(v, nBase + 0x1c + k * 4);
+      nv[k] = v;
+    }
+    const ldtSel = mem.sysRead(nBase + 0x60, 2);
+    if (ldtSel < 0) return this.memErr(ldtSel, nBase + 0x60);
+    // Save the current state into the current TSS.
+    const oBase = this.trBase;
+    let flags = cpu.getFlags() >>> 0;
+    if (reason === TS_JMP || iret) flags &= ~NT;
+    const save = (off: number, v: number, size: number): number => {
+      const c = size === 4 ? mem.sysWrite(oBase + off, 4, v) : mem.sysWrite(oBase + off, 2, v & 0xffff);
+      return c < 0 ? this.memErr(c, oBase + off) : ST_OK;
+    };
+    if ((st = save(0x20, retEip, 4)) !== ST_OK) return st;
+    if ((st = save(0x24, flags, 4)) !== ST_OK) return st;
+    for (let r = 0; r < 8; r++) if ((st = save(0x28 + r * 4, cpu.lo[r], 4)) !== ST_OK) return st;
+    for (let sg = 0; sg < 6; sg++) if ((st = save(0x48 + sg * 4, cpu.segSel[sg], 2)) !== ST_OK) return st;
+    // Busy bits and the back link.
+    if (reason === TS_JMP || iret) {
+      const la = this.gdtBase + (this.trSel & 0xfff8) + 4;
+      const hi = mem.sysRead(la, 4);
+      if (hi < 0) return this.memErr(hi, la);
+      const c = mem.sysWrite(la, 4, hi & ~0x200);
+      if (c < 0) return this.memErr(c, la);
+    }
+    let newHi = nHi;
+    if (!iret) {
+      newHi = nHi | 0x200;
+      const c = mem.sysWrite(nLa + 4, 4, newHi);
+      if (c < 0) return this.memErr(c, nLa + 4);
+    }
+    let newFlags = nv[2] >>> 0;
+    if (reason === TS_CALL || reason === TS_INT) {
+      const c = mem.sysWrite(nBase, 2, this.trSel);
+      if (c < 0) return this.memErr(c, nBase);
+      newFlags |= NT;
+    }
+    // Load the new task.
+    this.trSel = sel;
+    this.trBase = nBase;
+    this.trLimit = descLimit(nLo, newHi);
+    this.trAttr = descAttr(newHi);
+    if ((cpu.cr0 & CR0_PG) !== 0) {
+      st = this.writeCr3(nv[0] | 0, 0);
+      if (st !== ST_OK) return st;
+    }
+    for (let r = 0; r < 8; r++) cpu.setReg(r, 4, nv[3 + r] | 0, 0);
+    cpu.setFlags(newFlags);
+    cpu.rip = nv[1] >>> 0;
+    cpu.cr0 |= CR0_TS;
+    this.mem.mmu.cr0 = cpu.cr0;
+    // LDT, then the segment registers (faults now belong to the new task: #TS with the selector).
+    st = this.lldt(ldtSel);
+    if (st !== ST_OK) return cpu.fault(TS, ldtSel & 0xfffc);
+    const segSel = (i: number): number => nv[11 + i] & 0xffff;
+    if ((newFlags & VM) !== 0) {
+      for (let sg = 0; sg < 6; sg++) this.setSeg(sg, segSel(sg), segSel(sg) * 16, 0xffff, ATTR_P | ATTR_S | TYPE_W | TYPE_A | (3 << 5) | (sg === CS ? TYPE_CODE : 0));
+      cpu.cpl = 3;
+      this.updateMode();
+    } else {
+      const csSel = segSel(CS);
+      if ((csSel & 0xfffc) === 0) return cpu.fault(TS, 0);
+      st = this.fetchDesc(csSel, TS);
+      if (st !== ST_OK) return st;
+      const cattr = descAttr(this.dHi);
+      if ((cattr & ATTR_S) === 0 || (cattr & TYPE_CODE) === 0) return cpu.fault(TS, csSel & 0xfffc);
+      if ((cattr & ATTR_P) === 0) return cpu.fault(NP, csSel & 0xfffc);
+      cpu.cpl = csSel & 3;
+      this.setSeg(CS, csSel, descBase(this.dLo, this.dHi), descLimit(this.dLo, this.dHi), cattr);
+      this.updateMode();
+      for (const sg of TASK_SEGS) {
+        st = this.loadSegNoBreak(sg, segSel(sg));
+        if (st !== ST_OK) {
+          if (cpu.faultVector === GP) cpu.faultVector = TS;
+          return st;
+        }
+      }
+    }
+    // An exception delivered through a task gate pushes its error code on the new stack.
+    if (reason === TS_INT && err >= 0) {
+      st = cpu.push(4, err, 0);
+      if (st !== ST_OK) return st;
+    }
+    return ST_OK;
   }
 
   // ================================================================ far transfers
@@ -897,7 +1018,14 @@ export class System implements SysHooks {
     // System descriptor: call gate (task gates and TSS: task switches are not implemented).
     const type = attr & 0xf;
     const long = this.longMode;
-    if (type === SYS_TASK || type === SYS_TSS_AVAIL || type === SYS_TSS16_AVAIL) return cpu.fault(VEC_EXIT, 0);
+    if (!long && (type === SYS_TASK || type === SYS_TSS_AVAIL || type === SYS_TSS16_AVAIL)) {
+      if (dpl < cpu.cpl || dpl < rpl) return cpu.fault(GP, sel & 0xfffc);
+      if ((attr & ATTR_P) === 0) return cpu.fault(NP, sel & 0xfffc);
+      const tss = type === SYS_TASK ? this.dLo >>> 16 : sel;
+      if (this.taskSwitch(tss, call ? TS_CALL : TS_JMP, retRip >>> 0, -1, 0) !== ST_OK) return ST_FAULT;
+      cpu.nextRip = cpu.rip; // the new task's EIP
+      return ST_BREAK;
+    }
     if (long ? type !== SYS_CALL : type !== SYS_CALL && type !== SYS_CALL16) return cpu.fault(GP, sel & 0xfffc);
     if (dpl < cpu.cpl || dpl < rpl) return cpu.fault(GP, sel & 0xfffc);
     if ((attr & ATTR_P) === 0) return cpu.fault(NP, sel & 0xfffc);
@@ -1169,7 +1297,15 @@ export class System implements SysHooks {
       this.nmiBlocked = false;
       return ST_BREAK;
     }
-    if ((flags & NT) !== 0 && !this.longMode) return cpu.fault(VEC_EXIT, 0); // task return: not implemented
+    if ((flags & NT) !== 0 && !this.longMode) {
+      // Return to the previous task (the back link of the current TSS).
+      const link = this.mem.sysRead(this.trBase, 2);
+      if (link < 0) return this.memErr(link, this.trBase);
+      if (this.taskSwitch(link, TS_IRET, cpu.nextRip >>> 0, -1, 0) !== ST_OK) return ST_FAULT;
+      this.nmiBlocked = false;
+      cpu.nextRip = cpu.rip;
+      return ST_BREAK;
+    }
     if ((flags & NT) !== 0) return cpu.fault(GP, 0);
     const m64 = cpu.csize === 8;
     let st = this.popVals(m64 ? 5 : 3, osize, 0);
@@ -1391,6 +1527,7 @@ export class System implements SysHooks {
     if (((old ^ v) & (CR0_PG | CR0_PE)) !== 0) mmu.flushTlb();
     this.efer = efer;
     cpu.cr0 = v;
+    this.mem.codeWrites++;
     this.updateMode();
     return ST_BREAK;
   }
@@ -1406,6 +1543,7 @@ export class System implements SysHooks {
     }
     this.cr3Lo = lo | 0;
     this.cr3Hi = this.longMode ? hi & 0x7fffffff : 0;
+    this.mem.codeWrites++;
     return ST_OK;
   }
 
@@ -1421,6 +1559,7 @@ export class System implements SysHooks {
       return cpu.fault(GP, 0);
     }
     cpu.cr4 = v;
+    this.mem.codeWrites++;
     return ST_OK;
   }
 
@@ -1432,6 +1571,7 @@ export class System implements SysHooks {
     if ((cpu.cr0 & CR0_PG) !== 0 && ((v ^ this.efer) & EFER_LME) !== 0) return cpu.fault(GP, 0);
     this.efer = v;
     this.mem.mmu.writeEfer(v);
+    this.mem.codeWrites++;
     return ST_OK;
   }
 
@@ -1932,6 +2072,14 @@ export class System implements SysHooks {
   }
 }
 
+/** Task-switch reasons. */
+const TS_JMP = 0;
+const TS_CALL = 1;
+const TS_IRET = 2;
+const TS_INT = 3;
+const TASK_SCRATCH = new Int32Array(18);
+const TASK_SEGS = [SS, DS, ES, FS, GS];
+
 /** CR0.ET is hard-wired to 1 on every processor since the i486. */
 const CR0_ET_FORCE = 0x10;
 const SCRUB = [ES, DS, FS, GS];
@@ -2014,8 +2162,28 @@ export function cpuidSystem(sys: System, cpu: Cpu, leaf: number, sub: number, ou
     }
     return;
   }
+  if (leaf === 4 || leaf === 0xb) {
+    cpuidTopology(sys, leaf, sub, out);
+    return;
+  }
+  if (leaf === 0x80000005 || leaf === 0x80000006) {
+    out[0] = out[1] = out[2] = out[3] = 0;
+    // L1d/L1i 32 KiB 8-way 64-byte lines; L2 256 KiB 8-way (AMD-style leaves, read by Linux's
+    // generic cache-size detection). Sizes the guest may tune for; nothing is cached really.
+    if (leaf === 0x80000005) {
+      out[2] = (32 << 24) | (8 << 16) | (1 << 8) | 64;
+      out[3] = (32 << 24) | (8 << 16) | (1 << 8) | 64;
+    } else out[2] = (256 << 16) | (6 << 12) | (1 << 8) | 64;
+    return;
+  }
   cpuidLeaf(cpu, leaf, sub, out);
   switch (leaf) {
+    case 0:
+      if ((out[0] >>> 0) < 0xb) out[0] = 0xb;
+      break;
+    case 0x80000000:
+      if ((out[0] >>> 0) < 0x80000008) out[0] = 0x80000008 | 0;
+      break;
     case 1:
       // EDX: DE 2, PSE 3, TSC 4, MSR 5, PAE 6, CX8 8, APIC 9, SEP 11, MTRR 12, PGE 13, CMOV 15, PAT 16, PSE36 17.
       out[3] |= (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 16) | (1 << 17);
@@ -2031,6 +2199,38 @@ export function cpuidSystem(sys: System, cpu: Cpu, leaf: number, sub: number, ou
       out[3] |= (1 << 20) | (1 << 26); // NX, 1 GiB pages
       break;
   }
+}
+
+/** Leaf 4 (deterministic cache parameters) and leaf 0xB (x2APIC topology): one thread, one core. */
+function cpuidTopology(sys: System, leaf: number, sub: number, out: Int32Array): void {
+  out[0] = out[1] = out[2] = out[3] = 0;
+  if (leaf === 4) {
+    // type (1 data, 2 instruction, 3 unified), level, self-initialising; EBX ways-1 << 22 |
+    // partitions-1 << 12 | line-1; ECX sets-1.
+    const caches: readonly (readonly [number, number, number, number])[] = [
+      [1, 1, 8, 64], // L1d 32 KiB: 8 ways x 64 sets x 64 B
+      [2, 1, 8, 64], // L1i 32 KiB
+      [3, 2, 8, 512], // L2 256 KiB
+    ];
+    if (sub < caches.length) {
+      const [type, level, ways, sets] = caches[sub];
+      out[0] = type | (level << 5) | (1 << 8);
+      out[1] = ((ways - 1) << 22) | 63;
+      out[2] = sets - 1;
+    }
+    return;
+  }
+  // 0xB: level 0 = SMT (1 logical processor), level 1 = core (1); x2APIC ID in EDX.
+  if (sub === 0) {
+    out[0] = 0;
+    out[1] = 1;
+    out[2] = (1 << 8) | sub;
+  } else if (sub === 1) {
+    out[0] = 0;
+    out[1] = 1;
+    out[2] = (2 << 8) | sub;
+  } else out[2] = sub;
+  out[3] = sys.apicId;
 }
 
 // Unused-import guards for constants kept for readability of the tables above.

@@ -5,11 +5,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AddressSpace } from '@ringzero/mmu-ept';
+import { AddressSpace, HostMemory } from '@ringzero/mmu-ept';
 import { EXIT_BUDGET, EXIT_HLT, GP, RAX, RCX, RDI, RSI } from '../constants';
 import { HAVE_NASM, longModeVcpu, nasm } from './test/harness';
 import { EXIT_DEBUG, EXIT_EPT_VIOLATION, EXIT_INTR, EXIT_IO, EXIT_IRQ_WINDOW, EXIT_MMIO, EXIT_NAMES } from './regs';
-import type { Vcpu } from './vcpu';
+import { Vcpu } from './vcpu';
 
 if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the vCPU API tests (snippets are assembled with nasm)');
 
@@ -152,6 +152,16 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     expect(trace).toEqual([2, 0x30, 0x41]);
   });
 
+  it('MOV SS blocks interrupts for one instruction', () => {
+    const { vcpu } = longModeVcpu(code('sti\nnop\nmov eax, 0x18\nmov ss, eax\nnop\nhlt'));
+    expect(vcpu.run(3)).toBe(EXIT_BUDGET);
+    expect(vcpu.canInjectInterrupt()).toBe(true);
+    expect(vcpu.run(1)).toBe(EXIT_BUDGET); // mov ss
+    expect(vcpu.canInjectInterrupt()).toBe(false);
+    expect(vcpu.run(1)).toBe(EXIT_BUDGET); // nop
+    expect(vcpu.canInjectInterrupt()).toBe(true);
+  });
+
   it('budget, single-step debug exits and kick', () => {
     const { vcpu } = longModeVcpu(code('l: inc rax\njmp l'));
     expect(vcpu.run(1001)).toBe(EXIT_BUDGET);
@@ -160,6 +170,15 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     expect(vcpu.run()).toBe(EXIT_DEBUG);
     expect(vcpu.cpu.retired).toBe(1002);
     vcpu.debug.singleStep = false;
+    vcpu.kick();
+    expect(vcpu.run()).toBe(EXIT_INTR);
+    // INT3 as a debug exit (software breakpoints owned by the machine's debugger).
+    const b = longModeVcpu(code('nop\nint3\nhlt')).vcpu;
+    b.debug.int3 = true;
+    expect(b.run()).toBe(EXIT_DEBUG);
+    expect(b.exit.debugVector).toBe(3);
+    expect(b.getRegs().rip).toBe(ENTRY + 1);
+    b.debug.int3 = false;
     vcpu.kick();
     expect(vcpu.run()).toBe(EXIT_INTR);
   });
@@ -172,6 +191,56 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     const trace: number[] = [];
     expect(runTrace(vcpu, trace)).toBe(EXIT_HLT);
     expect(trace).toEqual([GP, GP]);
+  });
+});
+
+describe.skipIf(!HAVE_NASM)('decode cache in system mode', () => {
+  it('self-modifying code and device writes to code are seen at once', () => {
+    const src = 'xor ebx, ebx\nagain:\ntarget: mov eax, 0x11111111\ninc ebx\ncmp ebx, 2\nje done\nmov dword [rel target + 1], 0x22222222\njmp again\ndone: hlt';
+    const { vcpu, space } = longModeVcpu(code(src));
+    expect(vcpu.run()).toBe(EXIT_HLT);
+    expect(vcpu.cpu.lo[RAX]).toBe(0x22222222);
+    // A device (DMA) rewrites the immediate; rerun from `target` (ENTRY + 2).
+    space.writeFrom(ENTRY + 3, Uint8Array.from([0x33, 0x33, 0x33, 0x33]));
+    vcpu.setRegs({ ...vcpu.getRegs(), rbx: 5, rip: ENTRY + 2 });
+    vcpu.halted = false;
+    vcpu.run(3);
+    expect(vcpu.cpu.lo[RAX]).toBe(0x33333333);
+  });
+
+  it('code cached at CPL 0 on a supervisor page still faults when ring 3 runs it', () => {
+    // shared code runs at CPL 0 (and is cached), then IRETQ sends ring 3 to it: #PF(U|P).
+    const src = [
+      'mov ecx, 2',
+      'shared: dec ecx',
+      'jz to_user',
+      'jmp shared',
+      'to_user: push 0x33',
+      'push 0x8000',
+      'push 2',
+      'push 0x2b',
+      'lea rax, [rel shared]',
+      'push rax',
+      'iretq',
+    ].join('\n');
+    const { vcpu, space } = longModeVcpu(code(src));
+    space.write64(0x500 + 0x28, 0x0000ffff, 0x00affb00); // user code64
+    space.write64(0x500 + 0x30, 0x0000ffff, 0x00cff300); // user data
+    installIdt(vcpu, space);
+    // A TSS at 0x600 with RSP0 = 0x7000 for the ring 3 -> ring 0 transition.
+    space.write64(0x604, 0x7000, 0);
+    const sr = vcpu.getSregs();
+    vcpu.setSregs({ ...sr, gdt: { base: 0x500, limit: 0x37 }, tr: { ...sr.tr, base: 0x600 } });
+    vcpu.setMsrs([{ index: 0xc0000080, value: 0x500 }]);
+    // #PF handler: trace, then HLT (ring 0) instead of returning to the faulting fetch.
+    space.writeFrom(HANDLERS + 14 * 16, Uint8Array.from([0xb0, 14, 0xe6, 0xe9, 0xf4]));
+    const trace: number[] = [];
+    expect(runTrace(vcpu, trace)).toBe(EXIT_HLT);
+    expect(trace).toEqual([14]);
+    expect(vcpu.getSregs().cr2).toBe(ENTRY + 5);
+    // The error code on the kernel stack: present | user (fetch without NX/SMEP: no I/D bit).
+    const rsp = vcpu.getRegs().rsp as number;
+    expect(space.read32(rsp)).toBe(5);
   });
 });
 
@@ -223,7 +292,96 @@ describe.skipIf(!HAVE_NASM)('vCPU state objects', () => {
   });
 });
 
+/** Byte templates of system instructions (32-bit code) with a 16/32-bit random operand slot. */
+const SYS_SNIPPETS: readonly ((a: number, b: number) => number[])[] = [
+  (a) => [0x66, 0xb8, a & 0xff, (a >> 8) & 0xff, 0x8e, 0xd8], // mov ax, a; mov ds, ax
+  (a) => [0x66, 0xb8, a & 0xff, (a >> 8) & 0xff, 0x8e, 0xd0], // mov ss, ax
+  (a) => [0x66, 0xb8, a & 0xff, (a >> 8) & 0xff, 0x8e, 0xe0], // mov fs, ax
+  (a, b) => [0xea, b & 0xff, (b >> 8) & 0xff, (b >> 16) & 0xff, b >>> 24, a & 0xff, (a >> 8) & 0xff], // jmp far
+  (a, b) => [0x9a, b & 0xff, (b >> 8) & 0xff, (b >> 16) & 0xff, b >>> 24, a & 0xff, (a >> 8) & 0xff], // call far
+  (a, b) => [0x68, ...le(b), 0x68, ...le(a & 0xffff), 0x68, ...le(b ^ a), 0xcf], // push; push; push; iret
+  (a, b) => [0x68, ...le(a & 0xffff), 0x68, ...le(b), 0xcb], // retf
+  (a) => [0xcd, a & 0xff], // int n
+  (a) => [0x66, 0xb8, a & 0xff, (a >> 8) & 0xff, 0x0f, 0x00, 0xd8], // ltr ax
+  (a) => [0x66, 0xb8, a & 0xff, (a >> 8) & 0xff, 0x0f, 0x00, 0xd0], // lldt ax
+  (a) => [0x66, 0xb8, a & 0xff, (a >> 8) & 0xff, 0x0f, 0x02, 0xc8], // lar ecx, ax
+  (a) => [0xb8, ...le(a), 0x0f, 0x22, 0xc0], // mov cr0, eax
+  (a) => [0xb8, ...le(a), 0x0f, 0x22, 0xe0], // mov cr4, eax
+  (a) => [0xb8, ...le(a), 0x0f, 0x22, 0xd8], // mov cr3, eax
+  (a, b) => [0xb9, ...le(b % 3 === 0 ? 0xc0000080 : b), 0xb8, ...le(a), 0x31, 0xd2, 0x0f, 0x30], // wrmsr
+  (a) => [0xbc, ...le(a)], // mov esp, a
+  (a) => [0x0f, 0x01, 0x15, ...le(a & 0xfff)], // lgdt [a]
+  (a) => [0x0f, 0x01, 0x1d, ...le(a & 0xfff)], // lidt [a]
+  () => [0x0f, 0x34], // sysenter
+  () => [0xfb, 0xf4], // sti; hlt
+];
+
+function le(v: number): number[] {
+  return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
+}
+
 describe('vCPU robustness', () => {
+  it('hostile system state: random descriptor tables, selectors, gates, control registers and MSRs never throw', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 256, maxLength: 256 }),
+        fc.array(fc.tuple(fc.nat(SYS_SNIPPETS.length - 1), fc.oneof(fc.nat(0xffff), fc.integer({ min: 0, max: 0xffffffff })), fc.integer({ min: 0, max: 0xffffffff })), { minLength: 1, maxLength: 12 }),
+        fc.boolean(),
+        (tables, steps, validIdt) => {
+          const space = new AddressSpace(new HostMemory());
+          space.addRam(0, 4 << 20);
+          // GDT/IDT/TSS made of random bytes at 0x500.. (and the same bytes as LGDT/LIDT operands);
+          // GDT entries 1 and 2 stay flat code/data so that valid reloads happen too, and half
+          // of the runs get an IDT of valid gates to an IRET (faults then retry until the budget).
+          space.writeFrom(0x500, tables);
+          space.write64(0x508, 0x0000ffff, 0x00cf9b00);
+          space.write64(0x510, 0x0000ffff, 0x00cf9300);
+          space.writeFrom(0x600, tables);
+          if (validIdt) for (let v = 0; v < 32; v++) space.write64(0x600 + v * 8, 0x00080700, 0x00008e00);
+          space.write8(0x700, 0xcf);
+          const code = steps.flatMap(([k, a, b]) => SYS_SNIPPETS[k](a, b));
+          space.writeFrom(0x100000, Uint8Array.from(code));
+          const vcpu = new Vcpu(space);
+          const seg = (selector: number, type: number): never => ({ selector, base: 0, limit: 0xffffffff, type, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 }) as never;
+          const sr = vcpu.getSregs();
+          vcpu.setSregs({ ...sr, cs: seg(0x08, 0xb), ds: seg(0x10, 3), es: seg(0x10, 3), ss: seg(0x10, 3), fs: seg(0x10, 3), gs: seg(0x10, 3), gdt: { base: 0x500, limit: 0xff }, idt: { base: 0x600, limit: 0xff }, tr: { ...sr.tr, base: 0x500, limit: 0xff }, cr0: 0x11 });
+          vcpu.setRegs({ rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rsp: 0x8000, rbp: 0, rip: 0x100000, rflags: 2 });
+          for (let i = 0; i < 10; i++) {
+            const r = vcpu.run(500);
+            expect(EXIT_NAMES[r]).toBeDefined();
+            if (r === EXIT_IO || r === EXIT_MMIO || r === EXIT_EPT_VIOLATION || r === EXIT_BUDGET) continue;
+            if (r === EXIT_HLT) vcpu.injectNmi();
+            else break;
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+
+  it('random firmware from the reset vector (real mode, mode switches, descriptor loads) never throws', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 96 }), fc.uint8Array({ minLength: 64, maxLength: 64 }), (rom, table) => {
+        const space = new AddressSpace(new HostMemory());
+        space.addRam(0, 1 << 20);
+        space.addRam(0xffff0000, 0x10000);
+        space.writeFrom(0xfffffff0 - (rom.length - 16), rom);
+        // Random bytes where descriptor tables, IVT and stacks are likely to be looked for.
+        space.writeFrom(0, table);
+        space.writeFrom(0xffffff00, table);
+        const vcpu = new Vcpu(space);
+        for (let i = 0; i < 20; i++) {
+          const r = vcpu.run(2000);
+          expect(EXIT_NAMES[r]).toBeDefined();
+          if (r === EXIT_IO || r === EXIT_MMIO || r === EXIT_EPT_VIOLATION) continue;
+          break;
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it('random code in long mode at CPL 0 never throws and always ends in a known exit', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), (bytes) => {
@@ -238,5 +396,39 @@ describe('vCPU robustness', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('CPUID model of the vCPU', () => {
+  it('advertises the system features, the hypervisor bit and signature, topology and cache leaves', () => {
+    const space = new AddressSpace(new HostMemory());
+    space.addRam(0, 1 << 20);
+    const vcpu = new Vcpu(space, { apicId: 3 });
+    const out = new Int32Array(4);
+    const q = (leaf: number, sub = 0): number[] => {
+      vcpu.sys.cpuid(vcpu.cpu, leaf, sub, out);
+      return Array.from(out, (x) => x >>> 0);
+    };
+    const sig = q(0x40000000);
+    const text = [sig[1], sig[2], sig[3]].map((v) => String.fromCharCode(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24)).join('');
+    expect(text).toBe('RingZeroVirt');
+    const l1 = q(1);
+    expect(l1[2] >>> 31).toBe(1); // hypervisor
+    expect((l1[2] >>> 21) & 1).toBe(1); // x2APIC
+    for (const bit of [3, 5, 6, 9, 11, 12, 13, 16]) expect((l1[3] >>> bit) & 1).toBe(1); // PSE MSR PAE APIC SEP MTRR PGE PAT
+    expect(l1[1] >>> 24).toBe(3); // initial APIC ID
+    expect(q(0)[0]).toBeGreaterThanOrEqual(0xb);
+    expect(q(0xb, 0)[3]).toBe(3);
+    expect(q(0xb, 0)[1]).toBe(1);
+    expect(q(0xb, 2)[1]).toBe(0); // end of the topology levels
+    expect(q(4, 0)[0] & 0x1f).toBe(1);
+    expect(q(4, 3)[0] & 0x1f).toBe(0);
+    expect((q(0x80000001)[3] >>> 20) & 1).toBe(1); // NX
+    expect((q(7)[1] >>> 7) & 1).toBe(1); // SMEP
+    // Features the CPU does not implement stay off: no VMX, no AVX/XSAVE, no PCID.
+    expect((l1[2] >>> 5) & 1).toBe(0);
+    expect((l1[2] >>> 26) & 1).toBe(0);
+    expect((l1[2] >>> 28) & 1).toBe(0);
+    expect((l1[2] >>> 17) & 1).toBe(0);
   });
 });

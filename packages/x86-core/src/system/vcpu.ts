@@ -330,7 +330,11 @@ export class Vcpu {
   /** Ask for EXIT_IRQ_WINDOW as soon as an external interrupt can be injected. */
   requestInterruptWindow = false;
   /** Guest debugging (KVM_SET_GUEST_DEBUG): singleStep exits after every instruction. */
-  readonly debug: { singleStep: boolean } = { singleStep: false };
+  /**
+   * Guest debugging (KVM_SET_GUEST_DEBUG): singleStep exits after every instruction; int3 makes
+   * INT3 (CC) an EXIT_DEBUG with RIP at the breakpoint instead of a guest #BP.
+   */
+  readonly debug: { singleStep: boolean; int3: boolean } = { singleStep: false, int3: false };
   halted = false;
   nmiPending = false;
   /** External interrupt (PIC ExtINT) waiting for injection, or -1. */
@@ -349,7 +353,8 @@ export class Vcpu {
     this.space = space;
     const mmu = new Mmu(space.ept, space, { maxPhysAddr: 40, ...(options.tlbSize !== undefined ? { tlbSize: options.tlbSize } : {}) });
     this.mem = new MmuMemory(space, mmu);
-    this.cpu = new Cpu(this.mem, { fpu: true, sse: true, sse2: true, mmx: true, sse3: true, ssse3: true, ...options.features });
+    // Features: the CPU's defaults (what the instruction groups have completed), as overridden.
+    this.cpu = new Cpu(this.mem, options.features ?? {});
     this.mem.cpu = this.cpu;
     const t = options.time ?? 'deterministic';
     this.time = t === 'deterministic' ? new InstructionClock(this.cpu, options.nsPerInstruction ?? 1) : t === 'wall' ? new WallClock() : t;
@@ -364,9 +369,6 @@ export class Vcpu {
     this.mem.apic = this.apic;
     this.cpu.sys = this.sys;
     this.cpu.syscallExits = false;
-    // The decode cache needs CpuMemory.markCode (not implemented by MmuMemory yet), and the
-    // INT n path reads cpu.insn, the record of the last decoded instruction.
-    this.cpu.decodeCache = false;
     this.reset();
   }
 
@@ -417,6 +419,7 @@ export class Vcpu {
 
   /** Pushes CR0/CR3/CR4/EFER into the MMU (after state changes that bypass the instructions). */
   private syncMmu(): void {
+    this.mem.codeWrites++;
     const mmu = this.mem.mmu;
     mmu.writeEfer(this.sys.efer);
     mmu.writeCr4(this.cpu.cr4);
@@ -540,7 +543,7 @@ export class Vcpu {
       io.size = r.size;
       io.input = r.input;
       io.count = r.count;
-      io.data = r.data.subarray(0, r.count * r.size);
+      io.data = this.ioView(r.count * r.size);
       this.pending = P_IO;
       return this.setExit(EXIT_IO);
     }
@@ -590,6 +593,17 @@ export class Vcpu {
     return this.internal('task switches (task gates, TSS far transfers, IRET with NT) are not implemented');
   }
 
+  /** Views of the I/O data buffer by length, made once (no allocation per exit). */
+  private readonly ioViews: (Uint8Array | undefined)[] = [];
+  private ioView(n: number): Uint8Array {
+    let v = this.ioViews[n];
+    if (v === undefined) {
+      v = this.sys.ioReq.data.subarray(0, n);
+      this.ioViews[n] = v;
+    }
+    return v;
+  }
+
   /** After an EPT-violation exit: the machine changed the mapping; the access is retried for real. */
   retryAccess(): void {
     if (this.pending === P_MEM) {
@@ -614,7 +628,8 @@ export class Vcpu {
     let left = maxInstructions;
     const clock = this.time instanceof InstructionClock ? this.time : null;
     for (;;) {
-      if (this.kicked) {
+      // A kick waits for a replayed instruction to finish, so that no access is half done.
+      if (this.kicked && !this.replay) {
         this.kicked = false;
         return this.setExit(EXIT_INTR);
       }
@@ -688,12 +703,22 @@ export class Vcpu {
           this.halted = true;
           break;
         case EXIT_SOFTINT: {
-          const op = cpu.insn.opcode;
-          const kind = op === 0xcc || op === 0xce ? EV_SOFTEXC : op === 0xf1 ? EV_ICEBP : EV_SOFT;
           // run() moved RIP past the instruction; faults in the delivery report the instruction.
+          // Which form it was (CD ib, CC, CE, F1) is read back from the code bytes, since the
+          // decode cache may have served the record.
           const next = cpu.rip;
-          const len = cpu.insn.len;
+          const vec = cpu.faultVector;
+          const base = cpu.csize === 8 ? 0 : cpu.segBase[CS];
+          const b1 = this.mem.peek8(base + next - 1);
+          const isIntN = b1 === vec && this.mem.peek8(base + next - 2) === 0xcd;
+          const kind = isIntN ? EV_SOFT : b1 === 0xf1 ? EV_ICEBP : EV_SOFTEXC;
+          const len = isIntN ? 2 : 1;
           cpu.rip = cpu.csize === 8 ? next - len : cpu.csize === 4 ? (next - len) >>> 0 : (next - len) & 0xffff;
+          if (this.debug.int3 && !isIntN && b1 === 0xcc) {
+            cpu.retired--;
+            this.exit.debugVector = 3;
+            return this.setExit(EXIT_DEBUG);
+          }
           if ((cpu.flags & VM) !== 0 && kind === EV_SOFT && (cpu.flags & 0x3000) !== 0x3000) {
             // INT n in virtual-8086 mode with IOPL < 3: #GP(0) at the INT instruction.
             cpu.retired--;

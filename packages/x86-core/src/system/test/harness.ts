@@ -42,15 +42,15 @@ export interface KernelRun {
   end: string;
 }
 
-/** Runs the image under qemu-system-x86_64 -accel tcg. */
-export function runQemu(image: Uint8Array, extra: readonly string[] = []): KernelRun {
+/** Runs the image under qemu-system-x86_64 -accel tcg (as a multiboot kernel, or as the firmware with asBios). */
+export function runQemu(image: Uint8Array, asBios = false): KernelRun {
   const dir = mkdtempSync(join(tmpdir(), 'rz-qemu-'));
   try {
     const k = join(dir, 'k.bin');
     writeFileSync(k, image);
     const r = spawnSync(
       'qemu-system-x86_64',
-      ['-accel', 'tcg', '-machine', 'pc', '-m', '64', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-device', 'isa-debug-exit,iobase=0xf4,iosize=4', '-kernel', k, ...extra],
+      ['-accel', 'tcg', '-machine', 'pc', '-m', '64', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-device', 'isa-debug-exit,iobase=0xf4,iosize=4', asBios ? '-bios' : '-kernel', k],
       { timeout: 30_000, encoding: 'latin1', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const serial = r.stdout ?? '';
@@ -102,12 +102,24 @@ export function loadMultiboot(image: Uint8Array, options: VcpuOptions = {}): { v
   return { vcpu, space };
 }
 
+/** A vCPU at the architectural reset state with a 64 KiB firmware image at 0xf0000 and 0xffff0000. */
+export function loadRom(rom: Uint8Array, options: VcpuOptions = {}): { vcpu: Vcpu; space: AddressSpace } {
+  if (rom.length !== 0x10000) throw new Error('firmware image must be 64 KiB');
+  const space = new AddressSpace(new HostMemory());
+  space.addRam(0, 0x100000);
+  space.addRam(0x100000, 63 * 1024 * 1024);
+  space.addRam(0xffff0000, 0x10000);
+  space.writeFrom(0xf0000, rom);
+  space.writeFrom(0xffff0000, rom);
+  return { vcpu: new Vcpu(space, options), space };
+}
+
 /** A device hook for vCPU runs: return a value for IN (or undefined for 0xff). */
 export type PortHook = (port: number, size: number, input: boolean, value: number) => number | undefined;
 
 /** Runs the image in our vCPU with COM1 and isa-debug-exit; at most maxInstructions. */
-export function runVcpu(image: Uint8Array, maxInstructions = 50_000_000, options: VcpuOptions = {}, hook?: PortHook): KernelRun & { vcpu: Vcpu } {
-  const { vcpu } = loadMultiboot(image, options);
+export function runVcpu(image: Uint8Array, maxInstructions = 50_000_000, options: VcpuOptions = {}, hook?: PortHook, asBios = false): KernelRun & { vcpu: Vcpu } {
+  const { vcpu } = asBios ? loadRom(image, options) : loadMultiboot(image, options);
   let serial = '';
   let left = maxInstructions;
   for (;;) {

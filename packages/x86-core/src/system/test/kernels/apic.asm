@@ -82,8 +82,11 @@ _start:
   NL
   ; self-NMI
   mov dword [APIC + 0x300], 0x44400
+  nop
   PRINT "nmis="
   PHEX dword [nmis]
+  PRINT " nested="
+  PHEX dword [nmi_nested]
   NL
   PRINT "apic: done", 10
   mov eax, 0x24
@@ -114,7 +117,23 @@ ipi_handler:
 
 nmi_handler:
   inc dword [nmis]
+  inc dword [nmi_depth]
+  cmp dword [nmi_depth], 1
+  je .first
+  mov dword [nmi_nested], 1
+.first:
+  cmp dword [nmis], 1
+  jne .out
+  ; a second NMI while this one is in service: held until the IRET
+  mov dword [APIC + 0x300], 0x44400
+  nop
+  nop
+.out:
+  dec dword [nmi_depth]
   iret
+
+nmi_depth: dd 0
+nmi_nested: dd 0
 
 ticks: dd 0
 ipis: dd 0

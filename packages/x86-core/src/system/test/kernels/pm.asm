@@ -198,6 +198,53 @@ gate_target:
   mov ax, SEL_DATA32
   mov ss, ax
 
+  ; --- SYSENTER / SYSEXIT (SYSENTER_CS = 0x20: kernel CS 0x20, SS 0x28; user CS 0x33, SS 0x3b)
+  mov ecx, 0x174
+  mov eax, 0x20
+  xor edx, edx
+  wrmsr
+  mov ecx, 0x175
+  mov eax, stack0_top - 64
+  wrmsr
+  mov ecx, 0x176
+  mov eax, sysenter_entry
+  wrmsr
+  mov ecx, stack3_top
+  mov edx, ring3_sys
+  sysexit
+ring3_sys:
+  mov ebx, cs
+  mov esi, ss
+  mov edi, esp
+  sysenter
+sysenter_entry:
+  mov eax, cs
+  PRINT "sysenter: cs="
+  PHEX eax
+  mov eax, ss
+  PRINT " ss="
+  PHEX eax
+  PRINT " esp ok="
+  cmp esp, stack0_top - 64
+  sete al
+  movzx eax, al
+  PHEX eax
+  PRINT " from cs="
+  PHEX ebx
+  PRINT " ss="
+  PHEX esi
+  PRINT " esp ok="
+  cmp edi, stack3_top
+  sete al
+  movzx eax, al
+  PHEX eax
+  NL
+  jmp SEL_CODE32:.back
+.back:
+  mov ax, SEL_DATA32
+  mov ss, ax
+  mov esp, stack0_top
+
   ; --- 32-bit paging with 4 KiB pages: identity map 0..4 MiB, page 0x300000 read-only,
   ; 0x301000 not present, 0x302000 user.
   mov edi, pd
@@ -333,17 +380,29 @@ real_entry:
   pushf
   pop bx
   int 0x50
-  ; unreal check: DS still has the 64 KiB limit from the data16 descriptor
-  mov dx, 0x3f8
   mov al, 'R'
-  out dx, al
+  call putc_real
   mov al, 10
-  out dx, al
+  call putc_real
   lgdt [cs:gdtr - 0x100000 + 0x10]
   mov eax, cr0
   or al, 1
   mov cr0, eax
   jmp dword SEL_CODE32:real_done
+
+putc_real:
+  push dx
+  push ax
+  mov dx, 0x3fd
+.w:
+  in al, dx
+  test al, 0x20
+  jz .w
+  pop ax
+  mov dx, 0x3f8
+  out dx, al
+  pop dx
+  ret
 
 real_int50:
   mov cx, 0x5050
