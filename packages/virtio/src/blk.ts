@@ -45,6 +45,11 @@ const MAX_DISCARD_SECTORS = 0x40_0000;
  */
 const CONFIG_SIZE = 60;
 
+/** A back end's synchronous throw, as the rejection it should have been. */
+function rejected(e: unknown): Promise<never> {
+  return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+}
+
 /** Options of VirtioBlk. */
 export interface VirtioBlkOptions {
   /** Serial returned by GET_ID (at most 20 bytes, ASCII). */
@@ -209,7 +214,7 @@ export class VirtioBlk implements VirtioDevice {
         const off = dataIn > MAX_REQUEST_BYTES ? -1 : this.range(sectorLo, sectorHi, dataIn);
         if (off < 0 || dataOut !== 0) return this.done(chain, BLK_S_IOERR, 1);
         if (dataIn === 0) return this.done(chain, BLK_S_OK, 1);
-        return this.run(chain, b.read(off, dataIn), dataIn);
+        return this.run(chain, this.bRead(off, dataIn), dataIn);
       }
       case BLK_T_OUT: {
         const off = dataOut > MAX_REQUEST_BYTES ? -1 : this.range(sectorLo, sectorHi, dataOut);
@@ -220,10 +225,10 @@ export class VirtioBlk implements VirtioDevice {
           data = new Uint8Array(dataOut);
           if (!chain.read(mem, 16, data, 0, dataOut)) return this.done(chain, BLK_S_IOERR, 1);
         }
-        return this.run(chain, b.write(off, data), 0);
+        return this.run(chain, this.bWrite(off, data), 0);
       }
       case BLK_T_FLUSH:
-        return this.run(chain, b.flush(), 0);
+        return this.run(chain, this.bFlush(), 0);
       case BLK_T_GET_ID: {
         const n = Math.min(dataIn, BLK_ID_BYTES);
         if (!chain.write(mem, 0, this.id, 0, n)) return this.done(chain, BLK_S_IOERR, 1);
@@ -240,10 +245,44 @@ export class VirtioBlk implements VirtioDevice {
         const off = this.range(v.getUint32(0, true), v.getUint32(4, true), num * SECTOR);
         if (off < 0 || num > MAX_DISCARD_SECTORS || b.readOnly) return this.done(chain, BLK_S_IOERR, 1);
         const len = num * SECTOR;
-        return this.run(chain, type === BLK_T_DISCARD ? b.discard(off, len) : b.writeZeroes(off, len), 0);
+        return this.run(chain, this.bZero(type === BLK_T_DISCARD, off, len), 0);
       }
       default:
         return this.done(chain, BLK_S_UNSUPP, 1);
+    }
+  }
+
+  // Back-end calls: a back end that throws instead of returning a rejected promise (qcow2 does on
+  // a closed image) must end the request in IOERR like a rejection, never as a host exception.
+  private bRead(off: number, len: number): Promise<Uint8Array> {
+    try {
+      return this.backend.read(off, len);
+    } catch (e) {
+      return rejected(e);
+    }
+  }
+
+  private bWrite(off: number, data: Uint8Array): Promise<void> {
+    try {
+      return this.backend.write(off, data);
+    } catch (e) {
+      return rejected(e);
+    }
+  }
+
+  private bFlush(): Promise<void> {
+    try {
+      return this.backend.flush();
+    } catch (e) {
+      return rejected(e);
+    }
+  }
+
+  private bZero(discard: boolean, off: number, len: number): Promise<void> {
+    try {
+      return discard ? this.backend.discard(off, len) : this.backend.writeZeroes(off, len);
+    } catch (e) {
+      return rejected(e);
     }
   }
 
