@@ -39,7 +39,7 @@ export type FuzzOp =
 
 export interface FuzzCase {
   name?: string;
-  device: 'blk' | 'net' | 'net-mq' | 'console' | 'rng';
+  device: 'blk' | 'net' | 'net-mq' | 'console' | 'console-mp' | 'rng';
   transport: 'mmio' | 'pci';
   packed: boolean;
   ops: FuzzOp[];
@@ -77,6 +77,13 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
     case 'console':
       dev = new VirtioConsole({ output: (_b, _o, len) => void (served += len), queueSize: 16 });
       break;
+    case 'console-mp': {
+      // Three ports (queues rx0 tx0 crx ctx rx1 tx1 rx2 tx2), port 1 named and present.
+      const con = new VirtioConsole({ output: (_b, _o, len) => void (served += len), queueSize: 16, maxPorts: 3, name: 'c0' });
+      con.addPort(1, { name: 'p1', output: (_b, _o, len) => void (served += len) });
+      dev = con;
+      break;
+    }
     default:
       dev = new VirtioRng({ queueSize: 16, random: (o) => o.fill(7) });
   }
@@ -94,7 +101,7 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
       if (c.device === 'blk') drv.queues[i].add([drv.buffer(16)], [b, drv.buffer(1)]);
       else if (dev instanceof VirtioNet && i === (dev.queueCount & ~1)) drv.queues[i].add([drv.buffer(2, new Uint8Array([0, 0]))], [drv.buffer(1)]);
       else if (dev instanceof VirtioNet && (i & 1) === 1) drv.queues[i].add([b], []);
-      else if (c.device === 'console' && i === 1) drv.queues[i].add([b], []);
+      else if (dev instanceof VirtioConsole && (i & 1) === 1) drv.queues[i].add([b], []);
       else drv.queues[i].add([], [b]);
     }
   }
@@ -127,7 +134,7 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
         break;
       case 'rx':
         if (dev instanceof VirtioNet) dev.deliver(frame, 0, Math.min(op.len, frame.length));
-        else if (dev instanceof VirtioConsole) dev.input(frame.subarray(0, Math.min(op.len, 4096)));
+        else if (dev instanceof VirtioConsole) dev.input(frame.subarray(0, Math.min(op.len, 4096)), dev.maxPorts > 1 ? op.len % 3 : 0);
         break;
       case 'desc': {
         const dq = drv.queues[op.q % drv.queues.length];
@@ -157,6 +164,14 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
         await new Promise((r) => setImmediate(r));
         break;
       case 'ctrl': {
+        if (dev instanceof VirtioConsole && dev.queueCount > 2) {
+          // A control message {le32 id, le16 event, le16 value} (+ extra bytes) on the control transmitq.
+          const id = op.data[0] ?? 0;
+          const m = Uint8Array.from([id, 0, 0, 0, op.cls, 0, op.cmd, 0, ...op.data.slice(1, 16)]);
+          drv.queues[3].add([drv.buffer(m.length, m)], []);
+          t.notify(3);
+          break;
+        }
         if (!(dev instanceof VirtioNet) || dev.queueCount % 2 === 0) break;
         const cq = drv.queues[dev.queueCount - 1];
         const data = Uint8Array.from([op.cls, op.cmd, ...op.data.slice(0, 64)]);

@@ -4,7 +4,7 @@ import corpus from './fuzz-corpus.json';
 import type { FuzzCase, FuzzOp } from './fuzz-harness';
 import { FUZZ_SPAN, runFuzzCase } from './fuzz-harness';
 
-// Bounded: about 2 x 5 x 2 x RUNS cases of up to 40 ops. FUZZ_RUNS=2000 for a longer hunt.
+// Bounded: about 2 x 6 x 2 x RUNS cases of up to 40 ops. FUZZ_RUNS=2000 for a longer hunt.
 const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
 
 const interesting32 = fc.constantFrom(0, 1, 2, 3, 4, 7, 15, 16, 17, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x1_0000, 0xff_ffff, 0x7fff_ffff, 0x8000_0000, 0xffff_fff0, 0xffff_ffff);
@@ -58,7 +58,7 @@ describe('fuzz corpus (kept regression cases)', () => {
 });
 
 describe('fuzz: queue memory and transport registers', () => {
-  for (const device of ['blk', 'net', 'net-mq', 'console', 'rng'] as const) {
+  for (const device of ['blk', 'net', 'net-mq', 'console', 'console-mp', 'rng'] as const) {
     for (const transport of ['mmio', 'pci'] as const) {
       it(`${device} over ${transport} never throws or hangs`, async () => {
         await fc.assert(

@@ -137,6 +137,14 @@ int main(void) {
     for (i = 0; i < 6; i++) { mc->macs[0][i] = i ? 0x60 + i : 0x01; mc->macs[1][i] = i ? 0x70 + i : 0x33; }
     DUMP("cmd.mac.multi", buf, sizeof *mc + 2 * 6);
   }
+  P("CONSOLE_DEVICE_READY", VIRTIO_CONSOLE_DEVICE_READY); P("CONSOLE_PORT_ADD", VIRTIO_CONSOLE_PORT_ADD); P("CONSOLE_PORT_REMOVE", VIRTIO_CONSOLE_PORT_REMOVE);
+  P("CONSOLE_PORT_READY", VIRTIO_CONSOLE_PORT_READY); P("CONSOLE_CONSOLE_PORT", VIRTIO_CONSOLE_CONSOLE_PORT); P("CONSOLE_RESIZE", VIRTIO_CONSOLE_RESIZE);
+  P("CONSOLE_PORT_OPEN", VIRTIO_CONSOLE_PORT_OPEN); P("CONSOLE_PORT_NAME", VIRTIO_CONSOLE_PORT_NAME); P("CONSOLE_BAD_ID", VIRTIO_CONSOLE_BAD_ID);
+  P("sizeof.virtio_console_control", sizeof(struct virtio_console_control)); O(virtio_console_control, id); O(virtio_console_control, event); O(virtio_console_control, value);
+  { struct virtio_console_control m; unsigned i;
+    m.id = VIRTIO_CONSOLE_BAD_ID; m.event = VIRTIO_CONSOLE_DEVICE_READY; m.value = 1; DUMP("con.device_ready", &m, sizeof m);
+    m.id = 1; m.event = VIRTIO_CONSOLE_PORT_READY; m.value = 1; DUMP("con.port_ready.1", &m, sizeof m);
+    m.id = 1; m.event = VIRTIO_CONSOLE_PORT_OPEN; m.value = 1; DUMP("con.port_open.1", &m, sizeof m); }
   P("CONSOLE_F_SIZE", 1 << VIRTIO_CONSOLE_F_SIZE); P("CONSOLE_F_MULTIPORT", 1 << VIRTIO_CONSOLE_F_MULTIPORT);
   P("CONSOLE_F_EMERG_WRITE", 1 << VIRTIO_CONSOLE_F_EMERG_WRITE);
   O(virtio_console_config, cols); O(virtio_console_config, rows); O(virtio_console_config, max_nr_ports); O(virtio_console_config, emerg_wr);
@@ -320,6 +328,41 @@ describe.skipIf(!gcc || !headers)('layouts and constants match the Linux virtio 
     expect(con.readConfig(L['virtio_console_config.rows'])).toBe(43);
     expect(con.readConfig(L['virtio_console_config.max_nr_ports'])).toBe(1);
     expect(L['virtio_console_config.emerg_wr']).toBe(8);
+  });
+
+  it('virtio-console MULTIPORT: events, struct virtio_console_control, and messages laid out by gcc', () => {
+    for (const k of Object.keys(L).filter((k) => k.startsWith('CONSOLE_') && !k.startsWith('CONSOLE_F_') && k !== 'CONSOLE_BAD_ID')) expect([k, (CON as Record<string, unknown>)[k]]).toEqual([k, L[k]]);
+    expect([L['sizeof.virtio_console_control'], L['virtio_console_control.id'], L['virtio_console_control.event'], L['virtio_console_control.value']]).toEqual([CON.CONSOLE_CONTROL_BYTES, 0, 4, 6]);
+    const mem = new FlatGuestMemory(1 << 20);
+    const opened: boolean[] = [];
+    const con = new CON.VirtioConsole({ output: () => undefined, maxPorts: 2 });
+    con.addPort(1, { name: 'p1', onOpen: (o) => opened.push(o) });
+    const drv = new MockDriver(mmioDriverTransport(new M.VirtioMmio(con, mem, { irq: () => undefined })), mem, new GuestAllocator(0x1000, mem.limit));
+    expect(drv.init({ queueSize: 8 })).toBe(true);
+    expect(con.readConfig(L['virtio_console_config.max_nr_ports'])).toBe(2);
+    const bufs: { addr: number; len: number }[] = [];
+    for (let i = 0; i < 8; i++) {
+      bufs.push(drv.buffer(32));
+      drv.queues[2].add([], [bufs[i]]);
+    }
+    const send = (k: string): void => {
+      const b = Uint8Array.from((L as unknown as Record<string, number[]>)[k]);
+      drv.queues[3].add([drv.buffer(b.length, b)], []);
+      drv.kick(3);
+    };
+    send('con.device_ready');
+    expect(L.CONSOLE_BAD_ID).toBe(0xffff_ffff);
+    send('con.port_ready.1');
+    send('con.port_open.1');
+    expect(con.isPortReady(1)).toBe(true);
+    expect(opened).toEqual([true]);
+    // What the device sent, read with the C layout: PORT_ADD 0, PORT_ADD 1, then PORT_NAME 1 "p1", PORT_OPEN 1.
+    const got = drv.drain(2).map((u) => {
+      const b = drv.bytes(bufs[u.id], u.len);
+      const at = (o: number, n: number): number => b.subarray(o, o + n).reduceRight((v, x) => v * 256 + x, 0);
+      return [at(L['virtio_console_control.id'], 4), at(L['virtio_console_control.event'], 2), at(L['virtio_console_control.value'], 2), u.len];
+    });
+    expect(got).toEqual([[0, L.CONSOLE_PORT_ADD, 1, 8], [1, L.CONSOLE_PORT_ADD, 1, 8], [1, L.CONSOLE_PORT_NAME, 1, 11], [1, L.CONSOLE_PORT_OPEN, 1, 8]]);
   });
 
   it('our split-ring EVENT_IDX decision equals the kernel vring_need_event() on 3000 cases around the wrap', () => {
