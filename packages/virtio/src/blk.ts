@@ -3,6 +3,8 @@ import { DescriptorChain } from './chain';
 import { DEVICE_ID_BLOCK, MAX_QUEUE_SIZE } from './constants';
 import type { VirtioContext, VirtioDevice } from './device';
 import { POP_EMPTY } from './queue';
+import type { ChainState, DeviceRestoreContext } from './state';
+import { loadChain, saveChain, stateArray, stateFail, stateHeader, stateInt, VIRTIO_STATE_VERSION } from './state';
 
 // virtio-blk feature bits (lo word).
 export const BLK_F_SIZE_MAX = 0x2;
@@ -50,6 +52,17 @@ function rejected(e: unknown): Promise<never> {
   return Promise.reject(e instanceof Error ? e : new Error(String(e)));
 }
 
+/** virtio-blk's own state: the requests in flight in the back end (re-run on restore). */
+export interface VirtioBlkState {
+  version: number;
+  kind: 'virtio-blk';
+  /** Disk size in sectors: a state only restores onto a disk of the same size. */
+  capacity: number;
+  inFlight: ChainState[];
+  /** Completed requests by status [OK, IOERR, UNSUPP]. */
+  completed: number[];
+}
+
 /** Options of VirtioBlk. */
 export interface VirtioBlkOptions {
   /** Serial returned by GET_ID (at most 20 bytes, ASCII). */
@@ -85,6 +98,8 @@ export class VirtioBlk implements VirtioDevice {
   private readonly config = new Uint8Array(CONFIG_SIZE);
   private readonly id = new Uint8Array(BLK_ID_BYTES);
   private readonly pool: DescriptorChain[] = [];
+  /** Requests started and not completed, in no order (chain.index is the position). */
+  private readonly flight: DescriptorChain[] = [];
   private readonly hdr = new Uint8Array(16);
   private readonly hdrView = new DataView(this.hdr.buffer);
   private readonly sectors: number;
@@ -140,6 +155,8 @@ export class VirtioBlk implements VirtioDevice {
   reset(): void {
     // In-flight requests finish in the back end; their completions see the epoch changed.
     this.inFlight = 0;
+    for (const c of this.flight) c.index = -1;
+    this.flight.length = 0;
   }
 
   private take(): DescriptorChain {
@@ -188,6 +205,7 @@ export class VirtioBlk implements VirtioDevice {
       }
       chain.epoch = ctx.epoch;
       this.inFlight++;
+      this.land(chain, true);
       this.start(chain);
       if (!ctx.active) return;
     }
@@ -198,6 +216,7 @@ export class VirtioBlk implements VirtioDevice {
     const mem = ctx.mem;
     if (chain.readableBytes < 16 || chain.writableBytes < 1 || !chain.read(mem, 0, this.hdr, 0, 16)) {
       this.inFlight--;
+      this.land(chain, false);
       this.pool.push(chain);
       ctx.fail('virtio-blk: request without a 16-byte header or a status byte');
       return;
@@ -312,6 +331,78 @@ export class VirtioBlk implements VirtioDevice {
     );
   }
 
+  /** Adds a started request to the in-flight list (true) or takes it off (false). */
+  private land(chain: DescriptorChain, start: boolean): void {
+    const f = this.flight;
+    if (start) {
+      chain.index = f.length;
+      f.push(chain);
+      return;
+    }
+    const i = chain.index;
+    if (i < 0 || f[i] !== chain) return;
+    const last = f.pop()!;
+    if (last !== chain) {
+      f[i] = last;
+      last.index = i;
+    }
+    chain.index = -1;
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+
+  saveState(): VirtioBlkState {
+    return {
+      version: VIRTIO_STATE_VERSION,
+      kind: 'virtio-blk',
+      capacity: this.sectors,
+      inFlight: this.flight.map(saveChain),
+      completed: Array.from(this.completed),
+    };
+  }
+
+  /**
+   * Checks a saved virtio-blk state: same disk size, in-flight requests valid chains (in RAM,
+   * readable before writable, distinct heads) and, on a split queue, exactly the chains the
+   * queue has outstanding. Applying it re-runs those requests against the back end (as QEMU
+   * does after migration): reads and writes are idempotent, the driver cannot touch their
+   * buffers until they complete.
+   */
+  prepareRestore(v: unknown, rc: DeviceRestoreContext): () => void {
+    const o = stateHeader(v, 'state.device', 'virtio-blk');
+    if (o.capacity !== this.sectors) stateFail('state.device.capacity', `is ${String(o.capacity)} sectors, this disk has ${this.sectors}`);
+    const size = rc.queueSize(0);
+    const list = stateArray(o.inFlight, 'state.device.inFlight', 0, size);
+    const packed = rc.outstanding(0) < 0;
+    const chains: DescriptorChain[] = [];
+    const heads = new Set<number>();
+    for (let i = 0; i < list.length; i++) {
+      const c = new DescriptorChain(4);
+      loadChain(list[i], `state.device.inFlight[${i}]`, rc.mem, size, packed ? 0xffff : size - 1, c);
+      if (heads.has(c.head)) stateFail(`state.device.inFlight[${i}].head`, `${c.head} is in flight twice`);
+      heads.add(c.head);
+      chains.push(c);
+    }
+    if (rc.active && !packed && size > 0 && rc.outstanding(0) !== chains.length) {
+      stateFail('state.device.inFlight', `lists ${chains.length} requests but the queue has ${rc.outstanding(0)} outstanding`);
+    }
+    const done = stateArray(o.completed, 'state.device.completed', 3, 3).map((n, i) => stateInt(n, `state.device.completed[${i}]`, 0, 0xffff_ffff));
+    return () => {
+      for (const c of this.flight) c.index = -1;
+      this.flight.length = 0;
+      this.inFlight = 0;
+      this.completed.set(done);
+      const ctx = this.ctx!;
+      if (!ctx.active) return; // a failed or stopped device would drop their completions anyway
+      for (const c of chains) {
+        c.epoch = ctx.epoch;
+        this.inFlight++;
+        this.land(c, true);
+        this.start(c);
+      }
+    };
+  }
+
   private drop(chain: DescriptorChain): void {
     this.pool.push(chain);
   }
@@ -321,6 +412,7 @@ export class VirtioBlk implements VirtioDevice {
     const ctx = this.ctx!;
     if (chain.epoch !== ctx.epoch || !ctx.active) return this.drop(chain);
     this.inFlight--;
+    this.land(chain, false);
     this.completed[status]++;
     const q = ctx.queue(0)!;
     const at = chain.locate(true, chain.writableBytes - 1, 1);

@@ -2,6 +2,8 @@ import { DescriptorChain } from './chain';
 import { DEVICE_ID_CONSOLE, MAX_QUEUE_SIZE } from './constants';
 import type { VirtioContext, VirtioDevice } from './device';
 import { POP_EMPTY } from './queue';
+import type { DeviceRestoreContext } from './state';
+import { stateArray, stateBool, stateBytes, stateFail, stateHeader, stateInt, stateObject, VIRTIO_STATE_VERSION } from './state';
 
 export const CONSOLE_F_SIZE = 0x1;
 export const CONSOLE_F_MULTIPORT = 0x2;
@@ -71,6 +73,29 @@ export interface VirtioConsoleOptions {
    * commit 5326ab737a47 made it follow the spec, so older guest kernels want this. Default false.
    */
   resizeRowsFirst?: boolean;
+}
+
+/** One port's state (its name, console flag and callbacks are configuration, not state). */
+export interface ConsolePortState {
+  present: boolean;
+  hostOpen: boolean;
+  guestReady: boolean;
+  guestOpen: boolean;
+  /** Input bytes waiting for a receive buffer. */
+  pending: number[];
+}
+
+/** virtio-console's own state, as plain data. */
+export interface VirtioConsoleState {
+  version: number;
+  kind: 'virtio-console';
+  maxPorts: number;
+  cols: number;
+  rows: number;
+  deviceReady: boolean;
+  ports: ConsolePortState[];
+  /** Control messages waiting for control receive buffers. */
+  backlog: number[][];
 }
 
 /** Host-side state of one port (stable shape). */
@@ -319,6 +344,79 @@ export class VirtioConsole implements VirtioDevice {
   /** Bytes waiting for a receive buffer on port 0. */
   get pendingInput(): number {
     return this.ports[0].pendingLen;
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+
+  saveState(): VirtioConsoleState {
+    return {
+      version: VIRTIO_STATE_VERSION,
+      kind: 'virtio-console',
+      maxPorts: this.maxPorts,
+      cols: this.config[0] | (this.config[1] << 8),
+      rows: this.config[2] | (this.config[3] << 8),
+      deviceReady: this.deviceReady,
+      ports: this.ports.map((p) => {
+        const pending: number[] = [];
+        for (let i = 0; i < p.pendingLen; i++) pending.push(p.pending![(p.pendingStart + i) % p.pending!.length]);
+        return { present: p.present, hostOpen: p.hostOpen, guestReady: p.guestReady, guestOpen: p.guestOpen, pending };
+      }),
+      backlog: this.backlog.map((m) => Array.from(m)),
+    };
+  }
+
+  /**
+   * Checks a saved virtio-console state: same number of ports and the same ports present
+   * (add or remove ports on this device before restoring), pending input and the control
+   * backlog within their bounds, nothing outstanding on the queues.
+   */
+  prepareRestore(v: unknown, rc: DeviceRestoreContext): () => void {
+    const P = 'state.device';
+    const o = stateHeader(v, P, 'virtio-console');
+    if (o.maxPorts !== this.maxPorts) stateFail(`${P}.maxPorts`, `is ${String(o.maxPorts)}, this console has ${this.maxPorts} ports`);
+    const cols = stateInt(o.cols, `${P}.cols`, 0, 0xffff);
+    const rows = stateInt(o.rows, `${P}.rows`, 0, 0xffff);
+    const deviceReady = stateBool(o.deviceReady, `${P}.deviceReady`);
+    const list = stateArray(o.ports, `${P}.ports`, this.maxPorts, this.maxPorts);
+    const ports = list.map((e, i) => {
+      const q = `${P}.ports[${i}]`;
+      const po = stateObject(e, q);
+      const present = stateBool(po.present, `${q}.present`);
+      if (present !== this.ports[i].present) stateFail(`${q}.present`, `is ${present} but port ${i} is ${this.ports[i].present ? '' : 'not '}configured here`);
+      return {
+        hostOpen: stateBool(po.hostOpen, `${q}.hostOpen`),
+        guestReady: stateBool(po.guestReady, `${q}.guestReady`),
+        guestOpen: stateBool(po.guestOpen, `${q}.guestOpen`),
+        pending: stateBytes(po.pending, `${q}.pending`, 0, CONSOLE_INPUT_LIMIT),
+      };
+    });
+    const bl = stateArray(o.backlog, `${P}.backlog`, 0, CONSOLE_CONTROL_BACKLOG);
+    const backlog = bl.map((m, i) => stateBytes(m, `${P}.backlog[${i}]`, CONSOLE_CONTROL_BYTES, CONSOLE_CONTROL_BYTES + CONSOLE_NAME_MAX + 1));
+    if (rc.active) for (let q = 0; q < this.queueCount; q++) if (rc.outstanding(q) > 0) stateFail(P, `does not match queue ${q}: ${rc.outstanding(q)} chains outstanding, none held`);
+    return () => {
+      const ctx = this.ctx!;
+      this.multiport = ctx.active && (ctx.featuresLo & CONSOLE_F_MULTIPORT) !== 0;
+      this.config[0] = cols & 0xff;
+      this.config[1] = cols >>> 8;
+      this.config[2] = rows & 0xff;
+      this.config[3] = rows >>> 8;
+      this.deviceReady = deviceReady;
+      for (let i = 0; i < this.maxPorts; i++) {
+        const p = this.ports[i];
+        const s = ports[i];
+        p.hostOpen = s.hostOpen;
+        p.guestReady = s.guestReady;
+        p.guestOpen = s.guestOpen;
+        p.pendingStart = 0;
+        p.pendingLen = s.pending.length;
+        if (s.pending.length > 0) {
+          p.pending ??= new Uint8Array(CONSOLE_INPUT_LIMIT);
+          p.pending.set(s.pending);
+        }
+      }
+      this.backlog.length = 0;
+      this.backlog.push(...backlog);
+    };
   }
 
   private rxIndex(port: number): number {

@@ -3,6 +3,8 @@ import { DEVICE_ID_NET, F_HI_VERSION_1, MAX_QUEUE_SIZE } from './constants';
 import type { VirtioContext, VirtioDevice } from './device';
 import { POP_EMPTY } from './queue';
 import type { Virtqueue } from './queue';
+import type { ChainState, DeviceRestoreContext } from './state';
+import { loadChain, saveChain, stateArray, stateBool, stateBytes, stateFail, stateHeader, stateInt, stateObject, stateWords, VIRTIO_STATE_VERSION } from './state';
 
 // virtio-net feature bits (lo word).
 export const NET_F_CSUM = 0x1;
@@ -105,8 +107,29 @@ export interface VirtioNetOptions {
   ctrlQueue?: boolean;
 }
 
+/** virtio-net's own state, as plain data. */
+export interface VirtioNetState {
+  version: number;
+  kind: 'virtio-net';
+  maxPairs: number;
+  /** The MAC the guest uses (MAC_ADDR_SET) and the config status word. */
+  mac: number[];
+  status: number;
+  curPairs: number;
+  filter: RxFilter;
+  /** Used entries of the unicast then multicast tables (6 bytes each). */
+  uniMacs: number[];
+  multiMacs: number[];
+  /** VLAN filter bitmap, 128 words. */
+  vlans: number[];
+  /** Per pair: the transmit chain held under back-pressure, or null. */
+  txPending: (ChainState | null)[];
+  /** Per pair: deliver() was refused for lack of buffers (onRxReady owed). */
+  rxWanted: boolean[];
+}
+
 /** Receive filter state set through the control queue (QEMU's defaults after reset: promiscuous). */
-interface RxFilter {
+export interface RxFilter {
   promisc: boolean;
   allmulti: boolean;
   alluni: boolean;
@@ -305,15 +328,20 @@ export class VirtioNet implements VirtioDevice {
     return this.ctrlIndex;
   }
 
-  activate(): void {
+  /** Header length, MRG_RXBUF, usable pairs and the control queue index under the negotiated features. */
+  private derive(): void {
     const ctx = this.ctx!;
     const lo = ctx.featuresLo;
     this.mrg = (lo & NET_F_MRG_RXBUF) !== 0;
     this.hdrLen = this.mrg || (ctx.featuresHi & F_HI_VERSION_1) !== 0 ? NET_HDR_LEN : NET_HDR_LEN_LEGACY;
     this.usablePairs = (lo & NET_F_MQ) !== 0 ? this.maxPairs : 1;
     this.ctrlIndex = (lo & NET_F_CTRL_VQ) !== 0 ? 2 * this.usablePairs : -1;
+  }
+
+  activate(): void {
+    this.derive();
     // Without CTRL_VLAN every VLAN passes; with it the table starts empty (as QEMU).
-    this.vlans.fill((lo & NET_F_CTRL_VLAN) !== 0 ? 0 : 0xffff_ffff);
+    this.vlans.fill((this.ctx!.featuresLo & NET_F_CTRL_VLAN) !== 0 ? 0 : 0xffff_ffff);
     for (let p = 0; p < this.curPairs; p++) this.processTx(p);
     if (this.ctrlIndex >= 0) this.processCtrl();
   }
@@ -428,6 +456,111 @@ export class VirtioNet implements VirtioDevice {
       this.stats.txBytes += frameLen;
     }
     return ok;
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+
+  saveState(): VirtioNetState {
+    const txPending: (ChainState | null)[] = [];
+    const rxWanted: boolean[] = [];
+    for (let p = 0; p < this.maxPairs; p++) {
+      txPending.push(this.txPending[p] !== 0 ? saveChain(this.txChains[p]) : null);
+      rxWanted.push(this.rxWanted[p] !== 0);
+    }
+    const f = this.filter;
+    const half = NET_MAC_TABLE_ENTRIES * 6;
+    return {
+      version: VIRTIO_STATE_VERSION,
+      kind: 'virtio-net',
+      maxPairs: this.maxPairs,
+      mac: Array.from(this.config.subarray(0, 6)),
+      status: this.config[6] | (this.config[7] << 8),
+      curPairs: this.curPairs,
+      filter: { ...f },
+      uniMacs: Array.from(this.macTable.subarray(0, 6 * f.uniCount)),
+      multiMacs: Array.from(this.macTable.subarray(half, half + 6 * f.multiCount)),
+      vlans: Array.from(this.vlans),
+      txPending,
+      rxWanted,
+    };
+  }
+
+  /**
+   * Checks a saved virtio-net state: same number of pairs, filter tables within their bounds,
+   * pairs in use allowed by the negotiated features, held transmit chains valid and, on split
+   * queues, exactly what each queue has outstanding (nothing on receive and control queues).
+   */
+  prepareRestore(v: unknown, rc: DeviceRestoreContext): () => void {
+    const P = 'state.device';
+    const o = stateHeader(v, P, 'virtio-net');
+    if (o.maxPairs !== this.maxPairs) stateFail(`${P}.maxPairs`, `is ${String(o.maxPairs)}, this device has ${this.maxPairs} queue pairs`);
+    const mac = stateBytes(o.mac, `${P}.mac`, 6, 6);
+    const status = stateInt(o.status, `${P}.status`, 0, NET_S_LINK_UP | NET_S_ANNOUNCE);
+    const mq = (rc.featuresLo & NET_F_MQ) !== 0;
+    const curPairs = stateInt(o.curPairs, `${P}.curPairs`, 1, mq ? this.maxPairs : 1);
+    const fo = stateObject(o.filter, `${P}.filter`);
+    const flag = (k: keyof RxFilter): boolean => stateBool(fo[k], `${P}.filter.${k}`);
+    const filter: RxFilter = {
+      promisc: flag('promisc'),
+      allmulti: flag('allmulti'),
+      alluni: flag('alluni'),
+      nomulti: flag('nomulti'),
+      nouni: flag('nouni'),
+      nobcast: flag('nobcast'),
+      uniOverflow: flag('uniOverflow'),
+      multiOverflow: flag('multiOverflow'),
+      uniCount: stateInt(fo.uniCount, `${P}.filter.uniCount`, 0, NET_MAC_TABLE_ENTRIES),
+      multiCount: stateInt(fo.multiCount, `${P}.filter.multiCount`, 0, NET_MAC_TABLE_ENTRIES),
+    };
+    const uni = stateBytes(o.uniMacs, `${P}.uniMacs`, 6 * filter.uniCount, 6 * filter.uniCount);
+    const multi = stateBytes(o.multiMacs, `${P}.multiMacs`, 6 * filter.multiCount, 6 * filter.multiCount);
+    const vlans = stateWords(o.vlans, `${P}.vlans`, 128);
+    const tx = stateArray(o.txPending, `${P}.txPending`, this.maxPairs, this.maxPairs);
+    const rxw = stateArray(o.rxWanted, `${P}.rxWanted`, this.maxPairs, this.maxPairs);
+    const chains: (DescriptorChain | null)[] = [];
+    const wanted: boolean[] = [];
+    for (let p = 0; p < this.maxPairs; p++) {
+      wanted.push(stateBool(rxw[p], `${P}.rxWanted[${p}]`));
+      const q = 2 * p + 1;
+      const size = rc.queueSize(q);
+      let c: DescriptorChain | null = null;
+      if (tx[p] != null) {
+        if (size === 0) stateFail(`${P}.txPending[${p}]`, 'is held for a transmit queue that is not live');
+        c = new DescriptorChain(4);
+        loadChain(tx[p], `${P}.txPending[${p}]`, rc.mem, size, rc.outstanding(q) < 0 ? 0xffff : size - 1, c);
+      }
+      chains.push(c);
+    }
+    if (rc.active) {
+      for (let q = 0; q < this.queueCount; q++) {
+        const out = rc.outstanding(q);
+        const want = (q & 1) === 1 && q < 2 * this.maxPairs && chains[q >>> 1] != null ? 1 : 0;
+        if (out >= 0 && out !== want) stateFail(`${P}`, `does not match queue ${q}: ${out} chains outstanding, ${want} held`);
+      }
+    }
+    return () => {
+      const ctx = this.ctx!;
+      this.derive();
+      this.config.set(mac, 0);
+      this.config[6] = status & 0xff;
+      this.config[7] = status >>> 8;
+      this.curPairs = curPairs;
+      Object.assign(this.filter, filter);
+      const half = NET_MAC_TABLE_ENTRIES * 6;
+      this.macTable.fill(0);
+      this.macTable.set(uni, 0);
+      this.macTable.set(multi, half);
+      this.vlans.set(vlans);
+      this.flows.fill(0);
+      this.txBusy.fill(0);
+      for (let p = 0; p < this.maxPairs; p++) {
+        const c = chains[p];
+        this.txPending[p] = c != null ? 1 : 0;
+        if (c != null) this.txChains[p] = c;
+        this.rxWanted[p] = wanted[p] ? 1 : 0;
+      }
+      if (!ctx.active) this.txPending.fill(0);
+    };
   }
 
   // ---- control queue ------------------------------------------------------------------
