@@ -1,6 +1,6 @@
 import type { BlockBackend } from './block-backend';
 import { DescriptorChain } from './chain';
-import { DEVICE_ID_BLOCK, MAX_QUEUE_SIZE } from './constants';
+import { DEVICE_ID_BLOCK, F_HI_IN_ORDER, MAX_QUEUE_SIZE } from './constants';
 import type { VirtioContext, VirtioDevice } from './device';
 import { POP_EMPTY } from './queue';
 import type { ChainState, DeviceRestoreContext } from './state';
@@ -89,6 +89,8 @@ export class VirtioBlk implements VirtioDevice {
   readonly featuresLo: number;
   readonly featuresHi: number = 0;
   readonly configSize: number = CONFIG_SIZE;
+  /** Completions are reordered into pop order when VIRTIO_F_IN_ORDER is negotiated. */
+  readonly supportsInOrder: boolean = true;
   readonly backend: BlockBackend;
   /** Requests started and not yet completed. */
   inFlight = 0;
@@ -98,8 +100,17 @@ export class VirtioBlk implements VirtioDevice {
   private readonly config = new Uint8Array(CONFIG_SIZE);
   private readonly id = new Uint8Array(BLK_ID_BYTES);
   private readonly pool: DescriptorChain[] = [];
-  /** Requests started and not completed, in no order (chain.index is the position). */
+  /** Requests popped and not yet used, in no order (chain.index is the position). */
   private readonly flight: DescriptorChain[] = [];
+  /** VIRTIO_F_IN_ORDER negotiated: completions are used in pop order. */
+  private inOrder = false;
+  /** Pop sequence numbers: next to give, next to use; completed chains waiting for their turn. */
+  private nextSeq = 0;
+  private pushSeq = 0;
+  private readonly held: (DescriptorChain | null)[];
+  private readonly heldLen: Uint32Array;
+  /** drain() stopped at the in-flight limit. */
+  private stalled = false;
   private readonly hdr = new Uint8Array(16);
   private readonly hdrView = new DataView(this.hdr.buffer);
   private readonly sectors: number;
@@ -109,6 +120,8 @@ export class VirtioBlk implements VirtioDevice {
     const qs = opts.queueSize ?? 256;
     if (qs < 2 || qs > MAX_QUEUE_SIZE || (qs & (qs - 1)) !== 0) throw new RangeError(`VirtioBlk: queueSize must be a power of two from 2 to ${MAX_QUEUE_SIZE}`);
     this.maxQueueSize = qs;
+    this.held = new Array<DescriptorChain | null>(qs).fill(null);
+    this.heldLen = new Uint32Array(qs);
     this.featuresLo = BLK_F_SIZE_MAX | BLK_F_SEG_MAX | BLK_F_BLK_SIZE | BLK_F_FLUSH | BLK_F_DISCARD | BLK_F_WRITE_ZEROES | (backend.readOnly ? BLK_F_RO : 0);
     this.sectors = Math.floor(backend.size / SECTOR);
     const v = new DataView(this.config.buffer);
@@ -145,6 +158,7 @@ export class VirtioBlk implements VirtioDevice {
   }
 
   activate(): void {
+    this.inOrder = (this.ctx!.featuresHi & F_HI_IN_ORDER) !== 0;
     this.process();
   }
 
@@ -157,6 +171,7 @@ export class VirtioBlk implements VirtioDevice {
     this.inFlight = 0;
     for (const c of this.flight) c.index = -1;
     this.flight.length = 0;
+    this.clearOrder();
   }
 
   private take(): DescriptorChain {
@@ -190,7 +205,10 @@ export class VirtioBlk implements VirtioDevice {
     const q = ctx.queue(0);
     if (q == null) return;
     for (;;) {
-      if (this.inFlight >= q.size) return; // the guest re-published heads; wait for completions
+      if (this.inFlight >= q.size) {
+        this.stalled = true; // the guest re-published heads; wait for completions
+        return;
+      }
       const chain = this.take();
       const r = q.pop(chain);
       if (r === POP_EMPTY) {
@@ -204,6 +222,7 @@ export class VirtioBlk implements VirtioDevice {
         return;
       }
       chain.epoch = ctx.epoch;
+      chain.seq = this.nextSeq++;
       this.inFlight++;
       this.land(chain, true);
       this.start(chain);
@@ -331,6 +350,13 @@ export class VirtioBlk implements VirtioDevice {
     );
   }
 
+  private clearOrder(): void {
+    this.held.fill(null);
+    this.nextSeq = 0;
+    this.pushSeq = 0;
+    this.stalled = false;
+  }
+
   /** Adds a started request to the in-flight list (true) or takes it off (false). */
   private land(chain: DescriptorChain, start: boolean): void {
     const f = this.flight;
@@ -356,7 +382,10 @@ export class VirtioBlk implements VirtioDevice {
       version: VIRTIO_STATE_VERSION,
       kind: 'virtio-blk',
       capacity: this.sectors,
-      inFlight: this.flight.map(saveChain),
+      inFlight: this.flight
+        .slice()
+        .sort((x, y) => x.seq - y.seq)
+        .map(saveChain),
       completed: Array.from(this.completed),
     };
   }
@@ -391,11 +420,14 @@ export class VirtioBlk implements VirtioDevice {
       for (const c of this.flight) c.index = -1;
       this.flight.length = 0;
       this.inFlight = 0;
+      this.clearOrder();
       this.completed.set(done);
       const ctx = this.ctx!;
+      this.inOrder = (ctx.featuresHi & F_HI_IN_ORDER) !== 0;
       if (!ctx.active) return; // a failed or stopped device would drop their completions anyway
       for (const c of chains) {
         c.epoch = ctx.epoch;
+        c.seq = this.nextSeq++;
         this.inFlight++;
         this.land(c, true);
         this.start(c);
@@ -411,19 +443,46 @@ export class VirtioBlk implements VirtioDevice {
   private done(chain: DescriptorChain, status: number, written: number): void {
     const ctx = this.ctx!;
     if (chain.epoch !== ctx.epoch || !ctx.active) return this.drop(chain);
-    this.inFlight--;
-    this.land(chain, false);
     this.completed[status]++;
     const q = ctx.queue(0)!;
     const at = chain.locate(true, chain.writableBytes - 1, 1);
     if (at < 0 || !ctx.mem.write8(at, status)) {
+      this.inFlight--;
+      this.land(chain, false);
       this.pool.push(chain);
       ctx.fail('virtio-blk: status byte not writable');
       return;
     }
-    q.pushUsed(chain, written);
-    this.pool.push(chain);
+    if (this.inOrder) {
+      // VIRTIO_F_IN_ORDER: a completion waits until every request popped before it is used.
+      const n = this.held.length;
+      this.held[chain.seq % n] = chain;
+      this.heldLen[chain.seq % n] = written;
+      let pushed = false;
+      for (;;) {
+        const i = this.pushSeq % n;
+        const c = this.held[i];
+        if (c == null || c.seq !== this.pushSeq) break;
+        this.held[i] = null;
+        this.pushSeq++;
+        this.inFlight--;
+        this.land(c, false);
+        q.pushUsed(c, this.heldLen[i]);
+        this.pool.push(c);
+        pushed = true;
+      }
+      if (!pushed) return;
+    } else {
+      this.inFlight--;
+      this.land(chain, false);
+      q.pushUsed(chain, written);
+      this.pool.push(chain);
+    }
     ctx.signalUsed(0);
-    if (this.inFlight === q.size - 1) this.process(); // we may have stopped popping at the limit
+    if (this.stalled) {
+      this.stalled = false; // we stopped popping at the limit: look again
+      this.process();
+    }
   }
+
 }

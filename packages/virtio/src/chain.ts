@@ -32,6 +32,8 @@ export class DescriptorChain {
   epoch = 0;
   /** Device bookkeeping (virtio-blk: position in its in-flight list; -1 when none). */
   index = -1;
+  /** Device bookkeeping (virtio-blk: pop sequence number, for VIRTIO_F_IN_ORDER). */
+  seq = 0;
   /** Guest-physical address of each segment. */
   addr: Float64Array;
   /** Length of each segment. */

@@ -137,6 +137,8 @@ export class VirtioConsole implements VirtioDevice {
   readonly featuresLo: number;
   readonly featuresHi: number = 0;
   readonly configSize: number = CONFIG_SIZE;
+  /** Chains go back in the order they were popped, on every queue. */
+  readonly supportsInOrder: boolean = true;
   /** Ports offered (1 without MULTIPORT). */
   readonly maxPorts: number;
   /** Input bytes dropped because a port's pending buffer was full. */

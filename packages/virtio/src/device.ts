@@ -17,6 +17,11 @@ export interface VirtioDevice {
   readonly featuresLo: number;
   /** Device-specific feature bits offered, bits 32..63. */
   readonly featuresHi: number;
+  /**
+   * The device returns every queue's chains in the order it popped them, so the transport may
+   * offer VIRTIO_F_IN_ORDER (when asked to).
+   */
+  readonly supportsInOrder?: boolean;
   /** Size in bytes of the device configuration space. */
   readonly configSize: number;
   /** Called once by the transport's core before anything else. */

@@ -42,6 +42,8 @@ export interface FuzzCase {
   device: 'blk' | 'net' | 'net-mq' | 'console' | 'console-mp' | 'rng';
   transport: 'mmio' | 'pci';
   packed: boolean;
+  /** Offer (and accept) VIRTIO_F_IN_ORDER. */
+  inOrder?: boolean;
   ops: FuzzOp[];
 }
 
@@ -89,8 +91,9 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
   }
   let mmio: VirtioMmio | null = null;
   let pci: VirtioPci | null = null;
-  if (c.transport === 'mmio') mmio = new VirtioMmio(dev, mem, { irq: () => undefined });
-  else pci = new VirtioPci(dev, mem, { msi: () => undefined, intx: () => undefined });
+  const inOrder = c.inOrder ?? false;
+  if (c.transport === 'mmio') mmio = new VirtioMmio(dev, mem, { irq: () => undefined, inOrder });
+  else pci = new VirtioPci(dev, mem, { msi: () => undefined, intx: () => undefined, inOrder });
   const t = mmio != null ? mmioDriverTransport(mmio) : pciDriverTransport(pci!, { msix: true });
   const drv = new MockDriver(t, mem, alloc);
   drv.init({ queueSize: 16, features: acceptFeatures({ packed: c.packed }) });

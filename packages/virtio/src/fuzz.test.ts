@@ -62,8 +62,8 @@ describe('fuzz: queue memory and transport registers', () => {
     for (const transport of ['mmio', 'pci'] as const) {
       it(`${device} over ${transport} never throws or hangs`, async () => {
         await fc.assert(
-          fc.asyncProperty(fc.boolean(), fc.array(op, { minLength: 1, maxLength: 40 }), async (packed, ops) => {
-            const r = await runFuzzCase({ device, transport, packed, ops });
+          fc.asyncProperty(fc.boolean(), fc.boolean(), fc.array(op, { minLength: 1, maxLength: 40 }), async (packed, inOrder, ops) => {
+            const r = await runFuzzCase({ device, transport, packed, inOrder, ops });
             expect(r.status & ~0xcf).toBe(0);
           }),
           { numRuns: RUNS },

@@ -56,6 +56,8 @@ export interface VirtioMmioOptions {
   irq: (level: boolean) => void;
   /** Offer VIRTIO_F_RING_PACKED (default true). */
   packed?: boolean;
+  /** Offer VIRTIO_F_IN_ORDER when the device supports it (default false, as QEMU's in_order=off). */
+  inOrder?: boolean;
 }
 
 /**
@@ -75,7 +77,7 @@ export class VirtioMmio {
 
   constructor(device: VirtioDevice, mem: GuestMemory, opts: VirtioMmioOptions) {
     this.irq = opts.irq;
-    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true });
+    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true, inOrder: opts.inOrder ?? false });
   }
 
   /** InterruptSink: the core raises an interrupt. */

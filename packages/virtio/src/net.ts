@@ -167,6 +167,8 @@ export class VirtioNet implements VirtioDevice {
   readonly featuresLo: number;
   readonly featuresHi: number = 0;
   readonly configSize: number = CONFIG_SIZE;
+  /** Chains go back in the order they were popped, on every queue. */
+  readonly supportsInOrder: boolean = true;
   /** Queue pairs offered (max_virtqueue_pairs). */
   readonly maxPairs: number;
   /** Counters (stable shape). */

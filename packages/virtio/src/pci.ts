@@ -41,6 +41,8 @@ export interface VirtioPciOptions {
   transitional?: boolean;
   /** Offer VIRTIO_F_RING_PACKED (default true). */
   packed?: boolean;
+  /** Offer VIRTIO_F_IN_ORDER when the device supports it (default false, as QEMU's in_order=off). */
+  inOrder?: boolean;
 }
 
 export const PCI_VENDOR_VIRTIO = 0x1af4;
@@ -163,7 +165,7 @@ export class VirtioPci {
     this.intx = opts.intx ?? ((): void => undefined);
     const legacyId = LEGACY_DEVICE_ID[device.deviceId];
     const transitional = (opts.transitional ?? true) && legacyId !== undefined;
-    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true });
+    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true, inOrder: opts.inOrder ?? false });
     this.msixVectors = device.queueCount + 1;
     this.msixTable = new Uint32Array(4 * this.msixVectors);
     this.msixPba = new Uint32Array(Math.ceil(this.msixVectors / 32));

@@ -30,6 +30,8 @@ export class VirtioRng implements VirtioDevice {
   readonly featuresLo: number = 0;
   readonly featuresHi: number = 0;
   readonly configSize: number = 0;
+  /** Chains go back in the order they were popped, on every queue. */
+  readonly supportsInOrder: boolean = true;
   bytesServed = 0;
   private ctx: VirtioContext | null = null;
   private readonly random: (out: Uint8Array) => void;
