@@ -332,6 +332,7 @@ describe('virtio-net control queue: announce, errors and feature rules', () => {
     expect(drv.transport.configGeneration()).not.toBe(gen);
     expect(ctrl(drv, 2, N.NET_CTRL_ANNOUNCE, N.NET_CTRL_ANNOUNCE_ACK)).toBe(N.NET_OK);
     expect(drv.transport.readConfig(6, 2)).toBe(N.NET_S_LINK_UP);
+    expect(ctrl(drv, 2, N.NET_CTRL_ANNOUNCE, N.NET_CTRL_ANNOUNCE_ACK)).toBe(N.NET_ERR); // nothing pending (as QEMU)
     const plain = setup({}, { features: acceptFeatures({ lo: ~N.NET_F_GUEST_ANNOUNCE }) });
     expect(plain.net.announce()).toBe(false);
     expect(ctrl(plain.drv, 2, N.NET_CTRL_ANNOUNCE, N.NET_CTRL_ANNOUNCE_ACK)).toBe(N.NET_ERR);

@@ -637,7 +637,8 @@ export class VirtioNet implements VirtioDevice {
         return NET_OK;
       }
       case NET_CTRL_ANNOUNCE:
-        if ((lo & NET_F_GUEST_ANNOUNCE) === 0 || cmd !== NET_CTRL_ANNOUNCE_ACK) return NET_ERR;
+        // As QEMU: an acknowledgement with no announcement pending is an error.
+        if ((lo & NET_F_GUEST_ANNOUNCE) === 0 || cmd !== NET_CTRL_ANNOUNCE_ACK || (this.config[6] & NET_S_ANNOUNCE) === 0) return NET_ERR;
         this.config[6] &= ~NET_S_ANNOUNCE;
         return NET_OK;
       case NET_CTRL_MQ: {
