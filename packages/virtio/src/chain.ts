@@ -30,6 +30,10 @@ export class DescriptorChain {
   writableBytes = 0;
   /** Reset epoch of the device when popped: devices drop completions of an older epoch. */
   epoch = 0;
+  /** Device bookkeeping (virtio-blk: position in its in-flight list; -1 when none). */
+  index = -1;
+  /** Device bookkeeping (virtio-blk: pop sequence number, for VIRTIO_F_IN_ORDER). */
+  seq = 0;
   /** Guest-physical address of each segment. */
   addr: Float64Array;
   /** Length of each segment. */

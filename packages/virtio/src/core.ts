@@ -1,6 +1,7 @@
 import type { GuestMemory } from '@ringzero/mmu-ept';
 import {
   F_EVENT_IDX,
+  F_HI_IN_ORDER,
   F_HI_RING_PACKED,
   F_HI_VERSION_1,
   F_INDIRECT_DESC,
@@ -15,10 +16,14 @@ import {
   STATUS_NEEDS_RESET,
 } from './constants';
 import type { VirtioContext, VirtioDevice } from './device';
-import { checkPackedLayout, PackedQueue } from './packed-queue';
+import type { PackedQueueState } from './packed-queue';
+import { checkPackedLayout, PackedQueue, parsePackedState } from './packed-queue';
 import type { Virtqueue } from './queue';
 import { queueErrorName } from './queue';
-import { checkSplitLayout, SplitQueue } from './split-queue';
+import type { SplitQueueState } from './split-queue';
+import { checkSplitLayout, parseSplitState, SplitQueue } from './split-queue';
+import type { DeviceRestoreContext } from './state';
+import { stateArray, stateBool, stateFail, stateInt, stateObject, stateWords } from './state';
 
 /** Where the core sends interrupts: ISR bits (ISR_QUEUE / ISR_CONFIG) and the MSI-X vector the driver chose. */
 export interface InterruptSink {
@@ -27,6 +32,35 @@ export interface InterruptSink {
 
 const TWO32 = 0x1_0000_0000;
 const MAX_ADDR_HI = 0x20_0000;
+const STATUS_BITS = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK | STATUS_FEATURES_OK | STATUS_NEEDS_RESET | STATUS_FAILED;
+
+/** One queue's transport registers and, when live, its ring position. */
+export interface VirtioQueueState {
+  size: number;
+  ready: boolean;
+  vector: number;
+  /** desc lo, desc hi, driver lo, driver hi, device lo, device hi (as the driver wrote them). */
+  addr: number[];
+  ring: SplitQueueState | PackedQueueState | null;
+}
+
+/** The transport-independent state of a virtio device (status, features, queues). */
+export interface VirtioCoreState {
+  deviceId: number;
+  /** The feature words this device offered: a state only restores into a device offering the same. */
+  offeredLo: number;
+  offeredHi: number;
+  status: number;
+  featuresLo: number;
+  featuresHi: number;
+  deviceFeatureSel: number;
+  driverFeatureSel: number;
+  queueSel: number;
+  configGeneration: number;
+  configVector: number;
+  legacy: boolean;
+  queues: VirtioQueueState[];
+}
 
 /**
  * The transport-independent half of a virtio transport (virtio 1.x §2-§3): device status
@@ -69,7 +103,7 @@ export class VirtioCore implements VirtioContext {
   private readonly queues: (Virtqueue | null)[];
   private readonly sink: InterruptSink;
 
-  constructor(device: VirtioDevice, mem: GuestMemory, sink: InterruptSink, opts: { packed?: boolean } = {}) {
+  constructor(device: VirtioDevice, mem: GuestMemory, sink: InterruptSink, opts: { packed?: boolean; inOrder?: boolean } = {}) {
     this.device = device;
     this.mem = mem;
     this.sink = sink;
@@ -81,7 +115,8 @@ export class VirtioCore implements VirtioContext {
     this.qAddr = new Uint32Array(6 * n);
     this.queues = new Array<Virtqueue | null>(n).fill(null);
     this.offeredLo = (device.featuresLo | F_INDIRECT_DESC | F_EVENT_IDX) >>> 0;
-    this.offeredHi = (device.featuresHi | F_HI_VERSION_1 | (opts.packed === false ? 0 : F_HI_RING_PACKED)) >>> 0;
+    const inOrder = opts.inOrder === true && device.supportsInOrder === true ? F_HI_IN_ORDER : 0;
+    this.offeredHi = (device.featuresHi | F_HI_VERSION_1 | (opts.packed === false ? 0 : F_HI_RING_PACKED) | inOrder) >>> 0;
     this.resetQueues();
     device.attach(this);
   }
@@ -353,6 +388,153 @@ export class VirtioCore implements VirtioContext {
       this.configGeneration = (this.configGeneration + 1) & 0xff;
       this.sink.raise(ISR_CONFIG, this.configVector);
     }
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+
+  saveState(): VirtioCoreState {
+    const queues: VirtioQueueState[] = [];
+    for (let q = 0; q < this.queueCount; q++) {
+      const ring = this.queues[q];
+      queues.push({
+        size: this.qSize[q],
+        ready: this.qReady[q] !== 0,
+        vector: this.qVector[q],
+        addr: Array.from(this.qAddr.subarray(6 * q, 6 * q + 6)),
+        ring: ring == null ? null : (ring as SplitQueue | PackedQueue).saveState(),
+      });
+    }
+    return {
+      deviceId: this.device.deviceId,
+      offeredLo: this.offeredLo,
+      offeredHi: this.offeredHi,
+      status: this.status,
+      featuresLo: this.featuresLo,
+      featuresHi: this.featuresHi,
+      deviceFeatureSel: this.deviceFeatureSel,
+      driverFeatureSel: this.driverFeatureSel,
+      queueSel: this.queueSel,
+      configGeneration: this.configGeneration,
+      configVector: this.configVector,
+      legacy: this.legacy,
+      queues,
+    };
+  }
+
+  /**
+   * Checks a saved core state against this device (same ID, same offered features, same
+   * queues) and guest memory (every live ring laid out in RAM) without changing anything.
+   * Returns what a device's own check may consult and the function that applies it.
+   */
+  prepareRestore(v: unknown, path: string): { rc: DeviceRestoreContext; apply: () => void } {
+    const o = stateObject(v, path);
+    if (o.deviceId !== this.device.deviceId) stateFail(`${path}.deviceId`, `is ${String(o.deviceId)}, this device is ${this.device.deviceId}`);
+    if (o.offeredLo !== this.offeredLo || o.offeredHi !== this.offeredHi) stateFail(path, 'was saved from a device offering other features (different configuration)');
+    const status = stateInt(o.status, `${path}.status`, 0, 0xff);
+    if ((status & ~STATUS_BITS) !== 0) stateFail(`${path}.status`, 'has undefined bits');
+    const featuresLo = stateInt(o.featuresLo, `${path}.featuresLo`, 0, 0xffff_ffff);
+    const featuresHi = stateInt(o.featuresHi, `${path}.featuresHi`, 0, 0xffff_ffff);
+    if ((featuresLo & ~this.offeredLo) !== 0 || (featuresHi & ~this.offeredHi) !== 0) stateFail(path, 'has features the device does not offer');
+    const legacy = stateBool(o.legacy, `${path}.legacy`);
+    const has = (b: number): boolean => (status & b) !== 0;
+    if ((has(STATUS_DRIVER) && !has(STATUS_ACKNOWLEDGE)) || (has(STATUS_FEATURES_OK) && !has(STATUS_DRIVER))) stateFail(`${path}.status`, 'is not a state the status machine reaches');
+    if (has(STATUS_DRIVER_OK) && (!has(STATUS_DRIVER) || (!legacy && !has(STATUS_FEATURES_OK)))) stateFail(`${path}.status`, 'has DRIVER_OK without DRIVER / FEATURES_OK');
+    const negotiated = has(STATUS_FEATURES_OK) || (legacy && has(STATUS_DRIVER_OK));
+    if (negotiated && ((!legacy && (featuresHi & F_HI_VERSION_1) === 0) || !this.device.checkFeatures(featuresLo, featuresHi))) stateFail(path, 'has a feature set the device refuses');
+    const packed = (featuresHi & F_HI_RING_PACKED) !== 0;
+    const qs = stateArray(o.queues, `${path}.queues`, this.queueCount, this.queueCount);
+    const max = this.device.maxQueueSize;
+    const regs: { size: number; ready: boolean; vector: number; addr: Uint32Array; ring: SplitQueueState | PackedQueueState | null }[] = [];
+    for (let q = 0; q < this.queueCount; q++) {
+      const p = `${path}.queues[${q}]`;
+      const e = stateObject(qs[q], p);
+      const size = stateInt(e.size, `${p}.size`, 0, 0xffff);
+      const ready = stateBool(e.ready, `${p}.ready`);
+      const vector = stateInt(e.vector, `${p}.vector`, 0, 0xffff);
+      const addr = stateWords(e.addr, `${p}.addr`, 6);
+      let ring: SplitQueueState | PackedQueueState | null = null;
+      if (ready) {
+        if (!negotiated && !(legacy && has(STATUS_DRIVER))) stateFail(p, 'is live before the features were negotiated');
+        ring = packed ? parsePackedState(e.ring, `${p}.ring`, this.mem, max) : parseSplitState(e.ring, `${p}.ring`, this.mem, max);
+        if (ring.size !== size) stateFail(`${p}.ring.size`, `differs from the queue size ${size}`);
+      } else if (e.ring != null) {
+        stateFail(`${p}.ring`, 'must be null for a queue that is not live');
+      }
+      regs.push({ size, ready, vector, addr, ring });
+    }
+    const fields = {
+      deviceFeatureSel: stateInt(o.deviceFeatureSel, `${path}.deviceFeatureSel`, 0, 0xffff_ffff),
+      driverFeatureSel: stateInt(o.driverFeatureSel, `${path}.driverFeatureSel`, 0, 0xffff_ffff),
+      queueSel: stateInt(o.queueSel, `${path}.queueSel`, 0, 0xffff_ffff),
+      configGeneration: stateInt(o.configGeneration, `${path}.configGeneration`, 0, 0xff),
+      configVector: stateInt(o.configVector, `${path}.configVector`, 0, 0xffff),
+    };
+    const active = has(STATUS_DRIVER_OK) && !has(STATUS_NEEDS_RESET) && !has(STATUS_FAILED);
+    const rc: DeviceRestoreContext = {
+      mem: this.mem,
+      featuresLo,
+      featuresHi,
+      active,
+      queueSize: (i) => regs[i]?.ring?.size ?? 0,
+      outstanding: (i) => {
+        const r = regs[i]?.ring;
+        return r == null || r.kind !== 'split' ? -1 : (r.lastAvail - r.nextUsed) & 0xffff;
+      },
+    };
+    const apply = (): void => {
+      this.status = status;
+      this.active = active;
+      this.epoch++;
+      this.featuresLo = featuresLo;
+      this.featuresHi = featuresHi;
+      this.legacy = legacy;
+      this.deviceFeatureSel = fields.deviceFeatureSel;
+      this.driverFeatureSel = fields.driverFeatureSel;
+      this.queueSel = fields.queueSel;
+      this.configGeneration = fields.configGeneration;
+      this.configVector = fields.configVector;
+      this.lastError = '';
+      const eventIdx = (featuresLo & F_EVENT_IDX) !== 0;
+      const indirect = (featuresLo & F_INDIRECT_DESC) !== 0;
+      for (let q = 0; q < this.queueCount; q++) {
+        const r = regs[q];
+        this.qSize[q] = r.size;
+        this.qReady[q] = r.ready ? 1 : 0;
+        this.qVector[q] = r.vector;
+        this.qAddr.set(r.addr, 6 * q);
+        const ring = r.ring;
+        if (ring == null) this.queues[q] = null;
+        else if (ring.kind === 'split') {
+          const sq = new SplitQueue(this.mem, ring.size, ring.desc, ring.avail, ring.used, eventIdx, indirect);
+          sq.restoreIndices(ring);
+          this.queues[q] = sq;
+        } else {
+          const pq = new PackedQueue(this.mem, ring.size, ring.desc, ring.driver, ring.device, eventIdx, indirect);
+          pq.restoreIndices(ring);
+          this.queues[q] = pq;
+        }
+      }
+    };
+    return { rc, apply };
+  }
+
+  /** The device's own state (throws when the device model cannot export one). */
+  saveDeviceState(): object {
+    const d = this.device;
+    if (d.saveState === undefined) throw new Error(`virtio device ${d.deviceId} does not support state export`);
+    return d.saveState();
+  }
+
+  /** Checks the device's own saved state; returns the function that applies it. */
+  prepareDeviceRestore(v: unknown, path: string, rc: DeviceRestoreContext): () => void {
+    const d = this.device;
+    if (d.prepareRestore === undefined) stateFail(path, `cannot be restored: device ${d.deviceId} does not support state import`);
+    return d.prepareRestore(v, rc);
+  }
+
+  /** After a restore: the device looks at every live queue, as if the driver had just notified it. */
+  resume(): void {
+    for (let q = 0; q < this.queueCount; q++) if (this.active && this.queues[q] != null) this.device.notify(q);
   }
 
   // ---- device config --------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import type { GuestMemory } from '@ringzero/mmu-ept';
 import type { Virtqueue } from './queue';
+import type { DeviceRestoreContext } from './state';
 
 /**
  * What a device model (blk, net, console, rng...) implements. It knows nothing about the
@@ -16,6 +17,11 @@ export interface VirtioDevice {
   readonly featuresLo: number;
   /** Device-specific feature bits offered, bits 32..63. */
   readonly featuresHi: number;
+  /**
+   * The device returns every queue's chains in the order it popped them, so the transport may
+   * offer VIRTIO_F_IN_ORDER (when asked to).
+   */
+  readonly supportsInOrder?: boolean;
   /** Size in bytes of the device configuration space. */
   readonly configSize: number;
   /** Called once by the transport's core before anything else. */
@@ -32,6 +38,14 @@ export interface VirtioDevice {
   notify(index: number): void;
   /** Device reset: drop all state; in-flight async work must not touch guest memory afterwards. */
   reset(): void;
+  /** The device's state as a versioned plain object (snapshots, migration). */
+  saveState?(): object;
+  /**
+   * Checks a saved device state against this device (same configuration) and the transport
+   * state being restored, without changing anything; returns the function that applies it.
+   * Throws VirtioStateError.
+   */
+  prepareRestore?(state: unknown, rc: DeviceRestoreContext): () => void;
 }
 
 /** What the transport gives a device. */

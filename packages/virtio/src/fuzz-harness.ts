@@ -31,13 +31,19 @@ export type FuzzOp =
   /** Structure-aware: write descriptor i of queue q (addr picks from interesting addresses). */
   | { k: 'desc'; q: number; i: number; addr: number; len: number; flags: number; next: number }
   /** Structure-aware: publish head index `head` in queue q's available ring (split; packed ignores). */
-  | { k: 'avail'; q: number; head: number };
+  | { k: 'avail'; q: number; head: number }
+  /** Structure-aware (net): a control command {class, command, data} on the last queue, kicked. */
+  | { k: 'ctrl'; cls: number; cmd: number; data: number[] }
+  /** A frame from the network whose first bytes (MACs, ethertype, IP header) are given. */
+  | { k: 'rxf'; bytes: number[] };
 
 export interface FuzzCase {
   name?: string;
-  device: 'blk' | 'net' | 'console' | 'rng';
+  device: 'blk' | 'net' | 'net-mq' | 'console' | 'console-mp' | 'rng';
   transport: 'mmio' | 'pci';
   packed: boolean;
+  /** Offer (and accept) VIRTIO_F_IN_ORDER. */
+  inOrder?: boolean;
   ops: FuzzOp[];
 }
 
@@ -59,19 +65,35 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
       dev = new VirtioBlk(blkBackend, { queueSize: 16 });
       break;
     case 'net':
-      // The network refuses every third frame (back-pressure), to exercise resumeTx.
-      dev = new VirtioNet({ mac: new Uint8Array(6), send: (_b, _o, len) => ++calls % 3 !== 0 && (served += len) > 0, queueSize: 16 });
+    case 'net-mq':
+      // The network refuses every third frame (back-pressure), to exercise resumeTx. 'net' is the
+      // single pair without a control queue (the kept corpus was made with it), 'net-mq' has
+      // two pairs and the control queue (queues rx0 tx0 rx1 tx1 ctrl).
+      dev = new VirtioNet({
+        mac: new Uint8Array([2, 0, 0, 0, 0, 1]),
+        send: (_b, _o, len) => ++calls % 3 !== 0 && (served += len) > 0,
+        queueSize: 16,
+        ...(c.device === 'net' ? { ctrlQueue: false } : { queuePairs: 2 }),
+      });
       break;
     case 'console':
       dev = new VirtioConsole({ output: (_b, _o, len) => void (served += len), queueSize: 16 });
       break;
+    case 'console-mp': {
+      // Three ports (queues rx0 tx0 crx ctx rx1 tx1 rx2 tx2), port 1 named and present.
+      const con = new VirtioConsole({ output: (_b, _o, len) => void (served += len), queueSize: 16, maxPorts: 3, name: 'c0' });
+      con.addPort(1, { name: 'p1', output: (_b, _o, len) => void (served += len) });
+      dev = con;
+      break;
+    }
     default:
       dev = new VirtioRng({ queueSize: 16, random: (o) => o.fill(7) });
   }
   let mmio: VirtioMmio | null = null;
   let pci: VirtioPci | null = null;
-  if (c.transport === 'mmio') mmio = new VirtioMmio(dev, mem, { irq: () => undefined });
-  else pci = new VirtioPci(dev, mem, { msi: () => undefined, intx: () => undefined });
+  const inOrder = c.inOrder ?? false;
+  if (c.transport === 'mmio') mmio = new VirtioMmio(dev, mem, { irq: () => undefined, inOrder });
+  else pci = new VirtioPci(dev, mem, { msi: () => undefined, intx: () => undefined, inOrder });
   const t = mmio != null ? mmioDriverTransport(mmio) : pciDriverTransport(pci!, { msix: true });
   const drv = new MockDriver(t, mem, alloc);
   drv.init({ queueSize: 16, features: acceptFeatures({ packed: c.packed }) });
@@ -80,8 +102,9 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
     for (let j = 0; j < 2; j++) {
       const b = drv.buffer(512);
       if (c.device === 'blk') drv.queues[i].add([drv.buffer(16)], [b, drv.buffer(1)]);
-      else if (c.device === 'net' && i === 1) drv.queues[i].add([b], []);
-      else if (c.device === 'console' && i === 1) drv.queues[i].add([b], []);
+      else if (dev instanceof VirtioNet && i === (dev.queueCount & ~1)) drv.queues[i].add([drv.buffer(2, new Uint8Array([0, 0]))], [drv.buffer(1)]);
+      else if (dev instanceof VirtioNet && (i & 1) === 1) drv.queues[i].add([b], []);
+      else if (dev instanceof VirtioConsole && (i & 1) === 1) drv.queues[i].add([b], []);
       else drv.queues[i].add([], [b]);
     }
   }
@@ -114,7 +137,7 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
         break;
       case 'rx':
         if (dev instanceof VirtioNet) dev.deliver(frame, 0, Math.min(op.len, frame.length));
-        else if (dev instanceof VirtioConsole) dev.input(frame.subarray(0, Math.min(op.len, 4096)));
+        else if (dev instanceof VirtioConsole) dev.input(frame.subarray(0, Math.min(op.len, 4096)), dev.maxPorts > 1 ? op.len % 3 : 0);
         break;
       case 'desc': {
         const dq = drv.queues[op.q % drv.queues.length];
@@ -143,11 +166,35 @@ export async function runFuzzCase(c: FuzzCase): Promise<{ status: number; served
       case 'settle':
         await new Promise((r) => setImmediate(r));
         break;
+      case 'ctrl': {
+        if (dev instanceof VirtioConsole && dev.queueCount > 2) {
+          // A control message {le32 id, le16 event, le16 value} (+ extra bytes) on the control transmitq.
+          const id = op.data[0] ?? 0;
+          const m = Uint8Array.from([id, 0, 0, 0, op.cls, 0, op.cmd, 0, ...op.data.slice(1, 16)]);
+          drv.queues[3].add([drv.buffer(m.length, m)], []);
+          t.notify(3);
+          break;
+        }
+        if (!(dev instanceof VirtioNet) || dev.queueCount % 2 === 0) break;
+        const cq = drv.queues[dev.queueCount - 1];
+        const data = Uint8Array.from([op.cls, op.cmd, ...op.data.slice(0, 64)]);
+        cq.add([drv.buffer(data.length, data)], [drv.buffer(1)]);
+        t.notify(dev.queueCount - 1);
+        break;
+      }
+      case 'rxf':
+        if (dev instanceof VirtioNet) {
+          const f = new Uint8Array(Math.max(60, op.bytes.length));
+          f.set(op.bytes.slice(0, 128));
+          dev.deliver(f, 0, f.length);
+        }
+        break;
     }
     const s = core.getStatus();
     if ((s & STATUS_NEEDS_RESET) !== 0 && core.active) throw new Error('invariant: active with NEEDS_RESET');
     if (core.active && (s & STATUS_DRIVER_OK) === 0) throw new Error('invariant: active without DRIVER_OK');
     if (dev instanceof VirtioBlk && dev.inFlight > 16) throw new Error(`invariant: ${dev.inFlight} blk requests in flight`);
+    if (dev instanceof VirtioNet && (dev.curPairs < 1 || dev.curPairs > dev.maxPairs)) throw new Error(`invariant: ${dev.curPairs} queue pairs`);
   }
   await new Promise((r) => setImmediate(r));
   const status = core.getStatus();

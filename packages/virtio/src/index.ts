@@ -2,10 +2,11 @@
 export * from './constants';
 export { DescriptorChain } from './chain';
 export * from './queue';
-export { SplitQueue, checkSplitLayout, splitRingBytes } from './split-queue';
-export { PackedQueue, checkPackedLayout } from './packed-queue';
+export { SplitQueue, checkSplitLayout, splitRingBytes, type SplitQueueState } from './split-queue';
+export { PackedQueue, checkPackedLayout, type PackedQueueState } from './packed-queue';
 export type { VirtioDevice, VirtioContext } from './device';
-export { VirtioCore, type InterruptSink } from './core';
+export { VirtioCore, type InterruptSink, type VirtioCoreState, type VirtioQueueState } from './core';
+export { VIRTIO_STATE_VERSION, VirtioStateError, type ChainState, type DeviceRestoreContext } from './state';
 export * from './mmio';
 export { type BlockBackend, MemoryBlockBackend } from './block-backend';
 export * from './blk';

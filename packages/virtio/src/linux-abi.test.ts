@@ -18,6 +18,8 @@ import * as N from './net';
 import * as P from './pci';
 import { SplitQueue } from './split-queue';
 import { GuestAllocator } from './testing/alloc';
+import { MockDriver } from './testing/driver';
+import { mmioDriverTransport } from './testing/mmio-transport';
 import { DriverSplitQueue } from './testing/split-driver';
 
 const HEADERS = ['/usr/include/linux/virtio_ring.h', '/usr/include/linux/virtio_pci.h', '/usr/include/linux/virtio_blk.h', '/usr/include/linux/virtio_net.h'];
@@ -109,6 +111,40 @@ int main(void) {
   P("sizeof.virtio_net_hdr_v1", sizeof(struct virtio_net_hdr_v1)); P("sizeof.virtio_net_hdr", sizeof(struct virtio_net_hdr));
   O(virtio_net_hdr_v1, num_buffers);
   O(virtio_net_config, mac); O(virtio_net_config, status); O(virtio_net_config, max_virtqueue_pairs); O(virtio_net_config, mtu);
+  P("NET_F_CTRL_RX", 1 << VIRTIO_NET_F_CTRL_RX); P("NET_F_CTRL_VLAN", 1 << VIRTIO_NET_F_CTRL_VLAN); P("NET_F_CTRL_RX_EXTRA", 1 << VIRTIO_NET_F_CTRL_RX_EXTRA);
+  P("NET_F_GUEST_ANNOUNCE", 1 << VIRTIO_NET_F_GUEST_ANNOUNCE); P("NET_F_CTRL_MAC_ADDR", 1 << VIRTIO_NET_F_CTRL_MAC_ADDR); P("NET_S_ANNOUNCE", VIRTIO_NET_S_ANNOUNCE);
+  P("NET_OK", VIRTIO_NET_OK); P("NET_ERR", VIRTIO_NET_ERR);
+  P("NET_CTRL_RX", VIRTIO_NET_CTRL_RX); P("NET_CTRL_RX_PROMISC", VIRTIO_NET_CTRL_RX_PROMISC); P("NET_CTRL_RX_ALLMULTI", VIRTIO_NET_CTRL_RX_ALLMULTI);
+  P("NET_CTRL_RX_ALLUNI", VIRTIO_NET_CTRL_RX_ALLUNI); P("NET_CTRL_RX_NOMULTI", VIRTIO_NET_CTRL_RX_NOMULTI); P("NET_CTRL_RX_NOUNI", VIRTIO_NET_CTRL_RX_NOUNI);
+  P("NET_CTRL_RX_NOBCAST", VIRTIO_NET_CTRL_RX_NOBCAST); P("NET_CTRL_MAC", VIRTIO_NET_CTRL_MAC); P("NET_CTRL_MAC_TABLE_SET", VIRTIO_NET_CTRL_MAC_TABLE_SET);
+  P("NET_CTRL_MAC_ADDR_SET", VIRTIO_NET_CTRL_MAC_ADDR_SET); P("NET_CTRL_VLAN", VIRTIO_NET_CTRL_VLAN); P("NET_CTRL_VLAN_ADD", VIRTIO_NET_CTRL_VLAN_ADD);
+  P("NET_CTRL_VLAN_DEL", VIRTIO_NET_CTRL_VLAN_DEL); P("NET_CTRL_ANNOUNCE", VIRTIO_NET_CTRL_ANNOUNCE); P("NET_CTRL_ANNOUNCE_ACK", VIRTIO_NET_CTRL_ANNOUNCE_ACK);
+  P("NET_CTRL_MQ", VIRTIO_NET_CTRL_MQ); P("NET_CTRL_MQ_VQ_PAIRS_SET", VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET); P("NET_CTRL_MQ_VQ_PAIRS_MIN", VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN);
+  P("NET_CTRL_MQ_VQ_PAIRS_MAX", VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX);
+  P("sizeof.virtio_net_ctrl_hdr", sizeof(struct virtio_net_ctrl_hdr)); O(virtio_net_ctrl_hdr, class); O(virtio_net_ctrl_hdr, cmd);
+  P("sizeof.virtio_net_ctrl_mac", sizeof(struct virtio_net_ctrl_mac)); O(virtio_net_ctrl_mac, entries); O(virtio_net_ctrl_mac, macs);
+  P("sizeof.virtio_net_ctrl_mq", sizeof(struct virtio_net_ctrl_mq)); O(virtio_net_ctrl_mq, virtqueue_pairs);
+  /* Control commands laid out with the UAPI structs, as the Linux driver builds them: header, then each data buffer. */
+  { unsigned char buf[64]; unsigned i;
+#define DUMP(name, p, n) do { printf("\"%s\": [", name); for (i = 0; i < (n); i++) printf("%s%u", i ? "," : "", ((unsigned char *)(p))[i]); printf("],\n"); } while (0)
+    struct virtio_net_ctrl_hdr h = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET }; DUMP("cmd.mq.hdr", &h, sizeof h);
+    struct virtio_net_ctrl_mq mq = { 3 }; DUMP("cmd.mq.data", &mq, sizeof mq);
+    struct virtio_net_ctrl_hdr h2 = { VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET }; DUMP("cmd.mac.hdr", &h2, sizeof h2);
+    struct virtio_net_ctrl_mac *uni = (void *)buf; uni->entries = 1;
+    for (i = 0; i < 6; i++) uni->macs[0][i] = 0x50 + i;
+    DUMP("cmd.mac.uni", buf, sizeof *uni + 1 * 6);
+    struct virtio_net_ctrl_mac *mc = (void *)buf; mc->entries = 2;
+    for (i = 0; i < 6; i++) { mc->macs[0][i] = i ? 0x60 + i : 0x01; mc->macs[1][i] = i ? 0x70 + i : 0x33; }
+    DUMP("cmd.mac.multi", buf, sizeof *mc + 2 * 6);
+  }
+  P("CONSOLE_DEVICE_READY", VIRTIO_CONSOLE_DEVICE_READY); P("CONSOLE_PORT_ADD", VIRTIO_CONSOLE_PORT_ADD); P("CONSOLE_PORT_REMOVE", VIRTIO_CONSOLE_PORT_REMOVE);
+  P("CONSOLE_PORT_READY", VIRTIO_CONSOLE_PORT_READY); P("CONSOLE_CONSOLE_PORT", VIRTIO_CONSOLE_CONSOLE_PORT); P("CONSOLE_RESIZE", VIRTIO_CONSOLE_RESIZE);
+  P("CONSOLE_PORT_OPEN", VIRTIO_CONSOLE_PORT_OPEN); P("CONSOLE_PORT_NAME", VIRTIO_CONSOLE_PORT_NAME); P("CONSOLE_BAD_ID", VIRTIO_CONSOLE_BAD_ID);
+  P("sizeof.virtio_console_control", sizeof(struct virtio_console_control)); O(virtio_console_control, id); O(virtio_console_control, event); O(virtio_console_control, value);
+  { struct virtio_console_control m; unsigned i;
+    m.id = VIRTIO_CONSOLE_BAD_ID; m.event = VIRTIO_CONSOLE_DEVICE_READY; m.value = 1; DUMP("con.device_ready", &m, sizeof m);
+    m.id = 1; m.event = VIRTIO_CONSOLE_PORT_READY; m.value = 1; DUMP("con.port_ready.1", &m, sizeof m);
+    m.id = 1; m.event = VIRTIO_CONSOLE_PORT_OPEN; m.value = 1; DUMP("con.port_open.1", &m, sizeof m); }
   P("CONSOLE_F_SIZE", 1 << VIRTIO_CONSOLE_F_SIZE); P("CONSOLE_F_MULTIPORT", 1 << VIRTIO_CONSOLE_F_MULTIPORT);
   P("CONSOLE_F_EMERG_WRITE", 1 << VIRTIO_CONSOLE_F_EMERG_WRITE);
   O(virtio_console_config, cols); O(virtio_console_config, rows); O(virtio_console_config, max_nr_ports); O(virtio_console_config, emerg_wr);
@@ -259,6 +295,32 @@ describe.skipIf(!gcc || !headers)('layouts and constants match the Linux virtio 
     expect(net.readConfig(L['virtio_net_config.mtu']) + 256 * net.readConfig(L['virtio_net_config.mtu'] + 1)).toBe(9000);
   });
 
+  it('virtio-net control queue: classes, commands, struct layouts, and commands built with the UAPI structs', () => {
+    for (const k of Object.keys(L).filter((k) => /^NET_(CTRL_|OK$|ERR$|S_ANNOUNCE$)/.test(k))) expect([k, (N as Record<string, unknown>)[k]]).toEqual([k, L[k]]);
+    expect([L['sizeof.virtio_net_ctrl_hdr'], L['virtio_net_ctrl_hdr.class'], L['virtio_net_ctrl_hdr.cmd']]).toEqual([2, 0, 1]);
+    expect([L['sizeof.virtio_net_ctrl_mac'], L['virtio_net_ctrl_mac.entries'], L['virtio_net_ctrl_mac.macs']]).toEqual([4, 0, 4]);
+    expect([L['sizeof.virtio_net_ctrl_mq'], L['virtio_net_ctrl_mq.virtqueue_pairs']]).toEqual([2, 0]);
+    // The bytes gcc laid out, sent through our control queue as separate buffers (Linux's sg list).
+    const mem = new FlatGuestMemory(1 << 20);
+    const net = new N.VirtioNet({ mac: new Uint8Array(6), send: () => true, queuePairs: 3 });
+    const drv = new MockDriver(mmioDriverTransport(new M.VirtioMmio(net, mem, { irq: () => undefined })), mem, new GuestAllocator(0x1000, mem.limit));
+    expect(drv.init({ queueSize: 16 })).toBe(true);
+    const bytes = (k: string): Uint8Array => Uint8Array.from((L as unknown as Record<string, number[]>)[k]);
+    const send = (...parts: string[]): number => {
+      const ack = drv.buffer(1, new Uint8Array([0xee]));
+      drv.queues[6].add(parts.map((p) => drv.buffer(bytes(p).length, bytes(p))), [ack]);
+      drv.kick(6);
+      return mem.read8(ack.addr);
+    };
+    expect(send('cmd.mq.hdr', 'cmd.mq.data')).toBe(L.NET_OK);
+    expect(net.curPairs).toBe(3);
+    expect(send('cmd.mac.hdr', 'cmd.mac.uni', 'cmd.mac.multi')).toBe(L.NET_OK);
+    expect([net.filter.uniCount, net.filter.multiCount]).toEqual([1, 2]);
+    expect(Array.from(net.macTable.subarray(0, 6))).toEqual([0x50, 0x51, 0x52, 0x53, 0x54, 0x55]);
+    const m = N.NET_MAC_TABLE_ENTRIES * 6;
+    expect(Array.from(net.macTable.subarray(m, m + 12))).toEqual([0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x33, 0x71, 0x72, 0x73, 0x74, 0x75]);
+  });
+
   it('virtio-console bits and config fields', () => {
     for (const k of ['CONSOLE_F_SIZE', 'CONSOLE_F_MULTIPORT', 'CONSOLE_F_EMERG_WRITE']) expect([k, (CON as Record<string, unknown>)[k]]).toEqual([k, L[k]]);
     const con = new CON.VirtioConsole({ output: () => undefined, cols: 132, rows: 43 });
@@ -266,6 +328,41 @@ describe.skipIf(!gcc || !headers)('layouts and constants match the Linux virtio 
     expect(con.readConfig(L['virtio_console_config.rows'])).toBe(43);
     expect(con.readConfig(L['virtio_console_config.max_nr_ports'])).toBe(1);
     expect(L['virtio_console_config.emerg_wr']).toBe(8);
+  });
+
+  it('virtio-console MULTIPORT: events, struct virtio_console_control, and messages laid out by gcc', () => {
+    for (const k of Object.keys(L).filter((k) => k.startsWith('CONSOLE_') && !k.startsWith('CONSOLE_F_') && k !== 'CONSOLE_BAD_ID')) expect([k, (CON as Record<string, unknown>)[k]]).toEqual([k, L[k]]);
+    expect([L['sizeof.virtio_console_control'], L['virtio_console_control.id'], L['virtio_console_control.event'], L['virtio_console_control.value']]).toEqual([CON.CONSOLE_CONTROL_BYTES, 0, 4, 6]);
+    const mem = new FlatGuestMemory(1 << 20);
+    const opened: boolean[] = [];
+    const con = new CON.VirtioConsole({ output: () => undefined, maxPorts: 2 });
+    con.addPort(1, { name: 'p1', onOpen: (o) => opened.push(o) });
+    const drv = new MockDriver(mmioDriverTransport(new M.VirtioMmio(con, mem, { irq: () => undefined })), mem, new GuestAllocator(0x1000, mem.limit));
+    expect(drv.init({ queueSize: 8 })).toBe(true);
+    expect(con.readConfig(L['virtio_console_config.max_nr_ports'])).toBe(2);
+    const bufs: { addr: number; len: number }[] = [];
+    for (let i = 0; i < 8; i++) {
+      bufs.push(drv.buffer(32));
+      drv.queues[2].add([], [bufs[i]]);
+    }
+    const send = (k: string): void => {
+      const b = Uint8Array.from((L as unknown as Record<string, number[]>)[k]);
+      drv.queues[3].add([drv.buffer(b.length, b)], []);
+      drv.kick(3);
+    };
+    send('con.device_ready');
+    expect(L.CONSOLE_BAD_ID).toBe(0xffff_ffff);
+    send('con.port_ready.1');
+    send('con.port_open.1');
+    expect(con.isPortReady(1)).toBe(true);
+    expect(opened).toEqual([true]);
+    // What the device sent, read with the C layout: PORT_ADD 0, PORT_ADD 1, then PORT_NAME 1 "p1", PORT_OPEN 1.
+    const got = drv.drain(2).map((u) => {
+      const b = drv.bytes(bufs[u.id], u.len);
+      const at = (o: number, n: number): number => b.subarray(o, o + n).reduceRight((v, x) => v * 256 + x, 0);
+      return [at(L['virtio_console_control.id'], 4), at(L['virtio_console_control.event'], 2), at(L['virtio_console_control.value'], 2), u.len];
+    });
+    expect(got).toEqual([[0, L.CONSOLE_PORT_ADD, 1, 8], [1, L.CONSOLE_PORT_ADD, 1, 8], [1, L.CONSOLE_PORT_NAME, 1, 11], [1, L.CONSOLE_PORT_OPEN, 1, 8]]);
   });
 
   it('our split-ring EVENT_IDX decision equals the kernel vring_need_event() on 3000 cases around the wrap', () => {

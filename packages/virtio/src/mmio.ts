@@ -1,5 +1,7 @@
 import type { GuestMemory } from '@ringzero/mmu-ept';
+import type { VirtioCoreState } from './core';
 import { VirtioCore } from './core';
+import { stateGuard, stateHeader, stateInt, VIRTIO_STATE_VERSION } from './state';
 import type { VirtioDevice } from './device';
 
 // virtio-mmio version 2 register offsets (virtio 1.x §4.2.2).
@@ -39,12 +41,23 @@ export const MMIO_MAGIC_VALUE = 0x74726976;
 /** Vendor ID reported in MMIO_VENDOR_ID: the virtio PCI vendor ID. */
 export const MMIO_VENDOR = 0x1af4;
 
+/** A virtio-mmio transport with its device, as a versioned plain object. */
+export interface VirtioMmioState {
+  version: number;
+  kind: 'virtio-mmio';
+  core: VirtioCoreState;
+  interruptStatus: number;
+  device: object;
+}
+
 /** Options of a virtio-mmio transport. */
 export interface VirtioMmioOptions {
   /** The interrupt line: called with true when InterruptStatus becomes non-zero, false when acknowledged to 0. */
   irq: (level: boolean) => void;
   /** Offer VIRTIO_F_RING_PACKED (default true). */
   packed?: boolean;
+  /** Offer VIRTIO_F_IN_ORDER when the device supports it (default false, as QEMU's in_order=off). */
+  inOrder?: boolean;
 }
 
 /**
@@ -64,7 +77,7 @@ export class VirtioMmio {
 
   constructor(device: VirtioDevice, mem: GuestMemory, opts: VirtioMmioOptions) {
     this.irq = opts.irq;
-    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true });
+    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true, inOrder: opts.inOrder ?? false });
   }
 
   /** InterruptSink: the core raises an interrupt. */
@@ -79,6 +92,43 @@ export class VirtioMmio {
       this.lineLevel = level;
       this.irq(level);
     }
+  }
+
+  /**
+   * Everything a snapshot needs to bring this transport and its device back (guest memory and
+   * the back end's data are the machine's part): a versioned plain object, JSON-safe.
+   */
+  saveState(): VirtioMmioState {
+    return {
+      version: VIRTIO_STATE_VERSION,
+      kind: 'virtio-mmio',
+      core: this.core.saveState(),
+      interruptStatus: this.interruptStatus,
+      device: this.core.saveDeviceState(),
+    };
+  }
+
+  /**
+   * Restores a saveState() object into this transport (built with the same device
+   * configuration, over guest memory that already holds the saved RAM). Everything is checked
+   * before anything changes: a state that does not fit throws VirtioStateError and leaves the
+   * device as it was. Then the interrupt line is re-driven and the device resumes serving its
+   * queues (requests in flight at save time are run again).
+   */
+  restoreState(v: unknown): void {
+    const plan = stateGuard('virtio-mmio state', () => {
+      const o = stateHeader(v, 'state', 'virtio-mmio');
+      const core = this.core.prepareRestore(o.core, 'state.core');
+      const isr = stateInt(o.interruptStatus, 'state.interruptStatus', 0, 3);
+      const device = this.core.prepareDeviceRestore(o.device, 'state.device', core.rc);
+      return { core, isr, device };
+    });
+    plan.core.apply();
+    this.interruptStatus = plan.isr;
+    plan.device();
+    this.lineLevel = false;
+    if (this.interruptStatus !== 0) this.updateLine();
+    this.core.resume();
   }
 
   /** A guest read of `size` bytes at `offset` in the window. */

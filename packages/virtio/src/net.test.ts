@@ -6,6 +6,7 @@ import {
   NET_F_CSUM,
   NET_F_HOST_TSO4,
   NET_F_MAC,
+  NET_F_MQ,
   NET_F_MRG_RXBUF,
   NET_HDR_LEN,
   NET_MAX_FRAME,
@@ -207,9 +208,9 @@ describe('virtio-net receive and back-pressure', () => {
     expect(drv.drain(1)).toHaveLength(1); // returned, not leaked
   });
 
-  it('refuses CTRL_VQ/MQ (not offered) at FEATURES_OK', () => {
+  it('refuses MQ when it is not offered (one queue pair) at FEATURES_OK', () => {
     const { drv } = setup();
     const d2 = new MockDriver(drv.transport, drv.mem, drv.alloc);
-    expect(d2.init({ features: (l, h) => [l | (1 << 17), h] })).toBe(false);
+    expect(d2.init({ features: (l, h) => [l | NET_F_MQ, h] })).toBe(false);
   });
 });

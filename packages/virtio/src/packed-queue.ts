@@ -11,6 +11,7 @@ import {
   VIRTQ_DESC_F_WRITE,
 } from './constants';
 import type { Virtqueue } from './queue';
+import { stateBool, stateFail, stateInt, stateObject } from './state';
 import {
   POP_EMPTY,
   POP_OK,
@@ -39,6 +40,46 @@ export function checkPackedLayout(mem: GuestMemory, size: number, maxSize: numbe
   if (desc % 16 !== 0 || driver % 4 !== 0 || device % 4 !== 0) return QERR_LAYOUT;
   if (!mem.isRam(desc, 16 * size) || !mem.isRam(driver, 4) || !mem.isRam(device, 4)) return QERR_LAYOUT;
   return 0;
+}
+
+/** A packed queue's position, as plain data (layout plus the device's indices and wrap counters). */
+export interface PackedQueueState {
+  kind: 'packed';
+  size: number;
+  desc: number;
+  driver: number;
+  device: number;
+  nextAvail: number;
+  availWrap: boolean;
+  nextUsed: number;
+  usedWrap: boolean;
+  usedSince: number;
+  /** 0, or the QERR_* code that broke the queue. */
+  error: number;
+}
+
+/** Checks a saved packed queue (layout in `mem`, indices in range); throws VirtioStateError. */
+export function parsePackedState(v: unknown, path: string, mem: GuestMemory, maxSize: number): PackedQueueState {
+  const o = stateObject(v, path);
+  if (o.kind !== 'packed') stateFail(`${path}.kind`, "must be 'packed'");
+  const size = stateInt(o.size, `${path}.size`, 1, maxSize);
+  const desc = stateInt(o.desc, `${path}.desc`, 0, Number.MAX_SAFE_INTEGER);
+  const driver = stateInt(o.driver, `${path}.driver`, 0, Number.MAX_SAFE_INTEGER);
+  const device = stateInt(o.device, `${path}.device`, 0, Number.MAX_SAFE_INTEGER);
+  if (checkPackedLayout(mem, size, maxSize, desc, driver, device) !== 0) stateFail(path, 'layout is invalid (misaligned or not in guest RAM)');
+  return {
+    kind: 'packed',
+    size,
+    desc,
+    driver,
+    device,
+    nextAvail: stateInt(o.nextAvail, `${path}.nextAvail`, 0, size - 1),
+    availWrap: stateBool(o.availWrap, `${path}.availWrap`),
+    nextUsed: stateInt(o.nextUsed, `${path}.nextUsed`, 0, size - 1),
+    usedWrap: stateBool(o.usedWrap, `${path}.usedWrap`),
+    usedSince: stateInt(o.usedSince, `${path}.usedSince`, 0, 0x7fff_ffff),
+    error: stateInt(o.error, `${path}.error`, -16, 0),
+  };
 }
 
 /**
@@ -223,6 +264,34 @@ export class PackedQueue implements Virtqueue {
 
   disableNotification(): void {
     this.mem.write16(this.device + 2, RING_EVENT_FLAGS_DISABLE);
+  }
+
+  saveState(): PackedQueueState {
+    return {
+      kind: 'packed',
+      size: this.size,
+      desc: this.desc,
+      driver: this.driver,
+      device: this.device,
+      nextAvail: this.nextAvail,
+      availWrap: this.availWrap,
+      nextUsed: this.nextUsed,
+      usedWrap: this.usedWrap,
+      usedSince: this.usedSince,
+      error: this.error,
+    };
+  }
+
+  /** Takes over the indices of a checked state (parsePackedState) with the same layout. */
+  restoreIndices(s: PackedQueueState): void {
+    this.nextAvail = s.nextAvail;
+    this.availWrap = s.availWrap;
+    this.nextUsed = s.nextUsed;
+    this.usedWrap = s.usedWrap;
+    this.usedSince = s.usedSince;
+    this.error = s.error;
+    this.markAvail = s.nextAvail;
+    this.markWrap = s.availWrap;
   }
 
   mark(): void {

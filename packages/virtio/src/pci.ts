@@ -1,6 +1,8 @@
 import type { GuestMemory } from '@ringzero/mmu-ept';
 import { F_ANY_LAYOUT, NO_VECTOR } from './constants';
+import type { VirtioCoreState } from './core';
 import { VirtioCore } from './core';
+import { stateBytes, stateFail, stateGuard, stateHeader, stateInt, stateWords, VIRTIO_STATE_VERSION } from './state';
 import type { VirtioDevice } from './device';
 
 /** One BAR of a PCI function, as data for the machine's PCI bus. */
@@ -15,6 +17,21 @@ export interface PciBar {
 }
 
 /** Options of a virtio-pci function. */
+/** A virtio-pci function with its device, as a versioned plain object. */
+export interface VirtioPciState {
+  version: number;
+  kind: 'virtio-pci';
+  core: VirtioCoreState;
+  /** The 256 bytes of configuration space (BAR addresses, command, MSI-X control...). */
+  config: number[];
+  isr: number;
+  /** MSI-X table: per vector addr lo, addr hi, data, control. */
+  msixTable: number[];
+  msixPba: number[];
+  legacyPfn: number[];
+  device: object;
+}
+
 export interface VirtioPciOptions {
   /** Delivers an MSI-X message (the machine writes `data` to address hi:lo, i.e. to the local APIC). */
   msi: (addressLo: number, addressHi: number, data: number) => void;
@@ -24,6 +41,8 @@ export interface VirtioPciOptions {
   transitional?: boolean;
   /** Offer VIRTIO_F_RING_PACKED (default true). */
   packed?: boolean;
+  /** Offer VIRTIO_F_IN_ORDER when the device supports it (default false, as QEMU's in_order=off). */
+  inOrder?: boolean;
 }
 
 export const PCI_VENDOR_VIRTIO = 0x1af4;
@@ -146,7 +165,7 @@ export class VirtioPci {
     this.intx = opts.intx ?? ((): void => undefined);
     const legacyId = LEGACY_DEVICE_ID[device.deviceId];
     const transitional = (opts.transitional ?? true) && legacyId !== undefined;
-    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true });
+    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true, inOrder: opts.inOrder ?? false });
     this.msixVectors = device.queueCount + 1;
     this.msixTable = new Uint32Array(4 * this.msixVectors);
     this.msixPba = new Uint32Array(Math.ceil(this.msixVectors / 32));
@@ -217,6 +236,56 @@ export class VirtioPci {
     cap(CAP_PCI_CFG, 0, 20, PCI_CAP_PCI_CFG, 0, 0, 0);
     m[CAP_PCI_CFG + 4] = 0xff; // bar
     for (let i = 8; i < 20; i++) m[CAP_PCI_CFG + i] = 0xff; // offset, length, data
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+
+  /** Everything a snapshot needs to bring this function and its device back: a versioned plain object, JSON-safe. */
+  saveState(): VirtioPciState {
+    return {
+      version: VIRTIO_STATE_VERSION,
+      kind: 'virtio-pci',
+      core: this.core.saveState(),
+      config: Array.from(this.config),
+      isr: this.isr,
+      msixTable: Array.from(this.msixTable),
+      msixPba: Array.from(this.msixPba),
+      legacyPfn: Array.from(this.legacyPfn),
+      device: this.core.saveDeviceState(),
+    };
+  }
+
+  /**
+   * Restores a saveState() object into this function (same device configuration, guest memory
+   * already holding the saved RAM). Read-only configuration bytes must match this function's;
+   * everything is checked before anything changes (VirtioStateError otherwise). Then INTx is
+   * re-driven and the device resumes serving its queues.
+   */
+  restoreState(v: unknown): void {
+    const plan = stateGuard('virtio-pci state', () => {
+      const o = stateHeader(v, 'state', 'virtio-pci');
+      const core = this.core.prepareRestore(o.core, 'state.core');
+      const config = stateBytes(o.config, 'state.config', 256, 256);
+      for (let i = 0; i < 256; i++) {
+        if (((config[i] ^ this.config[i]) & ~this.wmask[i] & 0xff) !== 0) stateFail(`state.config[0x${i.toString(16)}]`, 'changes read-only bits (another device or configuration)');
+      }
+      const isr = stateInt(o.isr, 'state.isr', 0, 3);
+      const msixTable = stateWords(o.msixTable, 'state.msixTable', this.msixTable.length);
+      const msixPba = stateWords(o.msixPba, 'state.msixPba', this.msixPba.length);
+      const legacyPfn = stateWords(o.legacyPfn, 'state.legacyPfn', this.legacyPfn.length);
+      const device = this.core.prepareDeviceRestore(o.device, 'state.device', core.rc);
+      return { core, config, isr, msixTable, msixPba, legacyPfn, device };
+    });
+    plan.core.apply();
+    this.config.set(plan.config);
+    this.isr = plan.isr;
+    this.msixTable.set(plan.msixTable);
+    this.msixPba.set(plan.msixPba);
+    this.legacyPfn.set(plan.legacyPfn);
+    plan.device();
+    this.intxLevel = false;
+    this.updateIntx();
+    this.core.resume();
   }
 
   // ---- configuration space --------------------------------------------------------------

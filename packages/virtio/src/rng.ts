@@ -2,6 +2,15 @@ import { DescriptorChain } from './chain';
 import { DEVICE_ID_RNG, MAX_QUEUE_SIZE } from './constants';
 import type { VirtioContext, VirtioDevice } from './device';
 import { POP_EMPTY } from './queue';
+import type { DeviceRestoreContext } from './state';
+import { stateFail, stateHeader, stateInt, VIRTIO_STATE_VERSION } from './state';
+
+/** virtio-rng's own state (it holds no chains: every request is served when popped). */
+export interface VirtioRngState {
+  version: number;
+  kind: 'virtio-rng';
+  bytesServed: number;
+}
 
 /** Most bytes given per request (crypto.getRandomValues' own limit per call). */
 export const RNG_MAX_PER_REQUEST = 65536;
@@ -21,6 +30,8 @@ export class VirtioRng implements VirtioDevice {
   readonly featuresLo: number = 0;
   readonly featuresHi: number = 0;
   readonly configSize: number = 0;
+  /** Chains go back in the order they were popped, on every queue. */
+  readonly supportsInOrder: boolean = true;
   bytesServed = 0;
   private ctx: VirtioContext | null = null;
   private readonly random: (out: Uint8Array) => void;
@@ -57,6 +68,19 @@ export class VirtioRng implements VirtioDevice {
   }
 
   reset(): void {}
+
+  saveState(): VirtioRngState {
+    return { version: VIRTIO_STATE_VERSION, kind: 'virtio-rng', bytesServed: this.bytesServed };
+  }
+
+  prepareRestore(v: unknown, rc: DeviceRestoreContext): () => void {
+    const o = stateHeader(v, 'state.device', 'virtio-rng');
+    const served = stateInt(o.bytesServed, 'state.device.bytesServed', 0, Number.MAX_SAFE_INTEGER);
+    if (rc.active && rc.outstanding(0) > 0) stateFail('state.device', `does not match queue 0: ${rc.outstanding(0)} chains outstanding, none held`);
+    return () => {
+      this.bytesServed = served;
+    };
+  }
 
   private process(): void {
     const ctx = this.ctx;

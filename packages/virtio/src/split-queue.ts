@@ -8,6 +8,7 @@ import {
   VIRTQ_USED_F_NO_NOTIFY,
 } from './constants';
 import type { Virtqueue } from './queue';
+import { stateBool, stateFail, stateInt, stateObject } from './state';
 import {
   POP_EMPTY,
   POP_OK,
@@ -47,6 +48,47 @@ export function checkSplitLayout(mem: GuestMemory, size: number, maxSize: number
   const b = splitRingBytes(size);
   if (!mem.isRam(desc, b.desc) || !mem.isRam(avail, b.avail) || !mem.isRam(used, b.used)) return QERR_LAYOUT;
   return 0;
+}
+
+/** A split queue's position, as plain data (layout plus the device's indices). */
+export interface SplitQueueState {
+  kind: 'split';
+  size: number;
+  desc: number;
+  avail: number;
+  used: number;
+  lastAvail: number;
+  nextUsed: number;
+  signalledUsed: number;
+  notificationsEnabled: boolean;
+  /** 0, or the QERR_* code that broke the queue. */
+  error: number;
+}
+
+/** Checks a saved split queue (layout in `mem`, indices consistent); throws VirtioStateError. */
+export function parseSplitState(v: unknown, path: string, mem: GuestMemory, maxSize: number): SplitQueueState {
+  const o = stateObject(v, path);
+  if (o.kind !== 'split') stateFail(`${path}.kind`, "must be 'split'");
+  const size = stateInt(o.size, `${path}.size`, 1, maxSize);
+  const desc = stateInt(o.desc, `${path}.desc`, 0, Number.MAX_SAFE_INTEGER);
+  const avail = stateInt(o.avail, `${path}.avail`, 0, Number.MAX_SAFE_INTEGER);
+  const used = stateInt(o.used, `${path}.used`, 0, Number.MAX_SAFE_INTEGER);
+  if (checkSplitLayout(mem, size, maxSize, desc, avail, used) !== 0) stateFail(path, 'layout is invalid (size not a power of two, misaligned, or not in guest RAM)');
+  const lastAvail = stateInt(o.lastAvail, `${path}.lastAvail`, 0, 0xffff);
+  const nextUsed = stateInt(o.nextUsed, `${path}.nextUsed`, 0, 0xffff);
+  if (((lastAvail - nextUsed) & 0xffff) > size) stateFail(path, `has ${(lastAvail - nextUsed) & 0xffff} chains outstanding in a queue of ${size}`);
+  return {
+    kind: 'split',
+    size,
+    desc,
+    avail,
+    used,
+    lastAvail,
+    nextUsed,
+    signalledUsed: stateInt(o.signalledUsed, `${path}.signalledUsed`, 0, 0xffff),
+    notificationsEnabled: stateBool(o.notificationsEnabled, `${path}.notificationsEnabled`),
+    error: stateInt(o.error, `${path}.error`, -16, 0),
+  };
 }
 
 /**
@@ -217,6 +259,36 @@ export class SplitQueue implements Virtqueue {
   disableNotification(): void {
     this.notificationsEnabled = false;
     if (!this.eventIdx) this.mem.write16(this.used, VIRTQ_USED_F_NO_NOTIFY);
+  }
+
+  /** Chains popped and not yet returned. */
+  get outstanding(): number {
+    return (this.lastAvail - this.nextUsed) & 0xffff;
+  }
+
+  saveState(): SplitQueueState {
+    return {
+      kind: 'split',
+      size: this.size,
+      desc: this.desc,
+      avail: this.avail,
+      used: this.used,
+      lastAvail: this.lastAvail,
+      nextUsed: this.nextUsed,
+      signalledUsed: this.signalledUsed,
+      notificationsEnabled: this.notificationsEnabled,
+      error: this.error,
+    };
+  }
+
+  /** Takes over the indices of a checked state (parseSplitState) with the same layout. */
+  restoreIndices(s: SplitQueueState): void {
+    this.lastAvail = s.lastAvail;
+    this.nextUsed = s.nextUsed;
+    this.signalledUsed = s.signalledUsed;
+    this.notificationsEnabled = s.notificationsEnabled;
+    this.error = s.error;
+    this.markAvail = s.lastAvail;
   }
 
   mark(): void {
