@@ -114,7 +114,7 @@ async function openChain(path: string, o: OpenImageOptions, seen: string[]): Pro
     throw new ImageError(`Could not open '${path}': ${errnoText(e)}`, 'ENOENT');
   }
   try {
-    if (format === 'raw') return await RawDevice.open(store, { readOnly });
+    if (format === 'raw') return await RawDevice.open(store, { readOnly, sectorAligned: true });
     return await Qcow2Image.open(store, {
       readOnly,
       ...(o.noBacking ? { noBacking: true } : {}),

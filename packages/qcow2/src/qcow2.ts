@@ -1286,4 +1286,148 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   markTableDirty(t: Table): void {
     this.touch(this.l2Cache, t);
   }
+
+  // ---------------------------------------------------------------- whole-image operations
+
+  /**
+   * Unmap every cluster of the active L1 table so that all reads fall through to the backing
+   * file (what `qemu-img commit` does to the overlay afterwards), then cut the file after its
+   * last used cluster. Tables shared with snapshots keep their content.
+   */
+  makeEmpty(): Promise<void> {
+    this.checkWritable();
+    return this.exclusive(async () => {
+      await this.flushMetadata();
+      const cs = this.clusterSize;
+      for (let l1i = 0; l1i < this.l1Hi.length; l1i++) {
+        const off = entryOffset(this.l1Hi[l1i], this.l1Lo[l1i]);
+        if (!off) continue;
+        if (off % cs === 0 && (await this.getRefcount(off / cs)) === 1) {
+          const t = (await this.getL2(l1i))!;
+          for (let i = 0; i < this.l2Entries; i++) {
+            const e = i * this.l2EntryBytes;
+            const hi = t.dv.getUint32(e);
+            const lo = t.dv.getUint32(e + 4);
+            if (hi & HI_COMPRESSED || entryOffset(hi, lo)) this.freeEntry(hi, lo);
+          }
+          this.l2Cache.delete(off);
+        }
+        this.pendingFrees.push(off);
+        this.setL1(l1i, 0, false);
+      }
+      await this.flushMetadata();
+      await this.trimFileEndLocked();
+    });
+  }
+
+  /** Truncate the file after the last cluster whose refcount is not zero. */
+  async trimFileEndLocked(): Promise<void> {
+    const cs = this.clusterSize;
+    const size = await this.store.size();
+    let c = Math.ceil(size / cs) - 1;
+    while (c > 0 && (await this.getRefcount(c)) === 0) c--;
+    const end = (c + 1) * cs;
+    if (end < size) {
+      await this.store.truncate(end);
+      this.fileEnd = end;
+    }
+  }
+
+  /**
+   * Rewrite cluster 0 from `this.header` (header, extensions including unknown ones, backing
+   * name), zero-filling the rest of the cluster. Throws, leaving the file alone, when it does
+   * not fit.
+   */
+  async rewriteHeaderLocked(): Promise<void> {
+    const bytes = serializeHeader(this.header);
+    const c0 = new Uint8Array(Math.min(this.clusterSize, Math.max(bytes.length, 4096)));
+    c0.set(bytes);
+    await this.store.pwrite(0, c0);
+    await this.store.flush();
+  }
+
+  /** Point the header at another backing file (`null` for none); data is not touched. */
+  setBackingFile(name: string | null, format: string | null): Promise<void> {
+    this.checkWritable();
+    return this.exclusive(async () => {
+      await this.flushMetadata();
+      const h = this.header;
+      const saved = { backingFile: h.backingFile, backingFormat: h.backingFormat, off: h.backingFileOffset, size: h.backingFileSize };
+      h.backingFile = name;
+      h.backingFormat = name == null ? null : format;
+      try {
+        await this.rewriteHeaderLocked();
+      } catch (e) {
+        h.backingFile = saved.backingFile;
+        h.backingFormat = saved.backingFormat;
+        h.backingFileOffset = saved.off;
+        h.backingFileSize = saved.size;
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Replace zero-flagged entries of the active tables by what version 2 can express (for a
+   * downgrade to compat=0.10): allocated zero clusters get zeros written and lose the flag;
+   * unallocated ones become holes, or allocated zero clusters when a backing file would
+   * otherwise show through.
+   */
+  expandZeroClusters(): Promise<void> {
+    this.checkWritable();
+    return this.exclusive(async () => {
+      if (this.extendedL2) throw new ImageError('Cannot expand zero clusters of an image with extended L2 entries', 'ENOTSUP');
+      const cs = this.clusterSize;
+      const hasBacking = this.header.backingFile != null;
+      const zeros = new Uint8Array(cs);
+      for (let l1i = 0; l1i < this.l1Hi.length; l1i++) {
+        const r = await this.getL2(l1i);
+        if (!r) continue;
+        let any = false;
+        for (let i = 0; i < this.l2Entries && !any; i++) any = (r.dv.getUint32(i * 8) & HI_COMPRESSED) === 0 && (r.dv.getUint32(i * 8 + 4) & 1) === 1;
+        if (!any) continue;
+        for (let i = 0; i < this.l2Entries; i++) {
+          let t = await this.getL2ForWrite(l1i);
+          const hi = t.dv.getUint32(i * 8);
+          const lo = t.dv.getUint32(i * 8 + 4);
+          if (hi & HI_COMPRESSED || !(lo & 1)) continue;
+          const host = entryOffset(hi, lo);
+          if (host && hi & HI_COPIED) {
+            await this.checkedDataWrite(host, zeros);
+            t.dv.setUint32(i * 8 + 4, (lo & ~1) >>> 0);
+          } else if (host || hasBacking) {
+            const n = await this.allocClusters(1);
+            await this.checkedDataWrite(n, zeros);
+            t = await this.getL2ForWrite(l1i);
+            t.dv.setUint32(i * 8, HI_COPIED | Math.floor(n / TWO32));
+            t.dv.setUint32(i * 8 + 4, n >>> 0);
+            if (host) this.freeEntry(hi, lo);
+          } else {
+            t.dv.setUint32(i * 8, 0);
+            t.dv.setUint32(i * 8 + 4, 0);
+          }
+          this.touch(this.l2Cache, t);
+        }
+      }
+      await this.flushMetadata();
+    });
+  }
+
+  /** True when some L2 entry of the active table or a snapshot is compressed. */
+  async hasCompressedClusters(): Promise<boolean> {
+    const l1s: [number, number][] = [[this.header.l1TableOffset, this.l1Hi.length]];
+    for (const s of this.snapshots) l1s.push([s.l1TableOffset, s.l1Size]);
+    for (const [off, n] of l1s) {
+      const b = await this.store.pread(off, n * 8);
+      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      for (let i = 0; i < n; i++) {
+        const l2 = entryOffset(dv.getUint32(i * 8), dv.getUint32(i * 8 + 4));
+        if (!l2) continue;
+        const t = await this.readL2Raw(l2);
+        const tdv = new DataView(t.buffer, t.byteOffset, t.byteLength);
+        for (let j = 0; j < this.l2Entries; j++) if (tdv.getUint32(j * this.l2EntryBytes) & HI_COMPRESSED) return true;
+      }
+    }
+    return false;
+  }
 }
