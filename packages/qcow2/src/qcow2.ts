@@ -5,7 +5,9 @@ import type { ClusterCodec } from './compress';
 import { getCodec } from './compress';
 import type { QcowHeader, SnapshotEntry } from './format';
 import {
+  AUTOCLEAR_BITMAPS,
   AUTOCLEAR_DATA_FILE_RAW,
+  EXT_BITMAPS,
   AUTOCLEAR_KNOWN,
   COMPAT_LAZY_REFCOUNTS,
   getU64,
@@ -113,6 +115,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   private decompHost = -1;
   private decompBuf: Uint8Array;
   private dirtyMarked = false;
+  private bitmapsMarked = false;
   private closed = false;
   private l2Set = new Set<number>();
   private rbSet = new Set<number>();
@@ -593,6 +596,16 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return start * this.clusterSize;
   }
 
+  /**
+   * Host clusters for guest clusters `gci..gci+n-1`. With an external data file QEMU maps
+   * guest offset N to data-file offset N and refcounts nothing there; otherwise a contiguous
+   * allocation in the image file.
+   */
+  private allocData(gci: number, n: number): Promise<number> {
+    if (this.dataStore !== this.store) return Promise.resolve(gci * this.clusterSize);
+    return this.allocClusters(n);
+  }
+
   /** Allocate `len` bytes for compressed data, packed after the previous compressed cluster. */
   private async allocBytes(len: number): Promise<number> {
     const cs = this.clusterSize;
@@ -796,11 +809,46 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   }
 
   private async markDirtyIfLazy(): Promise<void> {
+    if (!this.bitmapsMarked) await this.markBitmapsInUse();
     if (this.dirtyMarked || this.header.version < 3 || !(this.header.compatLo & COMPAT_LAZY_REFCOUNTS)) return;
     this.header.incompatLo |= INCOMPAT_DIRTY;
     await this.writeFeatureWords();
     await this.store.flush();
     this.dirtyMarked = true;
+  }
+
+  /**
+   * Before the first change of guest data: persistent bitmaps that track writes ("auto") are
+   * not updated by this library, so they get the in-use flag, which tells QEMU they are
+   * inconsistent (as after a writer that did not close cleanly). The directory and its other
+   * entries stay as they are; disabled bitmaps stay valid.
+   */
+  private async markBitmapsInUse(): Promise<void> {
+    this.bitmapsMarked = true;
+    const h = this.header;
+    if (h.version < 3 || !(h.autoclearLo & AUTOCLEAR_BITMAPS)) return;
+    const ext = h.extensions.find((e) => e.type === EXT_BITMAPS);
+    if (!ext || ext.data.length < 24) return;
+    const edv = new DataView(ext.data.buffer, ext.data.byteOffset, ext.data.byteLength);
+    const nb = edv.getUint32(0);
+    const size = getU64(edv, 8);
+    const off = getU64(edv, 16);
+    if (size > 64 << 20 || off % this.clusterSize || off + size > (await this.store.size())) return;
+    const dir = await this.store.pread(off, size);
+    const dv = new DataView(dir.buffer, dir.byteOffset, dir.byteLength);
+    let changed = false;
+    let p = 0;
+    for (let i = 0; i < nb && p + 24 <= dir.length; i++) {
+      const flags = dv.getUint32(p + 12);
+      if (flags & 2 && !(flags & 1)) {
+        dv.setUint32(p + 12, (flags | 1) >>> 0);
+        changed = true;
+      }
+      p = (p + 24 + dv.getUint32(p + 20) + dv.getUint16(p + 18) + 7) & ~7;
+    }
+    if (!changed) return;
+    await this.store.pwrite(off, dir);
+    await this.store.flush();
   }
 
   /** Mark the image corrupt (read-write) and fail the request with EIO. */
@@ -979,7 +1027,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
             if (k2 !== KIND_UNALLOCATED && k2 !== KIND_ZERO_PLAIN) break;
             k++;
           }
-          const host = await this.allocClusters(k);
+          const host = await this.allocData(gci, k);
           await this.checkedDataWrite(host, src.subarray(srcOff + pos, srcOff + pos + k * cs));
           const t2 = await this.getL2ForWrite(l1i);
           for (let i = 0; i < k; i++) {
@@ -1022,7 +1070,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
         await this.readInto(gci * cs + regionStart, buf, 0, regionLen);
         buf.set(src.subarray(srcOff, srcOff + n), inCl - regionStart);
       }
-      const host = privateHost ? host0 : await this.allocClusters(1);
+      const host = privateHost ? host0 : await this.allocData(gci, 1);
       await this.checkedDataWrite(host + regionStart, buf);
       const mask = (s1 - s0 === 32 ? 0xffffffff : ((1 << (s1 - s0)) - 1) << s0) >>> 0;
       t = await this.getL2ForWrite(l1i);
@@ -1043,7 +1091,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       buf.set(src.subarray(srcOff, srcOff + n), inCl);
     }
     const reuse = privateHost; // zero-flagged but allocated and private
-    const host = reuse ? host0 : await this.allocClusters(1);
+    const host = reuse ? host0 : await this.allocData(gci, 1);
     await this.checkedDataWrite(host, buf);
     t = await this.getL2ForWrite(l1i);
     t.dv.setUint32(e, HI_COPIED | Math.floor(host / TWO32));
@@ -1396,7 +1444,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
             await this.checkedDataWrite(host, zeros);
             t.dv.setUint32(i * 8 + 4, (lo & ~1) >>> 0);
           } else if (host || hasBacking) {
-            const n = await this.allocClusters(1);
+            const n = await this.allocData(l1i * this.l2Entries + i, 1);
             await this.checkedDataWrite(n, zeros);
             t = await this.getL2ForWrite(l1i);
             t.dv.setUint32(i * 8, HI_COPIED | Math.floor(n / TWO32));
