@@ -420,7 +420,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
   const from = await open(src, o.srcFormat ?? null, { readOnly: true });
   try {
     const size = from.size;
-    let to: BlockDevice & { writeCompressed?: (off: number, d: Uint8Array) => Promise<void> };
+    let to: BlockDevice;
     let cs = 65536;
     if (o.outFormat === 'raw') {
       const s = await NodeFileStore.open(dst, { create: !o.noCreate });
@@ -434,51 +434,84 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
       cs = q.clusterSize;
     }
     try {
-      const chunk = Math.max(cs, 2 << 20);
-      let pos = 0;
+      // Source reads run one chunk ahead of the writes; with -c the clusters of a chunk are
+      // compressed concurrently when the codec can work off-thread (Node's zlib).
+      const chunk = Math.max(cs, 4 << 20);
+      const codec = o.compress && to instanceof Qcow2Image ? to.compressionCodec : null;
+      interface Piece {
+        pos: number;
+        n: number;
+        buf: Uint8Array;
+      }
+      const fetch = async (from0: number): Promise<Piece | null> => {
+        let pos = from0;
+        while (pos < size) {
+          // Skip ranges the source chain has as holes or zeros.
+          const st = await from.blockStatus(pos, Math.min(size - pos, 1 << 30));
+          if (!st.data && st.zero) {
+            const skip = Math.floor((pos + st.length) / cs) * cs - pos;
+            if (skip > 0 || pos + st.length >= size) {
+              pos += skip > 0 ? skip : st.length;
+              continue;
+            }
+          }
+          const n = Math.min(chunk, size - pos, Math.max(st.length, cs) + ((cs - ((pos + Math.max(st.length, cs)) % cs)) % cs));
+          return { pos, n, buf: await from.read(pos, n) };
+        }
+        return null;
+      };
       let lastPct = -1;
-      while (pos < size) {
-        // Skip ranges the source chain has as holes or zeros.
-        const st = await from.blockStatus(pos, Math.min(size - pos, 1 << 30));
-        if (!st.data && st.zero) {
-          const skip = Math.floor((pos + st.length) / cs) * cs - pos;
-          if (skip > 0 || pos + st.length >= size) {
-            pos += skip > 0 ? skip : st.length;
-            continue;
+      let cur = await fetch(0);
+      while (cur) {
+        const next = fetch(cur.pos + cur.n);
+        // Keep a rejected prefetch from going unhandled while this chunk is written.
+        next.catch(() => undefined);
+        const { pos, n, buf } = cur;
+        if (codec && to instanceof Qcow2Image) {
+          const jobs: { off: number; data: Uint8Array; c: Promise<Uint8Array | null> | undefined }[] = [];
+          for (let i = 0; i < n; ) {
+            const e = Math.min(n, i + cs - ((pos + i) % cs));
+            if (!isZero(buf, i, e)) {
+              const data = buf.subarray(i, e);
+              let padded = data;
+              if (data.length < cs) {
+                padded = new Uint8Array(cs);
+                padded.set(data);
+              }
+              const c = codec.compressAsync?.(padded, cs - 1);
+              c?.catch(() => undefined);
+              jobs.push({ off: pos + i, data, c });
+            }
+            i = e;
+          }
+          for (const j of jobs) await to.writePrecompressed(j.off, j.data, j.c === undefined ? undefined : await j.c);
+        } else {
+          // Write non-zero clusters, merged into runs.
+          let i = 0;
+          while (i < n) {
+            const e = Math.min(n, i + cs - ((pos + i) % cs));
+            if (isZero(buf, i, e)) {
+              i = e;
+              continue;
+            }
+            let j = e;
+            while (j < n) {
+              const e2 = Math.min(n, j + cs);
+              if (isZero(buf, j, e2)) break;
+              j = e2;
+            }
+            await to.write(pos + i, buf.subarray(i, j));
+            i = j;
           }
         }
-        const n = Math.min(chunk, size - pos, Math.max(st.length, cs) + (cs - ((pos + Math.max(st.length, cs)) % cs)) % cs);
-        const buf = await from.read(pos, n);
-        // Write non-zero clusters, merged into runs.
-        let i = 0;
-        while (i < n) {
-          const e = Math.min(n, i + cs - ((pos + i) % cs));
-          if (isZero(buf, i, e)) {
-            i = e;
-            continue;
-          }
-          if (o.compress && to.writeCompressed) {
-            await to.writeCompressed(pos + i, buf.subarray(i, e));
-            i = e;
-            continue;
-          }
-          let j = e;
-          while (j < n) {
-            const e2 = Math.min(n, j + cs);
-            if (isZero(buf, j, e2)) break;
-            j = e2;
-          }
-          await to.write(pos + i, buf.subarray(i, j));
-          i = j;
-        }
-        pos += n;
-        const pct = Math.floor((pos / size) * 10000) / 100;
+        const pct = Math.floor(((pos + n) / size) * 10000) / 100;
         if (o.progress && pct !== lastPct) {
           lastPct = pct;
           o.progress(pct);
         }
+        cur = await next;
       }
-      if (o.progress && size === 0) o.progress(100);
+      if (o.progress && lastPct !== 100) o.progress(100);
       await to.flush();
     } finally {
       await to.close();

@@ -2,6 +2,9 @@
 import { open as fsOpen, realpath } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { ClusterCodec } from './compress';
+import { COMPRESSION_ZLIB, zlibCodec } from './compress';
 import type { ByteStore } from './store';
 import type { BlockDevice, BlockStatusSource } from './device';
 import { ImageError, RawDevice } from './device';
@@ -67,6 +70,48 @@ export class NodeFileStore implements ByteStore {
   }
 }
 
+// QEMU deflates clusters with zlib's default level, a 4 KiB window (raw deflate, wbits -12)
+// and memLevel 9; the same parameters give the same bytes qemu-img writes.
+const DEFLATE_OPTS = { windowBits: 12, memLevel: 9, level: zc.Z_DEFAULT_COMPRESSION };
+
+function asU8(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+/**
+ * zlib through Node's native library (the isomorphic codec is the fallback for streams that
+ * inflate past one cluster, which QEMU cuts at the cluster end). `compressAsync` runs in
+ * libuv's thread pool, so several clusters compress at once.
+ */
+export const nodeZlibCodec: ClusterCodec = {
+  compress(src: Uint8Array, limit: number): Uint8Array | null {
+    const c = deflateRawSync(src, DEFLATE_OPTS);
+    return c.length < limit ? asU8(c) : null;
+  },
+  decompress(src: Uint8Array, out: Uint8Array): boolean {
+    try {
+      const r = inflateRawSync(src, { finishFlush: zc.Z_SYNC_FLUSH, maxOutputLength: out.length });
+      if (r.length !== out.length) return false;
+      out.set(r);
+      return true;
+    } catch {
+      return zlibCodec.decompress(src, out);
+    }
+  },
+  compressAsync(src: Uint8Array, limit: number): Promise<Uint8Array | null> {
+    return new Promise((res, rej) => {
+      deflateRaw(src, DEFLATE_OPTS, (err, c) => {
+        if (err) rej(err);
+        else res(c.length < limit ? asU8(c) : null);
+      });
+    });
+  },
+};
+
+function nodeCodec(type: number): ClusterCodec | null {
+  return type === COMPRESSION_ZLIB ? nodeZlibCodec : null;
+}
+
 export type ImageFormat = 'qcow2' | 'raw';
 
 export type OpenedImage = (Qcow2Image | RawDevice) & BlockDevice & BlockStatusSource;
@@ -117,6 +162,7 @@ async function openChain(path: string, o: OpenImageOptions, seen: string[]): Pro
     if (format === 'raw') return await RawDevice.open(store, { readOnly, sectorAligned: true });
     return await Qcow2Image.open(store, {
       readOnly,
+      codec: nodeCodec,
       ...(o.noBacking ? { noBacking: true } : {}),
       ...(o.repairDirty !== undefined ? { repairDirty: o.repairDirty } : {}),
       openBacking: async (name, fmt) => {

@@ -50,6 +50,11 @@ export interface Qcow2OpenOptions {
   l2CacheBytes?: number;
   /** Rebuild refcounts of an image left dirty (default true on read-write opens). */
   repairDirty?: boolean;
+  /**
+   * A faster codec for a compression type (0 zlib, 1 zstd), e.g. the Node adapter's native
+   * zlib; null or undefined keeps the built-in isomorphic one.
+   */
+  codec?: (compressionType: number) => ClusterCodec | null;
 }
 
 interface Table {
@@ -177,7 +182,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       if (!options.openDataFile) throw new ImageError(`Data file '${header.dataFile}' cannot be opened here`, 'ENOTSUP');
       img.dataStore = await options.openDataFile(header.dataFile);
     }
-    img.codec = await getCodec(header.compressionType);
+    img.codec = options.codec?.(header.compressionType) ?? (await getCodec(header.compressionType));
     if (header.backingFile != null && !options.noBacking) {
       if (!options.openBacking) throw new ImageError(`Could not open backing file '${header.backingFile}'`, 'ENOENT');
       img.backing = await options.openBacking(header.backingFile, header.backingFormat);
@@ -255,14 +260,29 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   /** Write one full cluster compressed (falls back to a plain write when it doesn't shrink). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    return this.writePrecompressed(offset, data, undefined);
+  }
+
+  /** The codec of this image's compression type (to compress clusters ahead, in parallel). */
+  get compressionCodec(): ClusterCodec {
+    return this.codec!;
+  }
+
+  /**
+   * Like `writeCompressed`, with `compressed` already produced by `compressionCodec` for a
+   * zero-padded cluster with limit `clusterSize - 1` (null: did not shrink; undefined:
+   * compress here).
+   */
+  writePrecompressed(offset: number, data: Uint8Array, compressed: Uint8Array | null | undefined): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
     if (offset % this.clusterSize || (data.length !== this.clusterSize && offset + data.length !== this.size)) {
       throw new ImageError('Compressed writes must cover one whole cluster', 'EINVAL');
     }
+    if (compressed && compressed.length >= this.clusterSize) throw new ImageError('Compressed data larger than a cluster', 'EINVAL');
     return this.exclusive(async () => {
       await this.markDirtyIfLazy();
-      await this.writeCompressedLocked(offset, data);
+      await this.writeCompressedLocked(offset, data, compressed);
       await this.trimCachesAsync();
     });
   }
@@ -1105,14 +1125,17 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return n;
   }
 
-  private async writeCompressedLocked(offset: number, data: Uint8Array): Promise<void> {
+  private async writeCompressedLocked(offset: number, data: Uint8Array, pre: Uint8Array | null | undefined): Promise<void> {
     const cs = this.clusterSize;
-    let src = data;
-    if (data.length < cs) {
-      src = new Uint8Array(cs);
-      src.set(data);
+    let c = pre;
+    if (c === undefined) {
+      let src = data;
+      if (data.length < cs) {
+        src = new Uint8Array(cs);
+        src.set(data);
+      }
+      c = this.codec!.compress(src, cs - 1);
     }
-    const c = this.codec!.compress(src, cs - 1);
     if (!c || this.dataStore !== this.store) {
       await this.writeData(offset, data, 0, data.length);
       return;
