@@ -155,7 +155,7 @@ export function fmtArg(f: string | undefined): ImageFormat | null {
   throw new CliError(`Unknown file format '${f}'`);
 }
 
-export async function open(path: string, format: ImageFormat | null, o: { readOnly?: boolean; noBacking?: boolean; repairDirty?: boolean } = {}): Promise<OpenedImage> {
+export async function open(path: string, format: ImageFormat | null, o: { readOnly?: boolean; noBacking?: boolean; repairDirty?: boolean; unsafe?: boolean } = {}): Promise<OpenedImage> {
   try {
     return await openImage(path, { format, ...o });
   } catch (e) {

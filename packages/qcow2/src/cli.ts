@@ -413,6 +413,8 @@ export interface ConvertOptions {
   create?: Qcow2CreateOptions | null;
   progress?: (pct: number) => void;
   noCreate?: boolean;
+  /** Target cache mode as qemu-img's -t: 'unsafe' (the default) skips fdatasync. */
+  cache?: string;
 }
 
 /** Copy an image into a new one (qemu-img convert). */
@@ -422,13 +424,14 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
     const size = from.size;
     let to: BlockDevice;
     let cs = 65536;
+    const unsafe = (o.cache ?? 'unsafe') === 'unsafe';
     if (o.outFormat === 'raw') {
-      const s = await NodeFileStore.open(dst, { create: !o.noCreate });
+      const s = await NodeFileStore.open(dst, { create: !o.noCreate, unsafe });
       if (!o.noCreate) await s.truncate(size);
       to = await RawDevice.open(s);
     } else {
       if (!o.noCreate) await createQcow2File(dst, { ...(o.create ?? {}), size });
-      const q = await open(dst, 'qcow2');
+      const q = await open(dst, 'qcow2', { unsafe });
       if (!(q instanceof Qcow2Image)) throw new CliError('target is not qcow2');
       to = q;
       cs = q.clusterSize;
@@ -461,29 +464,33 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
         return null;
       };
       let lastPct = -1;
-      let cur = await fetch(0);
-      while (cur) {
-        const next = fetch(cur.pos + cur.n);
-        // Keep a rejected prefetch from going unhandled while this chunk is written.
-        next.catch(() => undefined);
-        const { pos, n, buf } = cur;
-        if (codec && to instanceof Qcow2Image) {
-          const jobs: { off: number; data: Uint8Array; c: Promise<Uint8Array | null> | undefined }[] = [];
-          for (let i = 0; i < n; ) {
-            const e = Math.min(n, i + cs - ((pos + i) % cs));
-            if (!isZero(buf, i, e)) {
-              const data = buf.subarray(i, e);
-              let padded = data;
-              if (data.length < cs) {
-                padded = new Uint8Array(cs);
-                padded.set(data);
-              }
-              const c = codec.compressAsync?.(padded, cs - 1);
-              c?.catch(() => undefined);
-              jobs.push({ off: pos + i, data, c });
+      // Chunk writes are chained in order but not awaited at once: the next reads (and, with
+      // -c, the next compressions) overlap them; at most two chunks wait to be written.
+      type Job = { off: number; data: Uint8Array; c: Promise<Uint8Array | null> | undefined };
+      // With -c, the clusters of a chunk start compressing as soon as it is read.
+      const compressJobs = (piece: Piece): Job[] => {
+        const { pos, n, buf } = piece;
+        const jobs: Job[] = [];
+        for (let i = 0; i < n; ) {
+          const e = Math.min(n, i + cs - ((pos + i) % cs));
+          if (!isZero(buf, i, e)) {
+            const data = buf.subarray(i, e);
+            let padded = data;
+            if (data.length < cs) {
+              padded = new Uint8Array(cs);
+              padded.set(data);
             }
-            i = e;
+            const c = codec?.compressAsync?.(padded, cs - 1);
+            c?.catch(() => undefined);
+            jobs.push({ off: pos + i, data, c });
           }
+          i = e;
+        }
+        return jobs;
+      };
+      const writeChunk = async (piece: Piece, jobs: Job[] | null): Promise<void> => {
+        const { pos, n, buf } = piece;
+        if (jobs && to instanceof Qcow2Image) {
           for (const j of jobs) await to.writePrecompressed(j.off, j.data, j.c === undefined ? undefined : await j.c);
         } else {
           // Write non-zero clusters, merged into runs.
@@ -509,8 +516,20 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
           lastPct = pct;
           o.progress(pct);
         }
-        cur = await next;
+      };
+      let cur = await fetch(0);
+      let writing: Promise<void> = Promise.resolve();
+      const inFlight: Promise<void>[] = [];
+      while (cur) {
+        const piece = cur;
+        const jobs = codec ? compressJobs(piece) : null;
+        writing = writing.then(() => writeChunk(piece, jobs));
+        writing.catch(() => undefined);
+        inFlight.push(writing);
+        if (inFlight.length > 2) await inFlight.shift();
+        cur = await fetch(piece.pos + piece.n);
       }
+      await writing;
       if (o.progress && lastPct !== 100) o.progress(100);
       await to.flush();
     } finally {
@@ -536,7 +555,9 @@ async function cmdConvert(argv: string[], out: Out): Promise<number> {
     delete (create as { size?: number }).size;
   }
   const showProgress = has(p, '-p') && !has(p, '-q');
-  const opts: ConvertOptions = { srcFormat: fmtArg(last(p, '-f')), outFormat: outFmt, compress, create, noCreate: has(p, '-n') };
+  const cache = last(p, '-t') ?? 'unsafe';
+  if (!['none', 'writeback', 'writethrough', 'directsync', 'unsafe'].includes(cache)) throw new CliError(`Invalid cache option: ${cache}`);
+  const opts: ConvertOptions = { srcFormat: fmtArg(last(p, '-f')), outFormat: outFmt, compress, create, noCreate: has(p, '-n'), cache };
   if (showProgress) opts.progress = (pct: number) => out.stdout(`    (${pct.toFixed(2)}/100%)\r`);
   if (showProgress) out.stdout(`    (0.00/100%)\r`);
   await convertImage(src, dst, opts);

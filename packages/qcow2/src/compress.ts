@@ -14,6 +14,8 @@ export interface ClusterCodec {
   decompress(src: Uint8Array, out: Uint8Array): boolean;
   /** Optional off-thread compression (several may run at once). */
   compressAsync?(src: Uint8Array, limit: number): Promise<Uint8Array | null>;
+  /** Optional off-thread decompression into `out` (several may run at once). */
+  decompressAsync?(src: Uint8Array, out: Uint8Array): Promise<boolean>;
 }
 
 /** zlib (raw deflate) codec: fflate inflates, a 4 KiB-window deflater compresses. */

@@ -15,16 +15,22 @@ import { Qcow2Image } from './qcow2';
 /** A ByteStore over a file (positional I/O, fdatasync as the barrier). */
 export class NodeFileStore implements ByteStore {
   private readonly fh: FileHandle;
+  private readonly unsafe: boolean;
   private closed = false;
 
-  private constructor(fh: FileHandle) {
+  private constructor(fh: FileHandle, unsafe: boolean) {
     this.fh = fh;
+    this.unsafe = unsafe;
   }
 
-  /** Open `path`; `create` makes (and truncates) the file. */
-  static async open(path: string, options: { readOnly?: boolean; create?: boolean } = {}): Promise<NodeFileStore> {
+  /**
+   * Open `path`; `create` makes (and truncates) the file. `unsafe` turns the durability
+   * barrier into a no-op (qemu-img's cache=unsafe, the default for convert's target): fast,
+   * but a crash in the middle can leave anything behind.
+   */
+  static async open(path: string, options: { readOnly?: boolean; create?: boolean; unsafe?: boolean } = {}): Promise<NodeFileStore> {
     const flags = options.create ? 'w+' : options.readOnly ? 'r' : 'r+';
-    return new NodeFileStore(await fsOpen(path, flags));
+    return new NodeFileStore(await fsOpen(path, flags), options.unsafe ?? false);
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
@@ -38,6 +44,16 @@ export class NodeFileStore implements ByteStore {
     return out;
   }
 
+  async preadInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(out, outOff + done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done < length) out.fill(0, outOff + done, outOff + length);
+  }
+
   async pwrite(offset: number, data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.length) {
@@ -47,7 +63,7 @@ export class NodeFileStore implements ByteStore {
   }
 
   flush(): Promise<void> {
-    return this.fh.datasync();
+    return this.unsafe ? Promise.resolve() : this.fh.datasync();
   }
 
   truncate(size: number): Promise<void> {
@@ -81,7 +97,8 @@ function asU8(b: Buffer): Uint8Array {
 /**
  * zlib through Node's native library (the isomorphic codec is the fallback for streams that
  * inflate past one cluster, which QEMU cuts at the cluster end). `compressAsync` runs in
- * libuv's thread pool, so several clusters compress at once.
+ * libuv's thread pool, so several clusters compress at once; inflating is cheap enough that a
+ * thread hop costs more than it saves (measured), so it stays synchronous.
  */
 export const nodeZlibCodec: ClusterCodec = {
   compress(src: Uint8Array, limit: number): Uint8Array | null {
@@ -123,6 +140,8 @@ export interface OpenImageOptions {
   /** Maximum chain length (default 64). */
   maxDepth?: number;
   repairDirty?: boolean;
+  /** Skip durability barriers on the image file itself (see NodeFileStore's `unsafe`). */
+  unsafe?: boolean;
 }
 
 /** Guess the format of a file from its first bytes. */
@@ -154,7 +173,7 @@ async function openChain(path: string, o: OpenImageOptions, seen: string[]): Pro
   const readOnly = o.readOnly ?? false;
   let store: NodeFileStore;
   try {
-    store = await NodeFileStore.open(real, { readOnly });
+    store = await NodeFileStore.open(real, { readOnly, unsafe: (o.unsafe ?? false) && seen.length === 0 });
   } catch (e) {
     throw new ImageError(`Could not open '${path}': ${errnoText(e)}`, 'ENOENT');
   }

@@ -928,6 +928,50 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return this.decompBuf;
   }
 
+  /**
+   * Decompress up to `max` consecutive compressed entries of table `t` starting at `l2i` into
+   * whole clusters of `out`, reading their host bytes with one read when they lie close
+   * together. Returns the number of clusters done (0: let the caller go one by one).
+   */
+  private async readCompressedRun(t: Table, l2i: number, out: Uint8Array, outOff: number, max: number): Promise<number> {
+    const cs = this.clusterSize;
+    const limit = Math.min(max, 256);
+    let lo0 = Infinity;
+    let hi0 = 0;
+    let k = 0;
+    const ranges: number[] = [];
+    for (; k < limit; k++) {
+      const e = (l2i + k) * this.l2EntryBytes;
+      const hi = t.dv.getUint32(e);
+      if (!(hi & HI_COMPRESSED)) break;
+      const [off, len] = this.compressedRange(hi, t.dv.getUint32(e + 4));
+      const a = Math.min(lo0, off);
+      const b = Math.max(hi0, off + len);
+      if (b - a > 8 << 20) break;
+      lo0 = a;
+      hi0 = b;
+      ranges.push(off, len);
+    }
+    if (k < 2) return 0;
+    const buf = await this.store.pread(lo0, hi0 - lo0);
+    const codec = this.codec!;
+    const fail = (i: number): Promise<never> => Promise.reject(corruptError(`Could not decompress cluster at host offset 0x${ranges[i * 2].toString(16)}`));
+    if (codec.decompressAsync) {
+      const jobs: Promise<void>[] = [];
+      for (let i = 0; i < k; i++) {
+        const src = buf.subarray(ranges[i * 2] - lo0, ranges[i * 2] - lo0 + ranges[i * 2 + 1]);
+        jobs.push(codec.decompressAsync(src, out.subarray(outOff + i * cs, outOff + (i + 1) * cs)).then((ok) => (ok ? undefined : fail(i))));
+      }
+      await Promise.all(jobs);
+    } else {
+      for (let i = 0; i < k; i++) {
+        const src = buf.subarray(ranges[i * 2] - lo0, ranges[i * 2] - lo0 + ranges[i * 2 + 1]);
+        if (!codec.decompress(src, out.subarray(outOff + i * cs, outOff + (i + 1) * cs))) await fail(i);
+      }
+    }
+    return k;
+  }
+
   /** Read guest range into out[outOff..]; out must be zero-filled for that range. */
   async readInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
     const cs = this.clusterSize;
@@ -936,8 +980,9 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     let runLen = 0;
     const flushRun = async (): Promise<void> => {
       if (runLen) {
-        const d = await this.dataStore.pread(runHost, runLen);
-        out.set(d, runOut);
+        const ds = this.dataStore;
+        if (ds.preadInto) await ds.preadInto(runHost, out, runOut, runLen);
+        else out.set(await ds.pread(runHost, runLen), runOut);
         runLen = 0;
       }
     };
@@ -982,6 +1027,14 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
         }
         case KIND_COMPRESSED: {
           await flushRun();
+          if (inCl === 0 && n === cs && pos + 2 * cs <= length) {
+            // A run of whole compressed clusters: one read for all of them, then decompress.
+            const done = await this.readCompressedRun(t, l2i, out, outOff + pos, Math.min((length - pos) / cs, this.l2Entries - l2i) | 0);
+            if (done > 0) {
+              pos += done * cs;
+              continue;
+            }
+          }
           const c = await this.readCompressed(hi, lo);
           out.set(c.subarray(inCl, inCl + n), outOff + pos);
           break;
