@@ -458,7 +458,9 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
               continue;
             }
           }
-          const n = Math.min(chunk, size - pos, Math.max(st.length, cs) + ((cs - ((pos + Math.max(st.length, cs)) % cs)) % cs));
+          // A whole chunk from here: holes inside it read as zeros (no I/O) and are skipped by
+          // the zero check, which costs less than a round trip per extent.
+          const n = Math.min(chunk, size - pos);
           return { pos, n, buf: await from.read(pos, n) };
         }
         return null;

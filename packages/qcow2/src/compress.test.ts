@@ -4,7 +4,10 @@ import { inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { getZstdCodec, zlibCodec, zstdContentSize } from './compress';
+import { createQcow2 } from './create';
 import { nodeZlibCodec } from './node';
+import { Qcow2Image } from './qcow2';
+import { MemoryByteStore } from './store';
 import { pattern } from './test-util';
 
 const CS = 65536;
@@ -58,4 +61,26 @@ describe('codecs', () => {
     expect(nodeZlibCodec.decompress(twice, a)).toBe(true);
     expect(a).toEqual(text);
   });
+
+  for (const ct of ['zlib', 'zstd'] as const) {
+    it(`${ct}: compressed clusters gathered for one write read back before and after a flush`, async () => {
+      const store = new MemoryByteStore();
+      await createQcow2(store, { size: 4 << 20, compressionType: ct });
+      const img = await Qcow2Image.open(store);
+      const data = [text, pattern(CS, 3), text.map((x) => x ^ 1), new Uint8Array(CS)];
+      for (let i = 0; i < 12; i++) await img.writeCompressed(i * CS, data[i % 4]);
+      // Overwrite one compressed cluster with plain data and another partly.
+      await img.write(5 * CS, text);
+      await img.write(6 * CS + 100, pattern(1000, 9));
+      const expected = new Uint8Array(12 * CS);
+      for (let i = 0; i < 12; i++) expected.set(data[i % 4], i * CS);
+      expected.set(text, 5 * CS);
+      expected.set(pattern(1000, 9), 6 * CS + 100);
+      expect(await img.read(0, 12 * CS)).toEqual(expected);
+      await img.close();
+      const again = await Qcow2Image.open(new MemoryByteStore(store.bytes()), { readOnly: true });
+      expect(await again.read(0, 12 * CS)).toEqual(expected);
+      await again.close();
+    });
+  }
 });

@@ -120,6 +120,9 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   private decompHost = -1;
   private decompBuf: Uint8Array;
   private dirtyMarked = false;
+  private cBuf: Uint8Array | null = null;
+  private cBufStart = 0;
+  private cBufLen = 0;
   private bitmapsMarked = false;
   private closed = false;
   private l2Set = new Set<number>();
@@ -754,6 +757,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   /** Write all cached metadata in dependency order with barriers, then apply deferred frees. */
   async flushMetadata(): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     if (this.readOnly) return;
     if (await this.writeDirtyRefBlocks()) await this.store.flush();
     if (this.reftableDirtyMin >= 0) {
@@ -972,8 +976,34 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return k;
   }
 
+  /**
+   * Compressed clusters are packed byte after byte, so consecutive ones are gathered and written
+   * with one call (up to 1 MiB). Anything that could read, reuse or point at those bytes on disk
+   * (reads, other writes, a metadata flush) writes the buffer out first.
+   */
+  private async bufferCompressed(host: number, c: Uint8Array): Promise<void> {
+    const what = this.metadataOverlap(host, c.length);
+    if (what) await this.signalCorruption(`Preventing invalid write on metadata (overlaps with ${what})`);
+    const buf = (this.cBuf ??= new Uint8Array(1 << 20));
+    if (this.cBufLen && (this.cBufStart + this.cBufLen !== host || this.cBufLen + c.length > buf.length)) await this.flushCompressedBuffer();
+    if (c.length > buf.length) {
+      await this.store.pwrite(host, c);
+      return;
+    }
+    if (!this.cBufLen) this.cBufStart = host;
+    buf.set(c, this.cBufLen);
+    this.cBufLen += c.length;
+  }
+
+  private async flushCompressedBuffer(): Promise<void> {
+    const n = this.cBufLen;
+    this.cBufLen = 0;
+    await this.store.pwrite(this.cBufStart, this.cBuf!.subarray(0, n));
+  }
+
   /** Read guest range into out[outOff..]; out must be zero-filled for that range. */
   async readInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     let runHost = -1;
     let runOut = 0;
@@ -1058,6 +1088,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   // ---------------------------------------------------------------- write path
 
   private async writeData(offset: number, src: Uint8Array, srcOff: number, length: number): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     let pos = 0;
     while (pos < length) {
@@ -1197,7 +1228,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     const l1i = Math.floor(gci / this.l2Entries);
     const l2i = gci - l1i * this.l2Entries;
     const host = await this.allocBytes(c.length);
-    await this.checkedDataWrite(host, c);
+    await this.bufferCompressed(host, c);
     const t = await this.getL2ForWrite(l1i);
     const e = l2i * this.l2EntryBytes;
     const oldHi = t.dv.getUint32(e);
@@ -1217,6 +1248,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   /** Discard (`unmap`) or write zeroes over a guest range. */
   private async zeroRange(offset: number, length: number, discard: boolean): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     const end = offset + length;
     let pos = offset;
