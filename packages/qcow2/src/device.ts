@@ -82,6 +82,13 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
     return this.store.pread(offset, length);
   }
 
+  /** Read into `out[outOff..outOff+length)` without allocating. */
+  async readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    if (this.store.preadInto) await this.store.preadInto(offset, out, outOff, length);
+    else out.set(await this.store.pread(offset, length), outOff);
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);

@@ -251,6 +251,16 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     });
   }
 
+  /** Read into `out[outOff..outOff+length)` (any previous content is overwritten). */
+  readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    return this.exclusive(async () => {
+      out.fill(0, outOff, outOff + length);
+      await this.readInto(offset, out, outOff, length);
+      this.trimCaches();
+    });
+  }
+
   write(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
