@@ -298,9 +298,9 @@ async function checkPass(img: Qcow2Image): Promise<{ result: CheckResult; walk: 
 }
 
 /** Write brand-new refcount structures from the computed references, after the image's end. */
-async function rebuildRefcounts(img: Qcow2Image, w: Walk): Promise<void> {
+async function rebuildRefcounts(img: Qcow2Image, w: Walk, bits: number = img.refcountBits): Promise<void> {
   const cs = img.clusterSize;
-  const per = img.refblockEntries;
+  const per = (cs * 8) / bits;
   const refs = new Float64Array(w.refs.length);
   let highest = 0;
   for (let c = 0; c < refs.length; c++) {
@@ -320,12 +320,11 @@ async function rebuildRefcounts(img: Qcow2Image, w: Walk): Promise<void> {
   }
   const tableOff = start * cs;
   const blocksOff = (start + tableClusters) * cs;
-  const bits = img.refcountBits;
-  const max = img.maxRefcount;
+  const max = bits >= 53 ? Number.MAX_SAFE_INTEGER : 2 ** bits - 1;
   const blockBuf = new Uint8Array(blocks * cs);
   const bdv = new DataView(blockBuf.buffer);
   const setRef = (c: number, v: number): void => {
-    if (v > max) throw new ImageError(`Refcount of cluster ${c} exceeds the refcount width`, 'ERANGE');
+    if (v > max) throw new ImageError(`Cannot decrease refcount entry width to ${bits} bits: Cluster at offset 0x${(c * cs).toString(16)} has a refcount of ${v}`, 'ERANGE');
     if (bits === 16) bdv.setUint16(c * 2, v);
     else if (bits === 8) blockBuf[c] = v;
     else if (bits === 32) bdv.setUint32(c * 4, v);
@@ -343,6 +342,31 @@ async function rebuildRefcounts(img: Qcow2Image, w: Walk): Promise<void> {
   await img.store.pwrite(blocksOff, blockBuf);
   await img.store.pwrite(tableOff, table);
   await img.store.flush();
+  if (bits !== img.refcountBits) {
+    // Table offset, size and refcount_order switch in one write of header bytes 48..99.
+    const hb = new Uint8Array(52);
+    const hdv = new DataView(hb.buffer);
+    setU64(hdv, 0, tableOff);
+    hdv.setUint32(8, tableClusters);
+    hdv.setUint32(12, img.header.nbSnapshots);
+    setU64(hdv, 16, img.header.snapshotsOffset);
+    hdv.setUint32(24, img.header.incompatHi);
+    hdv.setUint32(28, img.header.incompatLo);
+    hdv.setUint32(32, img.header.compatHi);
+    hdv.setUint32(36, img.header.compatLo);
+    hdv.setUint32(40, img.header.autoclearHi);
+    hdv.setUint32(44, img.header.autoclearLo);
+    hdv.setUint32(48, Math.log2(bits));
+    await img.store.pwrite(48, hb);
+    await img.store.flush();
+    img.header.refcountOrder = Math.log2(bits);
+    img.header.refcountTableOffset = tableOff;
+    img.header.refcountTableClusters = tableClusters;
+    // The open image still counts with the old width: it must be reopened.
+    img.dropCaches();
+    img.readOnly = true;
+    return;
+  }
   const hb = new Uint8Array(12);
   const hdv = new DataView(hb.buffer);
   setU64(hdv, 0, tableOff);
@@ -356,6 +380,21 @@ async function rebuildRefcounts(img: Qcow2Image, w: Walk): Promise<void> {
   img.refreshRbSet();
   img.dropCaches();
   img.fileEnd = Math.max(img.fileEnd, blocksOff + blocks * cs);
+}
+
+/**
+ * Rewrite the refcount structures with entries of `bits` bits (qemu-img amend -o
+ * refcount_bits). The image is left read-only and must be closed and reopened.
+ */
+export function changeRefcountWidth(img: Qcow2Image, bits: number): Promise<void> {
+  return img.exclusive(async () => {
+    if (img.readOnly) throw new ImageError('Image is read-only', 'EACCES');
+    if (img.header.version < 3 && bits !== 16) throw new ImageError('Refcount widths other than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)');
+    await img.flushLocked();
+    const first = await checkPass(img);
+    if (first.result.corruptions) throw new ImageError('Cannot change the refcount width of a corrupted image; run check -r all first', 'EIO');
+    await rebuildRefcounts(img, first.walk, bits);
+  });
 }
 
 /** Set or clear COPIED in the active L1/L2 tables to match the refcounts. */

@@ -1,181 +1,24 @@
 // ringzero-img: a qemu-img-compatible command line (subset), on top of the library.
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute } from 'node:path';
+import { basename } from 'node:path';
 import type { BlockDevice, BlockStatus } from './device';
 import { ImageError, RawDevice } from './device';
-import type { Qcow2CreateOptions, Preallocation } from './create';
+import type { Qcow2CreateOptions } from './create';
 import { validateCreateOptions } from './create';
 import type { CheckResult, RepairMode } from './check';
 import { checkImage } from './check';
 import { Qcow2Image } from './qcow2';
 import type { ImageFormat, OpenedImage } from './node';
-import { createQcow2File, NodeFileStore, openImage, probeFormat } from './node';
-import { AUTOCLEAR_BITMAPS, COMPAT_LAZY_REFCOUNTS, EXT_BITMAPS, getU64 } from './format';
+import { createQcow2File, NodeFileStore, probeFormat } from './node';
+import { COMPAT_LAZY_REFCOUNTS } from './format';
 import { createSnapshot, deleteSnapshot, applySnapshot } from './snapshot';
 
-const NAME = 'ringzero-img';
+import type { Out } from './cli-util';
+import { runMore } from './cli-more';
+import { CliError, NAME, readBitmaps, createOptionsFrom, fmtArg, fullBackingName, has, humanSize, last, open, parse, parseOptions, parseSize, toJson } from './cli-util';
 
-class CliError extends Error {
-  readonly exitCode: number;
-  constructor(msg: string, exitCode = 1) {
-    super(msg);
-    this.exitCode = exitCode;
-  }
-}
-
-interface Parsed {
-  opts: Map<string, string[]>;
-  args: string[];
-}
-
-/** getopt-style parsing: `withValue` lists options taking an argument. */
-function parse(argv: string[], withValue: string[], flags: string[]): Parsed {
-  const opts = new Map<string, string[]>();
-  const args: string[] = [];
-  const add = (k: string, v: string): void => {
-    const l = opts.get(k) ?? [];
-    l.push(v);
-    opts.set(k, l);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') {
-      args.push(...argv.slice(i + 1));
-      break;
-    }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const k = eq >= 0 ? a.slice(0, eq) : a;
-      if (withValue.includes(k)) add(k, eq >= 0 ? a.slice(eq + 1) : (argv[++i] ?? missing(k)));
-      else if (flags.includes(k)) add(k, '');
-      else throw new CliError(`unrecognized option '${a}'`);
-    } else if (a.startsWith('-') && a.length > 1) {
-      for (let j = 1; j < a.length; j++) {
-        const k = '-' + a[j];
-        if (withValue.includes(k)) {
-          add(k, j + 1 < a.length ? a.slice(j + 1) : (argv[++i] ?? missing(k)));
-          break;
-        } else if (flags.includes(k)) add(k, '');
-        else throw new CliError(`invalid option -- '${a[j]}'`);
-      }
-    } else args.push(a);
-  }
-  return { opts, args };
-}
-
-function missing(k: string): never {
-  throw new CliError(`option requires an argument -- '${k.replace(/^-+/, '')}'`);
-}
-
-function last(p: Parsed, ...keys: string[]): string | undefined {
-  let v: string | undefined;
-  for (const k of keys) {
-    const l = p.opts.get(k);
-    if (l?.length) v = l[l.length - 1];
-  }
-  return v;
-}
-
-function has(p: Parsed, ...keys: string[]): boolean {
-  return keys.some((k) => p.opts.has(k));
-}
-
-/** Parse a size like qemu-img: plain bytes or a k/M/G/T/P/E suffix (powers of 1024). */
-export function parseSize(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)([bkKmMgGtTpPeE]?)$/.exec(s.trim());
-  if (!m) throw new CliError('Invalid image size specified. You may use k, M, G, T, P or E suffixes for');
-  const mult: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50, e: 2 ** 60 };
-  const v = Math.round(parseFloat(m[1]) * mult[m[2].toLowerCase()]);
-  if (!Number.isSafeInteger(v)) throw new CliError('Invalid image size specified. Must be between 0 and 9223372036854775807.');
-  return v;
-}
-
-/** qemu's size_to_str: three significant digits and a binary unit. */
-export function humanSize(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${parseFloat(v.toPrecision(3))} ${units[i]}`;
-}
-
-function parseOptions(list: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const s of list) {
-    for (const kv of s.split(',')) {
-      if (!kv) continue;
-      const eq = kv.indexOf('=');
-      m.set(eq >= 0 ? kv.slice(0, eq) : kv, eq >= 0 ? kv.slice(eq + 1) : 'on');
-    }
-  }
-  return m;
-}
-
-function onOff(v: string | undefined, key: string): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (v === 'on' || v === 'true' || v === 'yes') return true;
-  if (v === 'off' || v === 'false' || v === 'no') return false;
-  throw new CliError(`Parameter '${key}' expects 'on' or 'off'`);
-}
-
-function createOptionsFrom(o: Map<string, string>, size: number | undefined): Qcow2CreateOptions {
-  const known = ['size', 'cluster_size', 'compat', 'lazy_refcounts', 'refcount_bits', 'compression_type', 'extended_l2', 'backing_file', 'backing_fmt', 'data_file', 'data_file_raw', 'preallocation', 'nocow', 'encryption', 'encrypt.format'];
-  for (const k of o.keys()) {
-    if (!known.includes(k)) throw new CliError(`Invalid parameter '${k}'`);
-    if (k.startsWith('encrypt')) throw new CliError('Encryption is not supported');
-  }
-  const sz = o.has('size') ? parseSize(o.get('size')!) : size;
-  if (sz === undefined) throw new CliError('Image creation needs a size parameter');
-  const c: Qcow2CreateOptions = { size: sz };
-  if (o.has('cluster_size')) c.clusterSize = parseSize(o.get('cluster_size')!);
-  if (o.has('compat')) c.compat = o.get('compat')!;
-  const lazy = onOff(o.get('lazy_refcounts'), 'lazy_refcounts');
-  if (lazy !== undefined) c.lazyRefcounts = lazy;
-  if (o.has('refcount_bits')) c.refcountBits = Number(o.get('refcount_bits'));
-  const ct = o.get('compression_type');
-  if (ct !== undefined) {
-    if (ct !== 'zlib' && ct !== 'zstd') throw new CliError(`Invalid parameter '${ct}'`);
-    c.compressionType = ct;
-  }
-  const el2 = onOff(o.get('extended_l2'), 'extended_l2');
-  if (el2 !== undefined) c.extendedL2 = el2;
-  if (o.has('backing_file')) c.backingFile = o.get('backing_file')!;
-  if (o.has('backing_fmt')) c.backingFormat = o.get('backing_fmt')!;
-  if (o.has('data_file')) c.dataFile = o.get('data_file')!;
-  const dfr = onOff(o.get('data_file_raw'), 'data_file_raw');
-  if (dfr !== undefined) c.dataFileRaw = dfr;
-  const pre = o.get('preallocation');
-  if (pre !== undefined) {
-    if (!['off', 'metadata', 'falloc', 'full'].includes(pre)) throw new CliError(`Invalid parameter '${pre}'`);
-    c.preallocation = pre as Preallocation;
-  }
-  return c;
-}
-
-function fmtArg(f: string | undefined): ImageFormat | null {
-  if (f === undefined) return null;
-  if (f === 'qcow2' || f === 'raw') return f;
-  throw new CliError(`Unknown file format '${f}'`);
-}
-
-async function open(path: string, format: ImageFormat | null, o: { readOnly?: boolean; noBacking?: boolean; repairDirty?: boolean } = {}): Promise<OpenedImage> {
-  try {
-    return await openImage(path, { format, ...o });
-  } catch (e) {
-    const msg = (e as Error).message;
-    throw new CliError(msg.startsWith('Could not open') ? msg : `Could not open '${path}': ${msg}`);
-  }
-}
-
-/** QEMU's path_combine: a relative backing name is relative to the overlay's directory. */
-function fullBackingName(image: string, backing: string): string {
-  if (isAbsolute(backing) || !image.includes('/')) return backing;
-  return dirname(image) + '/' + backing;
-}
-
+export { humanSize, parseSize };
+export type { Out };
 // ------------------------------------------------------------------------------- create
 
 async function cmdCreate(argv: string[], out: Out): Promise<number> {
@@ -251,29 +94,6 @@ async function allocatedBytes(path: string): Promise<number> {
   }
 }
 
-function bitmapsOf(img: Qcow2Image, dir: Uint8Array | null): { name: string; granularity: number; flags: string[] }[] | null {
-  if (!dir) return null;
-  const ext = img.header.extensions.find((e) => e.type === EXT_BITMAPS);
-  if (!ext) return null;
-  const nb = new DataView(ext.data.buffer, ext.data.byteOffset).getUint32(0);
-  const dv = new DataView(dir.buffer, dir.byteOffset, dir.byteLength);
-  const list: { name: string; granularity: number; flags: string[] }[] = [];
-  let p = 0;
-  for (let i = 0; i < nb && p + 24 <= dir.length; i++) {
-    const flags = dv.getUint32(p + 12);
-    const gran = dir[p + 17];
-    const nameSize = dv.getUint16(p + 18);
-    const extra = dv.getUint32(p + 20);
-    const name = new TextDecoder().decode(dir.subarray(p + 24 + extra, p + 24 + extra + nameSize));
-    const f: string[] = [];
-    if (flags & 1) f.push('in-use');
-    if (flags & 2) f.push('auto');
-    list.push({ flags: f, name, granularity: 2 ** gran });
-    p = (p + 24 + extra + nameSize + 7) & ~7;
-  }
-  return list;
-}
-
 async function imageInfo(path: string, img: OpenedImage): Promise<InfoJson> {
   const info: InfoJson = {};
   if (img instanceof Qcow2Image) {
@@ -303,14 +123,8 @@ async function imageInfo(path: string, img: OpenedImage): Promise<InfoJson> {
     data['compression-type'] = h.compressionType === 1 ? 'zstd' : 'zlib';
     if (h.version === 3) {
       data['lazy-refcounts'] = (h.compatLo & COMPAT_LAZY_REFCOUNTS) !== 0;
-      const ext = h.extensions.find((e) => e.type === EXT_BITMAPS);
-      if (ext && h.autoclearLo & AUTOCLEAR_BITMAPS && ext.data.length >= 24) {
-        const edv = new DataView(ext.data.buffer, ext.data.byteOffset, ext.data.byteLength);
-        const size = getU64(edv, 8);
-        const dir = size <= 64 << 20 ? await img.store.pread(getU64(edv, 16), size) : null;
-        const b = bitmapsOf(img, dir);
-        if (b) data.bitmaps = b;
-      }
+      const b = await readBitmaps(img);
+      if (b) data.bitmaps = b.map((x) => ({ flags: x.flags, name: x.name, granularity: x.granularity }));
     }
     data['refcount-bits'] = img.refcountBits;
     if (h.version === 3) {
@@ -382,9 +196,6 @@ function infoText(i: InfoJson): string {
   return s;
 }
 
-function toJson(v: unknown): string {
-  return JSON.stringify(v, null, 4);
-}
 
 async function cmdInfo(argv: string[], out: Out): Promise<number> {
   const p = parse(argv, ['-f', '--output', '--format', '-t', '-T'], ['--backing-chain', '-U', '--force-share', '-q', '--image-opts', '-h']);
@@ -602,6 +413,8 @@ export interface ConvertOptions {
   create?: Qcow2CreateOptions | null;
   progress?: (pct: number) => void;
   noCreate?: boolean;
+  /** Target cache mode as qemu-img's -t: 'unsafe' (the default) skips fdatasync. */
+  cache?: string;
 }
 
 /** Copy an image into a new one (qemu-img convert). */
@@ -609,65 +422,121 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
   const from = await open(src, o.srcFormat ?? null, { readOnly: true });
   try {
     const size = from.size;
-    let to: BlockDevice & { writeCompressed?: (off: number, d: Uint8Array) => Promise<void> };
+    let to: BlockDevice;
     let cs = 65536;
+    const unsafe = (o.cache ?? 'unsafe') === 'unsafe';
     if (o.outFormat === 'raw') {
-      const s = await NodeFileStore.open(dst, { create: !o.noCreate });
+      const s = await NodeFileStore.open(dst, { create: !o.noCreate, unsafe });
       if (!o.noCreate) await s.truncate(size);
       to = await RawDevice.open(s);
     } else {
       if (!o.noCreate) await createQcow2File(dst, { ...(o.create ?? {}), size });
-      const q = await open(dst, 'qcow2');
+      const q = await open(dst, 'qcow2', { unsafe });
       if (!(q instanceof Qcow2Image)) throw new CliError('target is not qcow2');
       to = q;
       cs = q.clusterSize;
     }
     try {
-      const chunk = Math.max(cs, 2 << 20);
-      let pos = 0;
+      // Source reads run one chunk ahead of the writes; with -c the clusters of a chunk are
+      // compressed concurrently when the codec can work off-thread (Node's zlib).
+      const chunk = Math.max(cs, 4 << 20);
+      const codec = o.compress && to instanceof Qcow2Image ? to.compressionCodec : null;
+      interface Piece {
+        pos: number;
+        n: number;
+        buf: Uint8Array;
+      }
+      const pool: Uint8Array[] = [];
+      const fetch = async (from0: number): Promise<Piece | null> => {
+        let pos = from0;
+        while (pos < size) {
+          // Skip ranges the source chain has as holes or zeros.
+          const st = await from.blockStatus(pos, Math.min(size - pos, 1 << 30));
+          if (!st.data && st.zero) {
+            const skip = Math.floor((pos + st.length) / cs) * cs - pos;
+            if (skip > 0 || pos + st.length >= size) {
+              pos += skip > 0 ? skip : st.length;
+              continue;
+            }
+          }
+          // A whole chunk from here: holes inside it read as zeros (no I/O) and are skipped by
+          // the zero check, which costs less than a round trip per extent.
+          const n = Math.min(chunk, size - pos);
+          // Chunk buffers are reused: fresh 4 MiB arrays cost a page fault per 4 KiB.
+          const buf = pool.pop() ?? new Uint8Array(chunk);
+          await from.readIntoBuffer(pos, buf, 0, n);
+          return { pos, n, buf };
+        }
+        return null;
+      };
       let lastPct = -1;
-      while (pos < size) {
-        // Skip ranges the source chain has as holes or zeros.
-        const st = await from.blockStatus(pos, Math.min(size - pos, 1 << 30));
-        if (!st.data && st.zero) {
-          const skip = Math.floor((pos + st.length) / cs) * cs - pos;
-          if (skip > 0 || pos + st.length >= size) {
-            pos += skip > 0 ? skip : st.length;
-            continue;
-          }
-        }
-        const n = Math.min(chunk, size - pos, Math.max(st.length, cs) + (cs - ((pos + Math.max(st.length, cs)) % cs)) % cs);
-        const buf = await from.read(pos, n);
-        // Write non-zero clusters, merged into runs.
-        let i = 0;
-        while (i < n) {
+      // Chunk writes are chained in order but not awaited at once: the next reads (and, with
+      // -c, the next compressions) overlap them; at most two chunks wait to be written.
+      type Job = { off: number; data: Uint8Array; c: Promise<Uint8Array | null> | undefined };
+      // With -c, the clusters of a chunk start compressing as soon as it is read.
+      const compressJobs = (piece: Piece): Job[] => {
+        const { pos, n, buf } = piece;
+        const jobs: Job[] = [];
+        for (let i = 0; i < n; ) {
           const e = Math.min(n, i + cs - ((pos + i) % cs));
-          if (isZero(buf, i, e)) {
-            i = e;
-            continue;
+          if (!isZero(buf, i, e)) {
+            const data = buf.subarray(i, e);
+            let padded = data;
+            if (data.length < cs) {
+              padded = new Uint8Array(cs);
+              padded.set(data);
+            }
+            const c = codec?.compressAsync?.(padded, cs - 1);
+            c?.catch(() => undefined);
+            jobs.push({ off: pos + i, data, c });
           }
-          if (o.compress && to.writeCompressed) {
-            await to.writeCompressed(pos + i, buf.subarray(i, e));
-            i = e;
-            continue;
-          }
-          let j = e;
-          while (j < n) {
-            const e2 = Math.min(n, j + cs);
-            if (isZero(buf, j, e2)) break;
-            j = e2;
-          }
-          await to.write(pos + i, buf.subarray(i, j));
-          i = j;
+          i = e;
         }
-        pos += n;
-        const pct = Math.floor((pos / size) * 10000) / 100;
+        return jobs;
+      };
+      const writeChunk = async (piece: Piece, jobs: Job[] | null): Promise<void> => {
+        const { pos, n, buf } = piece;
+        if (jobs && to instanceof Qcow2Image) {
+          for (const j of jobs) await to.writePrecompressed(j.off, j.data, j.c === undefined ? undefined : await j.c);
+        } else {
+          // Write non-zero clusters, merged into runs.
+          let i = 0;
+          while (i < n) {
+            const e = Math.min(n, i + cs - ((pos + i) % cs));
+            if (isZero(buf, i, e)) {
+              i = e;
+              continue;
+            }
+            let j = e;
+            while (j < n) {
+              const e2 = Math.min(n, j + cs);
+              if (isZero(buf, j, e2)) break;
+              j = e2;
+            }
+            await to.write(pos + i, buf.subarray(i, j));
+            i = j;
+          }
+        }
+        const pct = Math.floor(((pos + n) / size) * 10000) / 100;
         if (o.progress && pct !== lastPct) {
           lastPct = pct;
           o.progress(pct);
         }
+      };
+      let cur = await fetch(0);
+      let writing: Promise<void> = Promise.resolve();
+      const inFlight: Promise<void>[] = [];
+      while (cur) {
+        const piece = cur;
+        const jobs = codec ? compressJobs(piece) : null;
+        writing = writing.then(() => writeChunk(piece, jobs)).then(() => void pool.push(piece.buf));
+        writing.catch(() => undefined);
+        inFlight.push(writing);
+        if (inFlight.length > 2) await inFlight.shift();
+        cur = await fetch(piece.pos + piece.n);
       }
-      if (o.progress && size === 0) o.progress(100);
+      await writing;
+      if (o.progress && lastPct !== 100) o.progress(100);
       await to.flush();
     } finally {
       await to.close();
@@ -692,7 +561,9 @@ async function cmdConvert(argv: string[], out: Out): Promise<number> {
     delete (create as { size?: number }).size;
   }
   const showProgress = has(p, '-p') && !has(p, '-q');
-  const opts: ConvertOptions = { srcFormat: fmtArg(last(p, '-f')), outFormat: outFmt, compress, create, noCreate: has(p, '-n') };
+  const cache = last(p, '-t') ?? 'unsafe';
+  if (!['none', 'writeback', 'writethrough', 'directsync', 'unsafe'].includes(cache)) throw new CliError(`Invalid cache option: ${cache}`);
+  const opts: ConvertOptions = { srcFormat: fmtArg(last(p, '-f')), outFormat: outFmt, compress, create, noCreate: has(p, '-n'), cache };
   if (showProgress) opts.progress = (pct: number) => out.stdout(`    (${pct.toFixed(2)}/100%)\r`);
   if (showProgress) out.stdout(`    (0.00/100%)\r`);
   await convertImage(src, dst, opts);
@@ -825,13 +696,9 @@ async function cmdResize(argv: string[], out: Out): Promise<number> {
 
 // ------------------------------------------------------------------------------- main
 
-export interface Out {
-  stdout(s: string): void;
-  stderr(s: string): void;
-}
 
 const USAGE = `usage: ${NAME} [command] [command options]
-Commands: create, info, check, convert, map, snapshot, compare, resize
+Commands: amend, check, commit, compare, convert, create, dd, info, map, measure, rebase, resize, snapshot
 `;
 
 /** Run the CLI with `argv` (without node and script); returns the exit code. */
@@ -864,8 +731,11 @@ export async function main(argv: string[], out: Out): Promise<number> {
       case '--help':
         out.stdout(USAGE);
         return cmd === undefined ? 1 : 0;
-      default:
+      default: {
+        const r = runMore(cmd, rest, out);
+        if (r) return await r;
         throw new CliError(`Command not found: ${cmd}`);
+      }
     }
   } catch (e) {
     const code = e instanceof CliError ? e.exitCode : 1;

@@ -12,6 +12,10 @@ export const COMPRESSION_ZSTD = 1;
 export interface ClusterCodec {
   compress(src: Uint8Array, limit: number): Uint8Array | null;
   decompress(src: Uint8Array, out: Uint8Array): boolean;
+  /** Optional off-thread compression (several may run at once). */
+  compressAsync?(src: Uint8Array, limit: number): Promise<Uint8Array | null>;
+  /** Optional off-thread decompression into `out` (several may run at once). */
+  decompressAsync?(src: Uint8Array, out: Uint8Array): Promise<boolean>;
 }
 
 /** zlib (raw deflate) codec: fflate inflates, a 4 KiB-window deflater compresses. */
@@ -30,15 +34,38 @@ export const zlibCodec: ClusterCodec = {
 };
 
 interface ZstdLib {
-  compress(data: Uint8Array, level?: number): Uint8Array;
-  decompress(data: Uint8Array): Uint8Array;
+  init(): Promise<void>;
+  createCCtx(): number;
+  createDCtx(): number;
+  compressUsingDict(cctx: number, buf: Uint8Array, dict: Uint8Array, level?: number): Uint8Array;
+  decompressUsingDict(dctx: number, buf: Uint8Array, dict: Uint8Array, opts?: { defaultHeapSize: number }): Uint8Array;
 }
 
 let zstdPromise: Promise<ZstdLib> | null = null;
 
 async function loadZstd(): Promise<ZstdLib> {
-  const mod = await import('@hpcc-js/wasm-zstd');
-  return mod.Zstd.load();
+  const mod = (await import('@bokuweb/zstd-wasm')) as unknown as ZstdLib;
+  await mod.init();
+  return mod;
+}
+
+/**
+ * Content size a zstd frame header declares: -1 when absent, -2 when the header is malformed
+ * or larger than 2^53.
+ */
+export function zstdContentSize(src: Uint8Array): number {
+  if (src.length < 6 || src[0] !== 0x28 || src[1] !== 0xb5 || src[2] !== 0x2f || src[3] !== 0xfd) return -2;
+  const fhd = src[4];
+  const fcsFlag = fhd >> 6;
+  const single = (fhd >> 5) & 1;
+  const p = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
+  const n = [single ? 1 : 0, 2, 4, 8][fcsFlag];
+  if (n === 0) return -1;
+  if (p + n > src.length) return -2;
+  let v = 0;
+  for (let i = n - 1; i >= 0; i--) v = v * 256 + src[p + i];
+  if (n === 2) v += 256;
+  return v > Number.MAX_SAFE_INTEGER ? -2 : v;
 }
 
 /**
@@ -70,20 +97,40 @@ export function zstdFrameLength(src: Uint8Array): number {
   return p > src.length ? -1 : p;
 }
 
-/** The zstd codec (WebAssembly build of the reference library, loaded on first use). */
-export async function getZstdCodec(): Promise<ClusterCodec> {
+const NO_DICT = new Uint8Array(0);
+
+/**
+ * The zstd codec: the reference library built to WebAssembly (@bokuweb/zstd-wasm), loaded on
+ * first use, with one compression and one decompression context reused for every cluster (a
+ * fresh context per call costs more than compressing 64 KiB). A frame is only decompressed
+ * after its header is checked to declare at most one cluster, so hostile input cannot make the
+ * library allocate more than that.
+ */
+export function getZstdCodec(): Promise<ClusterCodec> {
+  zstdCodec ??= makeZstdCodec();
+  return zstdCodec;
+}
+
+// One codec for the whole process: its calls are synchronous, so sharing the contexts is safe.
+let zstdCodec: Promise<ClusterCodec> | null = null;
+
+async function makeZstdCodec(): Promise<ClusterCodec> {
   zstdPromise ??= loadZstd();
   const z = await zstdPromise;
+  const cctx = z.createCCtx();
+  const dctx = z.createDCtx();
   return {
     compress(src: Uint8Array, limit: number): Uint8Array | null {
-      const c = z.compress(src, 3);
+      const c = z.compressUsingDict(cctx, src, NO_DICT, 3);
       return c.length < limit ? c : null;
     },
     decompress(src: Uint8Array, out: Uint8Array): boolean {
       const len = zstdFrameLength(src);
       if (len < 0) return false;
+      const size = zstdContentSize(src);
+      if (size === -2 || size > out.length) return false;
       try {
-        const r = z.decompress(src.subarray(0, len));
+        const r = z.decompressUsingDict(dctx, src.subarray(0, len), NO_DICT, { defaultHeapSize: out.length });
         if (r.length < out.length) return false;
         out.set(r.subarray(0, out.length));
         return true;

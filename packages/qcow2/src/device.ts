@@ -64,8 +64,13 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
     this.readOnly = readOnly;
   }
 
-  static async open(store: ByteStore, options: { readOnly?: boolean } = {}): Promise<RawDevice> {
-    return new RawDevice(store, await store.size(), options.readOnly ?? false);
+  /**
+   * Open a raw store. With `sectorAligned` the size is rounded up to a multiple of 512 bytes,
+   * as QEMU's block layer sees a raw file (the tail reads as zeros).
+   */
+  static async open(store: ByteStore, options: { readOnly?: boolean; sectorAligned?: boolean } = {}): Promise<RawDevice> {
+    const size = await store.size();
+    return new RawDevice(store, options.sectorAligned ? Math.ceil(size / 512) * 512 : size, options.readOnly ?? false);
   }
 
   get size(): number {
@@ -75,6 +80,13 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
   read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
     return this.store.pread(offset, length);
+  }
+
+  /** Read into `out[outOff..outOff+length)` without allocating. */
+  async readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    if (this.store.preadInto) await this.store.preadInto(offset, out, outOff, length);
+    else out.set(await this.store.pread(offset, length), outOff);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {

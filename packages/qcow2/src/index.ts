@@ -12,3 +12,5 @@ export type { ClusterCodec } from './compress';
 export { COMPRESSION_ZLIB, COMPRESSION_ZSTD, zlibCodec, getZstdCodec } from './compress';
 export type { QcowHeader, SnapshotEntry, HeaderExtension } from './format';
 export { parseHeader, serializeHeader } from './format';
+export type { MeasureTarget, MeasureResult, MeasureBitmap, StatusQuery } from './measure';
+export { measureQcow2, fullyAllocatedSize, refcountMetadataSize, bitmapsSize } from './measure';

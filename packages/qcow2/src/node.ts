@@ -2,6 +2,9 @@
 import { open as fsOpen, realpath } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { ClusterCodec } from './compress';
+import { COMPRESSION_ZLIB, zlibCodec } from './compress';
 import type { ByteStore } from './store';
 import type { BlockDevice, BlockStatusSource } from './device';
 import { ImageError, RawDevice } from './device';
@@ -9,33 +12,70 @@ import type { Qcow2CreateOptions } from './create';
 import { createQcow2 } from './create';
 import { Qcow2Image } from './qcow2';
 
+const PIECE = 1 << 20;
+
+/** Run `fn` over [0, length) in PIECE-sized parts, at most 4 at a time. */
+async function pieces(length: number, fn: (at: number, n: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < length) {
+      const at = next;
+      next += PIECE;
+      await fn(at, Math.min(PIECE, length - at));
+    }
+  };
+  await Promise.all([lane(), lane(), lane(), lane()]);
+}
+
 /** A ByteStore over a file (positional I/O, fdatasync as the barrier). */
 export class NodeFileStore implements ByteStore {
   private readonly fh: FileHandle;
+  private readonly unsafe: boolean;
   private closed = false;
 
-  private constructor(fh: FileHandle) {
+  private constructor(fh: FileHandle, unsafe: boolean) {
     this.fh = fh;
+    this.unsafe = unsafe;
   }
 
-  /** Open `path`; `create` makes (and truncates) the file. */
-  static async open(path: string, options: { readOnly?: boolean; create?: boolean } = {}): Promise<NodeFileStore> {
+  /**
+   * Open `path`; `create` makes (and truncates) the file. `unsafe` turns the durability
+   * barrier into a no-op (qemu-img's cache=unsafe, the default for convert's target): fast,
+   * but a crash in the middle can leave anything behind.
+   */
+  static async open(path: string, options: { readOnly?: boolean; create?: boolean; unsafe?: boolean } = {}): Promise<NodeFileStore> {
     const flags = options.create ? 'w+' : options.readOnly ? 'r' : 'r+';
-    return new NodeFileStore(await fsOpen(path, flags));
+    return new NodeFileStore(await fsOpen(path, flags), options.unsafe ?? false);
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(out, done, length - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
+    await this.preadInto(offset, out, 0, length);
     return out;
   }
 
+  /** Big transfers go as up to 4 concurrent 1 MiB pieces (libuv threads work side by side). */
+  async preadInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    if (length <= PIECE) return this.readPiece(offset, out, outOff, length);
+    await pieces(length, (at, n) => this.readPiece(offset + at, out, outOff + at, n));
+  }
+
+  private async readPiece(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(out, outOff + done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done < length) out.fill(0, outOff + done, outOff + length);
+  }
+
   async pwrite(offset: number, data: Uint8Array): Promise<void> {
+    if (data.length <= PIECE) return this.writePiece(offset, data);
+    await pieces(data.length, (at, n) => this.writePiece(offset + at, data.subarray(at, at + n)));
+  }
+
+  private async writePiece(offset: number, data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.length) {
       const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
@@ -44,7 +84,7 @@ export class NodeFileStore implements ByteStore {
   }
 
   flush(): Promise<void> {
-    return this.fh.datasync();
+    return this.unsafe ? Promise.resolve() : this.fh.datasync();
   }
 
   truncate(size: number): Promise<void> {
@@ -67,6 +107,49 @@ export class NodeFileStore implements ByteStore {
   }
 }
 
+// QEMU deflates clusters with zlib's default level, a 4 KiB window (raw deflate, wbits -12)
+// and memLevel 9; the same parameters give the same bytes qemu-img writes.
+const DEFLATE_OPTS = { windowBits: 12, memLevel: 9, level: zc.Z_DEFAULT_COMPRESSION };
+
+function asU8(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+/**
+ * zlib through Node's native library (the isomorphic codec is the fallback for streams that
+ * inflate past one cluster, which QEMU cuts at the cluster end). `compressAsync` runs in
+ * libuv's thread pool, so several clusters compress at once; inflating is cheap enough that a
+ * thread hop costs more than it saves (measured), so it stays synchronous.
+ */
+export const nodeZlibCodec: ClusterCodec = {
+  compress(src: Uint8Array, limit: number): Uint8Array | null {
+    const c = deflateRawSync(src, DEFLATE_OPTS);
+    return c.length < limit ? asU8(c) : null;
+  },
+  decompress(src: Uint8Array, out: Uint8Array): boolean {
+    try {
+      const r = inflateRawSync(src, { finishFlush: zc.Z_SYNC_FLUSH, maxOutputLength: out.length });
+      if (r.length !== out.length) return false;
+      out.set(r);
+      return true;
+    } catch {
+      return zlibCodec.decompress(src, out);
+    }
+  },
+  compressAsync(src: Uint8Array, limit: number): Promise<Uint8Array | null> {
+    return new Promise((res, rej) => {
+      deflateRaw(src, DEFLATE_OPTS, (err, c) => {
+        if (err) rej(err);
+        else res(c.length < limit ? asU8(c) : null);
+      });
+    });
+  },
+};
+
+function nodeCodec(type: number): ClusterCodec | null {
+  return type === COMPRESSION_ZLIB ? nodeZlibCodec : null;
+}
+
 export type ImageFormat = 'qcow2' | 'raw';
 
 export type OpenedImage = (Qcow2Image | RawDevice) & BlockDevice & BlockStatusSource;
@@ -78,6 +161,8 @@ export interface OpenImageOptions {
   /** Maximum chain length (default 64). */
   maxDepth?: number;
   repairDirty?: boolean;
+  /** Skip durability barriers on the image file itself (see NodeFileStore's `unsafe`). */
+  unsafe?: boolean;
 }
 
 /** Guess the format of a file from its first bytes. */
@@ -109,14 +194,15 @@ async function openChain(path: string, o: OpenImageOptions, seen: string[]): Pro
   const readOnly = o.readOnly ?? false;
   let store: NodeFileStore;
   try {
-    store = await NodeFileStore.open(real, { readOnly });
+    store = await NodeFileStore.open(real, { readOnly, unsafe: (o.unsafe ?? false) && seen.length === 0 });
   } catch (e) {
     throw new ImageError(`Could not open '${path}': ${errnoText(e)}`, 'ENOENT');
   }
   try {
-    if (format === 'raw') return await RawDevice.open(store, { readOnly });
+    if (format === 'raw') return await RawDevice.open(store, { readOnly, sectorAligned: true });
     return await Qcow2Image.open(store, {
       readOnly,
+      codec: nodeCodec,
       ...(o.noBacking ? { noBacking: true } : {}),
       ...(o.repairDirty !== undefined ? { repairDirty: o.repairDirty } : {}),
       openBacking: async (name, fmt) => {

@@ -5,7 +5,9 @@ import type { ClusterCodec } from './compress';
 import { getCodec } from './compress';
 import type { QcowHeader, SnapshotEntry } from './format';
 import {
+  AUTOCLEAR_BITMAPS,
   AUTOCLEAR_DATA_FILE_RAW,
+  EXT_BITMAPS,
   AUTOCLEAR_KNOWN,
   COMPAT_LAZY_REFCOUNTS,
   getU64,
@@ -48,6 +50,11 @@ export interface Qcow2OpenOptions {
   l2CacheBytes?: number;
   /** Rebuild refcounts of an image left dirty (default true on read-write opens). */
   repairDirty?: boolean;
+  /**
+   * A faster codec for a compression type (0 zlib, 1 zstd), e.g. the Node adapter's native
+   * zlib; null or undefined keeps the built-in isomorphic one.
+   */
+  codec?: (compressionType: number) => ClusterCodec | null;
 }
 
 interface Table {
@@ -113,6 +120,10 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   private decompHost = -1;
   private decompBuf: Uint8Array;
   private dirtyMarked = false;
+  private cBuf: Uint8Array | null = null;
+  private cBufStart = 0;
+  private cBufLen = 0;
+  private bitmapsMarked = false;
   private closed = false;
   private l2Set = new Set<number>();
   private rbSet = new Set<number>();
@@ -174,7 +185,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       if (!options.openDataFile) throw new ImageError(`Data file '${header.dataFile}' cannot be opened here`, 'ENOTSUP');
       img.dataStore = await options.openDataFile(header.dataFile);
     }
-    img.codec = await getCodec(header.compressionType);
+    img.codec = options.codec?.(header.compressionType) ?? (await getCodec(header.compressionType));
     if (header.backingFile != null && !options.noBacking) {
       if (!options.openBacking) throw new ImageError(`Could not open backing file '${header.backingFile}'`, 'ENOENT');
       img.backing = await options.openBacking(header.backingFile, header.backingFormat);
@@ -240,6 +251,16 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     });
   }
 
+  /** Read into `out[outOff..outOff+length)` (any previous content is overwritten). */
+  readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    return this.exclusive(async () => {
+      out.fill(0, outOff, outOff + length);
+      await this.readInto(offset, out, outOff, length);
+      this.trimCaches();
+    });
+  }
+
   write(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
@@ -252,14 +273,29 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   /** Write one full cluster compressed (falls back to a plain write when it doesn't shrink). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    return this.writePrecompressed(offset, data, undefined);
+  }
+
+  /** The codec of this image's compression type (to compress clusters ahead, in parallel). */
+  get compressionCodec(): ClusterCodec {
+    return this.codec!;
+  }
+
+  /**
+   * Like `writeCompressed`, with `compressed` already produced by `compressionCodec` for a
+   * zero-padded cluster with limit `clusterSize - 1` (null: did not shrink; undefined:
+   * compress here).
+   */
+  writePrecompressed(offset: number, data: Uint8Array, compressed: Uint8Array | null | undefined): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
     if (offset % this.clusterSize || (data.length !== this.clusterSize && offset + data.length !== this.size)) {
       throw new ImageError('Compressed writes must cover one whole cluster', 'EINVAL');
     }
+    if (compressed && compressed.length >= this.clusterSize) throw new ImageError('Compressed data larger than a cluster', 'EINVAL');
     return this.exclusive(async () => {
       await this.markDirtyIfLazy();
-      await this.writeCompressedLocked(offset, data);
+      await this.writeCompressedLocked(offset, data, compressed);
       await this.trimCachesAsync();
     });
   }
@@ -593,6 +629,16 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return start * this.clusterSize;
   }
 
+  /**
+   * Host clusters for guest clusters `gci..gci+n-1`. With an external data file QEMU maps
+   * guest offset N to data-file offset N and refcounts nothing there; otherwise a contiguous
+   * allocation in the image file.
+   */
+  private allocData(gci: number, n: number): Promise<number> {
+    if (this.dataStore !== this.store) return Promise.resolve(gci * this.clusterSize);
+    return this.allocClusters(n);
+  }
+
   /** Allocate `len` bytes for compressed data, packed after the previous compressed cluster. */
   private async allocBytes(len: number): Promise<number> {
     const cs = this.clusterSize;
@@ -721,6 +767,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   /** Write all cached metadata in dependency order with barriers, then apply deferred frees. */
   async flushMetadata(): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     if (this.readOnly) return;
     if (await this.writeDirtyRefBlocks()) await this.store.flush();
     if (this.reftableDirtyMin >= 0) {
@@ -796,11 +843,46 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   }
 
   private async markDirtyIfLazy(): Promise<void> {
+    if (!this.bitmapsMarked) await this.markBitmapsInUse();
     if (this.dirtyMarked || this.header.version < 3 || !(this.header.compatLo & COMPAT_LAZY_REFCOUNTS)) return;
     this.header.incompatLo |= INCOMPAT_DIRTY;
     await this.writeFeatureWords();
     await this.store.flush();
     this.dirtyMarked = true;
+  }
+
+  /**
+   * Before the first change of guest data: persistent bitmaps that track writes ("auto") are
+   * not updated by this library, so they get the in-use flag, which tells QEMU they are
+   * inconsistent (as after a writer that did not close cleanly). The directory and its other
+   * entries stay as they are; disabled bitmaps stay valid.
+   */
+  private async markBitmapsInUse(): Promise<void> {
+    this.bitmapsMarked = true;
+    const h = this.header;
+    if (h.version < 3 || !(h.autoclearLo & AUTOCLEAR_BITMAPS)) return;
+    const ext = h.extensions.find((e) => e.type === EXT_BITMAPS);
+    if (!ext || ext.data.length < 24) return;
+    const edv = new DataView(ext.data.buffer, ext.data.byteOffset, ext.data.byteLength);
+    const nb = edv.getUint32(0);
+    const size = getU64(edv, 8);
+    const off = getU64(edv, 16);
+    if (size > 64 << 20 || off % this.clusterSize || off + size > (await this.store.size())) return;
+    const dir = await this.store.pread(off, size);
+    const dv = new DataView(dir.buffer, dir.byteOffset, dir.byteLength);
+    let changed = false;
+    let p = 0;
+    for (let i = 0; i < nb && p + 24 <= dir.length; i++) {
+      const flags = dv.getUint32(p + 12);
+      if (flags & 2 && !(flags & 1)) {
+        dv.setUint32(p + 12, (flags | 1) >>> 0);
+        changed = true;
+      }
+      p = (p + 24 + dv.getUint32(p + 20) + dv.getUint16(p + 18) + 7) & ~7;
+    }
+    if (!changed) return;
+    await this.store.pwrite(off, dir);
+    await this.store.flush();
   }
 
   /** Mark the image corrupt (read-write) and fail the request with EIO. */
@@ -860,16 +942,87 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return this.decompBuf;
   }
 
+  /**
+   * Decompress up to `max` consecutive compressed entries of table `t` starting at `l2i` into
+   * whole clusters of `out`, reading their host bytes with one read when they lie close
+   * together. Returns the number of clusters done (0: let the caller go one by one).
+   */
+  private async readCompressedRun(t: Table, l2i: number, out: Uint8Array, outOff: number, max: number): Promise<number> {
+    const cs = this.clusterSize;
+    const limit = Math.min(max, 256);
+    let lo0 = Infinity;
+    let hi0 = 0;
+    let k = 0;
+    const ranges: number[] = [];
+    for (; k < limit; k++) {
+      const e = (l2i + k) * this.l2EntryBytes;
+      const hi = t.dv.getUint32(e);
+      if (!(hi & HI_COMPRESSED)) break;
+      const [off, len] = this.compressedRange(hi, t.dv.getUint32(e + 4));
+      const a = Math.min(lo0, off);
+      const b = Math.max(hi0, off + len);
+      if (b - a > 8 << 20) break;
+      lo0 = a;
+      hi0 = b;
+      ranges.push(off, len);
+    }
+    if (k < 2) return 0;
+    const buf = await this.store.pread(lo0, hi0 - lo0);
+    const codec = this.codec!;
+    const fail = (i: number): Promise<never> => Promise.reject(corruptError(`Could not decompress cluster at host offset 0x${ranges[i * 2].toString(16)}`));
+    if (codec.decompressAsync) {
+      const jobs: Promise<void>[] = [];
+      for (let i = 0; i < k; i++) {
+        const src = buf.subarray(ranges[i * 2] - lo0, ranges[i * 2] - lo0 + ranges[i * 2 + 1]);
+        jobs.push(codec.decompressAsync(src, out.subarray(outOff + i * cs, outOff + (i + 1) * cs)).then((ok) => (ok ? undefined : fail(i))));
+      }
+      await Promise.all(jobs);
+    } else {
+      for (let i = 0; i < k; i++) {
+        const src = buf.subarray(ranges[i * 2] - lo0, ranges[i * 2] - lo0 + ranges[i * 2 + 1]);
+        if (!codec.decompress(src, out.subarray(outOff + i * cs, outOff + (i + 1) * cs))) await fail(i);
+      }
+    }
+    return k;
+  }
+
+  /**
+   * Compressed clusters are packed byte after byte, so consecutive ones are gathered and written
+   * with one call (up to 1 MiB). Anything that could read, reuse or point at those bytes on disk
+   * (reads, other writes, a metadata flush) writes the buffer out first.
+   */
+  private async bufferCompressed(host: number, c: Uint8Array): Promise<void> {
+    const what = this.metadataOverlap(host, c.length);
+    if (what) await this.signalCorruption(`Preventing invalid write on metadata (overlaps with ${what})`);
+    const buf = (this.cBuf ??= new Uint8Array(1 << 20));
+    if (this.cBufLen && (this.cBufStart + this.cBufLen !== host || this.cBufLen + c.length > buf.length)) await this.flushCompressedBuffer();
+    if (c.length > buf.length) {
+      await this.store.pwrite(host, c);
+      return;
+    }
+    if (!this.cBufLen) this.cBufStart = host;
+    buf.set(c, this.cBufLen);
+    this.cBufLen += c.length;
+  }
+
+  private async flushCompressedBuffer(): Promise<void> {
+    const n = this.cBufLen;
+    this.cBufLen = 0;
+    await this.store.pwrite(this.cBufStart, this.cBuf!.subarray(0, n));
+  }
+
   /** Read guest range into out[outOff..]; out must be zero-filled for that range. */
   async readInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     let runHost = -1;
     let runOut = 0;
     let runLen = 0;
     const flushRun = async (): Promise<void> => {
       if (runLen) {
-        const d = await this.dataStore.pread(runHost, runLen);
-        out.set(d, runOut);
+        const ds = this.dataStore;
+        if (ds.preadInto) await ds.preadInto(runHost, out, runOut, runLen);
+        else out.set(await ds.pread(runHost, runLen), runOut);
         runLen = 0;
       }
     };
@@ -914,6 +1067,14 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
         }
         case KIND_COMPRESSED: {
           await flushRun();
+          if (inCl === 0 && n === cs && pos + 2 * cs <= length) {
+            // A run of whole compressed clusters: one read for all of them, then decompress.
+            const done = await this.readCompressedRun(t, l2i, out, outOff + pos, Math.min((length - pos) / cs, this.l2Entries - l2i) | 0);
+            if (done > 0) {
+              pos += done * cs;
+              continue;
+            }
+          }
           const c = await this.readCompressed(hi, lo);
           out.set(c.subarray(inCl, inCl + n), outOff + pos);
           break;
@@ -937,6 +1098,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   // ---------------------------------------------------------------- write path
 
   private async writeData(offset: number, src: Uint8Array, srcOff: number, length: number): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     let pos = 0;
     while (pos < length) {
@@ -979,7 +1141,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
             if (k2 !== KIND_UNALLOCATED && k2 !== KIND_ZERO_PLAIN) break;
             k++;
           }
-          const host = await this.allocClusters(k);
+          const host = await this.allocData(gci, k);
           await this.checkedDataWrite(host, src.subarray(srcOff + pos, srcOff + pos + k * cs));
           const t2 = await this.getL2ForWrite(l1i);
           for (let i = 0; i < k; i++) {
@@ -1022,7 +1184,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
         await this.readInto(gci * cs + regionStart, buf, 0, regionLen);
         buf.set(src.subarray(srcOff, srcOff + n), inCl - regionStart);
       }
-      const host = privateHost ? host0 : await this.allocClusters(1);
+      const host = privateHost ? host0 : await this.allocData(gci, 1);
       await this.checkedDataWrite(host + regionStart, buf);
       const mask = (s1 - s0 === 32 ? 0xffffffff : ((1 << (s1 - s0)) - 1) << s0) >>> 0;
       t = await this.getL2ForWrite(l1i);
@@ -1043,7 +1205,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       buf.set(src.subarray(srcOff, srcOff + n), inCl);
     }
     const reuse = privateHost; // zero-flagged but allocated and private
-    const host = reuse ? host0 : await this.allocClusters(1);
+    const host = reuse ? host0 : await this.allocData(gci, 1);
     await this.checkedDataWrite(host, buf);
     t = await this.getL2ForWrite(l1i);
     t.dv.setUint32(e, HI_COPIED | Math.floor(host / TWO32));
@@ -1057,14 +1219,17 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return n;
   }
 
-  private async writeCompressedLocked(offset: number, data: Uint8Array): Promise<void> {
+  private async writeCompressedLocked(offset: number, data: Uint8Array, pre: Uint8Array | null | undefined): Promise<void> {
     const cs = this.clusterSize;
-    let src = data;
-    if (data.length < cs) {
-      src = new Uint8Array(cs);
-      src.set(data);
+    let c = pre;
+    if (c === undefined) {
+      let src = data;
+      if (data.length < cs) {
+        src = new Uint8Array(cs);
+        src.set(data);
+      }
+      c = this.codec!.compress(src, cs - 1);
     }
-    const c = this.codec!.compress(src, cs - 1);
     if (!c || this.dataStore !== this.store) {
       await this.writeData(offset, data, 0, data.length);
       return;
@@ -1073,7 +1238,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     const l1i = Math.floor(gci / this.l2Entries);
     const l2i = gci - l1i * this.l2Entries;
     const host = await this.allocBytes(c.length);
-    await this.checkedDataWrite(host, c);
+    await this.bufferCompressed(host, c);
     const t = await this.getL2ForWrite(l1i);
     const e = l2i * this.l2EntryBytes;
     const oldHi = t.dv.getUint32(e);
@@ -1093,6 +1258,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   /** Discard (`unmap`) or write zeroes over a guest range. */
   private async zeroRange(offset: number, length: number, discard: boolean): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     const end = offset + length;
     let pos = offset;
@@ -1285,5 +1451,149 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   markTableDirty(t: Table): void {
     this.touch(this.l2Cache, t);
+  }
+
+  // ---------------------------------------------------------------- whole-image operations
+
+  /**
+   * Unmap every cluster of the active L1 table so that all reads fall through to the backing
+   * file (what `qemu-img commit` does to the overlay afterwards), then cut the file after its
+   * last used cluster. Tables shared with snapshots keep their content.
+   */
+  makeEmpty(): Promise<void> {
+    this.checkWritable();
+    return this.exclusive(async () => {
+      await this.flushMetadata();
+      const cs = this.clusterSize;
+      for (let l1i = 0; l1i < this.l1Hi.length; l1i++) {
+        const off = entryOffset(this.l1Hi[l1i], this.l1Lo[l1i]);
+        if (!off) continue;
+        if (off % cs === 0 && (await this.getRefcount(off / cs)) === 1) {
+          const t = (await this.getL2(l1i))!;
+          for (let i = 0; i < this.l2Entries; i++) {
+            const e = i * this.l2EntryBytes;
+            const hi = t.dv.getUint32(e);
+            const lo = t.dv.getUint32(e + 4);
+            if (hi & HI_COMPRESSED || entryOffset(hi, lo)) this.freeEntry(hi, lo);
+          }
+          this.l2Cache.delete(off);
+        }
+        this.pendingFrees.push(off);
+        this.setL1(l1i, 0, false);
+      }
+      await this.flushMetadata();
+      await this.trimFileEndLocked();
+    });
+  }
+
+  /** Truncate the file after the last cluster whose refcount is not zero. */
+  async trimFileEndLocked(): Promise<void> {
+    const cs = this.clusterSize;
+    const size = await this.store.size();
+    let c = Math.ceil(size / cs) - 1;
+    while (c > 0 && (await this.getRefcount(c)) === 0) c--;
+    const end = (c + 1) * cs;
+    if (end < size) {
+      await this.store.truncate(end);
+      this.fileEnd = end;
+    }
+  }
+
+  /**
+   * Rewrite cluster 0 from `this.header` (header, extensions including unknown ones, backing
+   * name), zero-filling the rest of the cluster. Throws, leaving the file alone, when it does
+   * not fit.
+   */
+  async rewriteHeaderLocked(): Promise<void> {
+    const bytes = serializeHeader(this.header);
+    const c0 = new Uint8Array(Math.min(this.clusterSize, Math.max(bytes.length, 4096)));
+    c0.set(bytes);
+    await this.store.pwrite(0, c0);
+    await this.store.flush();
+  }
+
+  /** Point the header at another backing file (`null` for none); data is not touched. */
+  setBackingFile(name: string | null, format: string | null): Promise<void> {
+    this.checkWritable();
+    return this.exclusive(async () => {
+      await this.flushMetadata();
+      const h = this.header;
+      const saved = { backingFile: h.backingFile, backingFormat: h.backingFormat, off: h.backingFileOffset, size: h.backingFileSize };
+      h.backingFile = name;
+      h.backingFormat = name == null ? null : format;
+      try {
+        await this.rewriteHeaderLocked();
+      } catch (e) {
+        h.backingFile = saved.backingFile;
+        h.backingFormat = saved.backingFormat;
+        h.backingFileOffset = saved.off;
+        h.backingFileSize = saved.size;
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Replace zero-flagged entries of the active tables by what version 2 can express (for a
+   * downgrade to compat=0.10): allocated zero clusters get zeros written and lose the flag;
+   * unallocated ones become holes, or allocated zero clusters when a backing file would
+   * otherwise show through.
+   */
+  expandZeroClusters(): Promise<void> {
+    this.checkWritable();
+    return this.exclusive(async () => {
+      if (this.extendedL2) throw new ImageError('Cannot expand zero clusters of an image with extended L2 entries', 'ENOTSUP');
+      const cs = this.clusterSize;
+      const hasBacking = this.header.backingFile != null;
+      const zeros = new Uint8Array(cs);
+      for (let l1i = 0; l1i < this.l1Hi.length; l1i++) {
+        const r = await this.getL2(l1i);
+        if (!r) continue;
+        let any = false;
+        for (let i = 0; i < this.l2Entries && !any; i++) any = (r.dv.getUint32(i * 8) & HI_COMPRESSED) === 0 && (r.dv.getUint32(i * 8 + 4) & 1) === 1;
+        if (!any) continue;
+        for (let i = 0; i < this.l2Entries; i++) {
+          let t = await this.getL2ForWrite(l1i);
+          const hi = t.dv.getUint32(i * 8);
+          const lo = t.dv.getUint32(i * 8 + 4);
+          if (hi & HI_COMPRESSED || !(lo & 1)) continue;
+          const host = entryOffset(hi, lo);
+          if (host && hi & HI_COPIED) {
+            await this.checkedDataWrite(host, zeros);
+            t.dv.setUint32(i * 8 + 4, (lo & ~1) >>> 0);
+          } else if (host || hasBacking) {
+            const n = await this.allocData(l1i * this.l2Entries + i, 1);
+            await this.checkedDataWrite(n, zeros);
+            t = await this.getL2ForWrite(l1i);
+            t.dv.setUint32(i * 8, HI_COPIED | Math.floor(n / TWO32));
+            t.dv.setUint32(i * 8 + 4, n >>> 0);
+            if (host) this.freeEntry(hi, lo);
+          } else {
+            t.dv.setUint32(i * 8, 0);
+            t.dv.setUint32(i * 8 + 4, 0);
+          }
+          this.touch(this.l2Cache, t);
+        }
+      }
+      await this.flushMetadata();
+    });
+  }
+
+  /** True when some L2 entry of the active table or a snapshot is compressed. */
+  async hasCompressedClusters(): Promise<boolean> {
+    const l1s: [number, number][] = [[this.header.l1TableOffset, this.l1Hi.length]];
+    for (const s of this.snapshots) l1s.push([s.l1TableOffset, s.l1Size]);
+    for (const [off, n] of l1s) {
+      const b = await this.store.pread(off, n * 8);
+      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      for (let i = 0; i < n; i++) {
+        const l2 = entryOffset(dv.getUint32(i * 8), dv.getUint32(i * 8 + 4));
+        if (!l2) continue;
+        const t = await this.readL2Raw(l2);
+        const tdv = new DataView(t.buffer, t.byteOffset, t.byteLength);
+        for (let j = 0; j < this.l2Entries; j++) if (tdv.getUint32(j * this.l2EntryBytes) & HI_COMPRESSED) return true;
+      }
+    }
+    return false;
   }
 }

@@ -5,6 +5,8 @@
  */
 export interface ByteStore {
   pread(offset: number, length: number): Promise<Uint8Array>;
+  /** Optional: read `length` bytes at `offset` straight into `out[outOff..]` (zeros past the end). */
+  preadInto?(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void>;
   pwrite(offset: number, data: Uint8Array): Promise<void>;
   /** Durability barrier: every write issued before it is stable when it resolves. */
   flush(): Promise<void>;

@@ -1,0 +1,245 @@
+// Header extensions, feature bits, external data files and bitmaps, with qemu-img/qemu-io as
+// the oracle: images are made by QEMU, bits and extensions are crafted into them byte by byte,
+// our library works on them, and QEMU judges the result (check, info, compare, its own header
+// rewrites).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main } from './cli';
+import { openImage } from './node';
+import { haveQemu, pattern, qemuIo, run, runStatus, tempDir } from './test-util';
+
+const Q = haveQemu('header extensions, feature bits, data files and bitmaps against qemu-img');
+const t = tempDir();
+afterAll(() => t.cleanup());
+let n = 0;
+const path = (name: string): string => join(t.dir, `${n++}-${name}`);
+
+async function rz(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+  return { code, stdout, stderr };
+}
+
+const UNKNOWN_EXT = 0x7a7a0001;
+const EXT_DATA = new TextEncoder().encode('an extension nobody knows, 33 b.');
+
+/** Header extensions of a file as [type, data] in file order (read by hand, not by our parser). */
+function extensions(file: string): [number, Buffer][] {
+  const b = readFileSync(file);
+  const version = b.readUInt32BE(4);
+  let p = version === 2 ? 72 : b.readUInt32BE(100);
+  const out: [number, Buffer][] = [];
+  for (;;) {
+    const type = b.readUInt32BE(p);
+    const len = b.readUInt32BE(p + 4);
+    if (type === 0) return out;
+    out.push([type, b.subarray(p + 8, p + 8 + len)]);
+    p += 8 + ((len + 7) & ~7);
+  }
+}
+
+/** Insert an extension just before the end marker (the image must have no backing file). */
+function addExtension(file: string, type: number, data: Uint8Array): void {
+  const b = readFileSync(file);
+  expect(b.readBigUInt64BE(8)).toBe(0n);
+  const version = b.readUInt32BE(4);
+  let p = version === 2 ? 72 : b.readUInt32BE(100);
+  while (b.readUInt32BE(p) !== 0) p += 8 + ((b.readUInt32BE(p + 4) + 7) & ~7);
+  b.writeUInt32BE(type, p);
+  b.writeUInt32BE(data.length, p + 4);
+  Buffer.from(data).copy(b, p + 8);
+  b.fill(0, p + 8 + data.length, p + 8 + ((data.length + 7) & ~7) + 8);
+  writeFileSync(file, b);
+}
+
+function word(file: string, off: number): bigint {
+  return readFileSync(file).readBigUInt64BE(off);
+}
+
+function setWord(file: string, off: number, v: bigint): void {
+  const b = readFileSync(file);
+  b.writeBigUInt64BE(v, off);
+  writeFileSync(file, b);
+}
+
+function qemuClean(file: string): void {
+  const c = runStatus('qemu-img', ['check', file]);
+  expect(c.stdout + c.stderr).toContain('No errors were found on the image.');
+  expect(c.status).toBe(0);
+}
+
+async function expectSameAsQemu(file: string): Promise<void> {
+  const raw = path('ref.raw');
+  run('qemu-img', ['convert', '-O', 'raw', file, raw]);
+  const ref = readFileSync(raw);
+  const img = await openImage(file, { readOnly: true });
+  try {
+    expect(img.size).toBe(ref.length);
+    expect(Buffer.compare(Buffer.from(await img.read(0, img.size)), ref)).toBe(0);
+  } finally {
+    await img.close();
+  }
+}
+
+describe.skipIf(!Q)('unknown header extensions survive our header rewrites', () => {
+  for (const compat of ['0.10', '1.1']) {
+    it(`compat=${compat}: rebase -u, amend and QEMU's own rewrite keep the extension`, async () => {
+      const f = path('ext.qcow2');
+      run('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `compat=${compat}`, f, '4M']);
+      qemuIo(f, ['write -P 3 0 128k']);
+      addExtension(f, UNKNOWN_EXT, EXT_DATA);
+      qemuClean(f);
+      // Our rewrite #1: a backing file name is added (header + extensions + name).
+      const base = path('base.raw');
+      writeFileSync(base, new Uint8Array(4 << 20));
+      expect((await rz('rebase', '-u', '-b', base, '-F', 'raw', f)).code).toBe(0);
+      let ext = extensions(f);
+      expect(ext.find(([ty]) => ty === UNKNOWN_EXT)?.[1]).toEqual(Buffer.from(EXT_DATA));
+      expect(JSON.parse(run('qemu-img', ['info', '--output=json', f]))).toMatchObject({ 'backing-filename': base, 'backing-filename-format': 'raw' });
+      qemuClean(f);
+      // Our rewrite #2: amend (v2 upgrades to v3; v3 gets lazy refcounts).
+      expect((await rz('amend', '-o', compat === '0.10' ? 'compat=1.1' : 'lazy_refcounts=on', f)).code).toBe(0);
+      ext = extensions(f);
+      expect(ext.find(([ty]) => ty === UNKNOWN_EXT)?.[1]).toEqual(Buffer.from(EXT_DATA));
+      qemuClean(f);
+      // QEMU parses what we wrote and keeps the extension through its own rewrite.
+      run('qemu-img', ['amend', '-o', 'lazy_refcounts=off', f]);
+      expect(extensions(f).find(([ty]) => ty === UNKNOWN_EXT)?.[1]).toEqual(Buffer.from(EXT_DATA));
+      // And it still reads the data we never touched.
+      expect(runStatus('qemu-io', ['-c', 'read -P 3 0 128k', f]).stdout).not.toContain('verification failed');
+      // A downgrade back to v2 (ours) keeps it too.
+      expect((await rz('amend', '-o', 'compat=0.10', f)).code).toBe(0);
+      expect(extensions(f).find(([ty]) => ty === UNKNOWN_EXT)?.[1]).toEqual(Buffer.from(EXT_DATA));
+      qemuClean(f);
+    });
+  }
+});
+
+describe.skipIf(!Q)('feature bits as QEMU treats them', () => {
+  it('an unknown compatible bit is kept across our writes and QEMU accepts the image', async () => {
+    const f = path('compat.qcow2');
+    run('qemu-img', ['create', '-q', '-f', 'qcow2', f, '4M']);
+    setWord(f, 80, word(f, 80) | (1n << 40n) | (1n << 5n));
+    const img = await openImage(f);
+    await img.write(65536, pattern(70_000, 4));
+    await img.close();
+    expect(word(f, 80) & ((1n << 40n) | (1n << 5n))).toBe((1n << 40n) | (1n << 5n));
+    qemuClean(f);
+    await expectSameAsQemu(f);
+  });
+
+  it('unknown autoclear bits are cleared on a read-write open, kept on a read-only one; the bitmaps bit stays', async () => {
+    const f = path('autoclear.qcow2');
+    run('qemu-img', ['create', '-q', '-f', 'qcow2', f, '4M']);
+    run('qemu-img', ['bitmap', '--add', f, 'keep']);
+    expect(word(f, 88)).toBe(1n);
+    setWord(f, 88, 1n | (1n << 7n) | (1n << 50n));
+    const ro = await openImage(f, { readOnly: true });
+    await ro.close();
+    expect(word(f, 88)).toBe(1n | (1n << 7n) | (1n << 50n));
+    const rw = await openImage(f);
+    await rw.close();
+    expect(word(f, 88)).toBe(1n);
+    qemuClean(f);
+    // QEMU agrees that the bitmap (guarded by autoclear bit 0) is still valid.
+    const info = JSON.parse(run('qemu-img', ['info', '--output=json', f])) as { 'format-specific': { data: { bitmaps: { name: string; flags: string[] }[] } } };
+    expect(info['format-specific'].data.bitmaps).toEqual([{ name: 'keep', granularity: 65536, flags: ['auto'] }]);
+    // The same crafted bits: QEMU clears the unknown ones too.
+    setWord(f, 88, 1n | (1n << 7n));
+    qemuIo(f, ['read 0 4k']);
+    expect(word(f, 88)).toBe(1n);
+  });
+
+  it('an unknown incompatible bit refuses the open with the same message as qemu-img', async () => {
+    const f = path('incompat.qcow2');
+    run('qemu-img', ['create', '-q', '-f', 'qcow2', f, '4M']);
+    setWord(f, 72, word(f, 72) | (1n << 9n));
+    const q = runStatus('qemu-img', ['info', f]);
+    const r = await rz('info', f);
+    expect(r.code).toBe(q.status);
+    expect(q.stderr).toContain('Unknown incompatible feature: 200');
+    expect(r.stderr).toContain('Unsupported qcow2 feature(s): Unknown incompatible feature: 200');
+  });
+});
+
+describe.skipIf(!Q)('external data files', () => {
+  for (const rawOpt of ['off', 'on']) {
+    it(`qemu-img's image with data_file_raw=${rawOpt} reads back like qemu-img convert`, async () => {
+      const f = path('df.qcow2');
+      const d = path('df.data');
+      run('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${d},data_file_raw=${rawOpt}`, f, '4M']);
+      qemuIo(f, ['write -P 0x11 0 7k', 'write -P 0x22 60k 100k', 'write -z 1M 64k', 'write -P 0x44 3M 512', 'discard 64k 64k']);
+      await expectSameAsQemu(f);
+    });
+
+    it(`our create with data_file_raw=${rawOpt}: same info as qemu-img, QEMU reads our writes`, async () => {
+      const ours = path('o.qcow2');
+      const od = path('o.data');
+      const theirs = path('q.qcow2');
+      const qd = path('q.data');
+      const o = await rz('create', '-f', 'qcow2', '-o', `data_file=${od},data_file_raw=${rawOpt}`, ours, '4M');
+      const q = run('qemu-img', ['create', '-f', 'qcow2', '-o', `data_file=${qd},data_file_raw=${rawOpt}`, theirs, '4M']);
+      expect(o.code).toBe(0);
+      expect(o.stdout.split(ours).join('X').split(od).join('D')).toBe(q.split(theirs).join('X').split(qd).join('D'));
+      const norm = (file: string, data: string): unknown => {
+        const j = JSON.parse(run('qemu-img', ['info', '--output=json', file]).split(file).join('X').split(data).join('D')) as Record<string, unknown>;
+        delete j['actual-size'];
+        return j;
+      };
+      expect(norm(ours, od)).toEqual(norm(theirs, qd));
+      const img = await openImage(ours);
+      const a = pattern(200_000, 7);
+      await img.write(4096, a);
+      await img.write(2 << 20, a.subarray(0, 65536));
+      await img.writeZeroes(2 << 20, 4096);
+      await img.close();
+      qemuClean(ours);
+      const expected = new Uint8Array(4 << 20);
+      expected.set(a, 4096);
+      expected.set(a.subarray(4096, 65536), (2 << 20) + 4096);
+      const ref = path('exp.raw');
+      writeFileSync(ref, expected);
+      expect(run('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', ref, ours])).toContain('identical');
+      if (rawOpt === 'on') {
+        // A raw data file is the disk itself: guest offset N is byte N of the file.
+        expect(Buffer.compare(readFileSync(od).subarray(0, 4 << 20), Buffer.from(expected))).toBe(0);
+      }
+      await expectSameAsQemu(ours);
+    });
+  }
+});
+
+describe.skipIf(!Q)('bitmaps', () => {
+  it('the bitmaps extension is kept intact through our writes, discards and snapshots', async () => {
+    const f = path('bm.qcow2');
+    run('qemu-img', ['create', '-q', '-f', 'qcow2', f, '8M']);
+    qemuIo(f, ['write -P 1 0 1M']);
+    run('qemu-img', ['bitmap', '--add', f, 'tracking']);
+    run('qemu-img', ['bitmap', '--add', '-g', '4k', '--disable', f, 'frozen']);
+    qemuIo(f, ['write -P 2 2M 256k']);
+    const before = extensions(f).find(([ty]) => ty === 0x23852875)?.[1];
+    expect(before).toBeDefined();
+    const img = await openImage(f);
+    await img.write(5 << 20, pattern(300_000, 2));
+    await img.discard(0, 128 << 10);
+    await img.writeZeroes(1 << 20, 64 << 10);
+    await img.close();
+    expect((await rz('snapshot', '-c', 'snap', f)).code).toBe(0);
+    const img2 = await openImage(f);
+    await img2.write(0, pattern(4096, 9));
+    await img2.close();
+    qemuClean(f);
+    // The directory pointer is untouched; QEMU still lists both bitmaps. The tracking one did
+    // not see our writes, so it is flagged in-use (inconsistent); the disabled one stays valid.
+    expect(extensions(f).find(([ty]) => ty === 0x23852875)?.[1]).toEqual(before);
+    const info = JSON.parse(run('qemu-img', ['info', '--output=json', f])) as { 'format-specific': { data: { bitmaps: unknown[] } } };
+    expect(info['format-specific'].data.bitmaps).toEqual([
+      { name: 'tracking', granularity: 65536, flags: ['in-use', 'auto'] },
+      { name: 'frozen', granularity: 4096, flags: [] },
+    ]);
+    expect((JSON.parse((await rz('info', '--output=json', f)).stdout) as typeof info)['format-specific'].data.bitmaps).toEqual(info['format-specific'].data.bitmaps);
+    await expectSameAsQemu(f);
+  });
+});
