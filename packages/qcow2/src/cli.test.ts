@@ -184,4 +184,21 @@ describe.skipIf(!Q)('ringzero-img vs qemu-img', () => {
     expect((await rz('resize', '--shrink', f, '512k')).code).toBe(0);
     expect(runStatus('qemu-img', ['check', f]).status).toBe(0);
   });
+
+  it('convert: -t cache modes as qemu-img (unsafe default, others flush), bad mode refused, -p ends at 100%', async () => {
+    const src = path('t.raw');
+    writeFileSync(src, pattern(1 << 20, 8));
+    for (const mode of ['writeback', 'none', 'unsafe']) {
+      const out = path(`t-${mode}.qcow2`);
+      expect((await rz('convert', '-t', mode, '-O', 'qcow2', src, out)).code).toBe(0);
+      expect(run('qemu-img', ['compare', '-f', 'raw', src, out])).toContain('identical');
+    }
+    const q = runStatus('qemu-img', ['convert', '-t', 'foo', src, path('x.raw')]);
+    const r = await rz('convert', '-t', 'foo', src, path('y.raw'));
+    expect(r.code).toBe(q.status);
+    expect(r.stderr.replace('ringzero-img', 'qemu-img')).toBe(q.stderr);
+    const p = await rz('convert', '-p', '-O', 'qcow2', src, path('p.qcow2'));
+    expect(p.stdout.startsWith('    (0.00/100%)\r')).toBe(true);
+    expect(p.stdout.endsWith('    (100.00/100%)\r\n')).toBe(true);
+  });
 });

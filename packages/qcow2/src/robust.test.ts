@@ -168,7 +168,16 @@ const opArb = fc.oneof(
   { weight: 5, arbitrary: fc.record({ k: fc.constant('w' as const), off: fc.nat(SIZE - 1), len: fc.integer({ min: 1, max: 70_000 }), seed: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constantFrom('z' as const, 'd' as const), off: fc.nat(SIZE - 1), len: fc.integer({ min: 1, max: 200_000 }) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constantFrom('reopen' as const, 'snap' as const, 'flush' as const) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('c' as const), cl: fc.nat(), seed: fc.nat(), text: fc.boolean() }) },
 );
+
+/** A compressed write of one whole cluster: compressible text or incompressible bytes. */
+function compressedOp(op: { cl: number; seed: number; text: boolean }, cs: number): { off: number; data: Uint8Array } {
+  const off = (op.cl % Math.ceil(SIZE / cs)) * cs;
+  const len = Math.min(cs, SIZE - off);
+  const data = op.text ? new TextEncoder().encode(`cluster ${op.seed} `.repeat(Math.ceil(len / 8))).subarray(0, len) : pattern(len, op.seed);
+  return { off, data };
+}
 
 describe('model-based property test', () => {
   it('random writes, zero-writes, discards, snapshots and reopens match a plain array', async () => {
@@ -179,7 +188,11 @@ describe('model-based property test', () => {
         const model = new Uint8Array(SIZE);
         let snaps = 0;
         for (const op of ops) {
-          if (op.k === 'w') {
+          if (op.k === 'c') {
+            const { off, data } = compressedOp(op, cs);
+            await img.writeCompressed(off, data);
+            model.set(data, off);
+          } else if (op.k === 'w') {
             const len = Math.min(op.len, SIZE - op.off);
             const d = pattern(len, op.seed);
             await img.write(op.off, d);
@@ -229,7 +242,12 @@ describe('power-loss crash tests', () => {
       try {
         const img = await Qcow2Image.open(store);
         for (const op of rnd.ops) {
-          if (op.k === 'w') {
+          if (op.k === 'c') {
+            const { off, data } = compressedOp(op, rnd.cs);
+            dirty.fill(1, off, off + data.length);
+            await img.writeCompressed(off, data);
+            live.set(data, off);
+          } else if (op.k === 'w') {
             const len = Math.min(op.len, SIZE - op.off);
             const d = pattern(len, op.seed);
             dirty.fill(1, op.off, op.off + len);
