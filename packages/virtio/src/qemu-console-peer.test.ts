@@ -4,37 +4,19 @@
 // the control protocol (DEVICE_READY, then PORT_READY for each PORT_ADD, then PORT_OPEN) and
 // prints every control message the device sends; the same probe runs against our VirtioConsole
 // over VirtioPci and the message streams must agree.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlatGuestMemory } from '@ringzero/mmu-ept';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { multibootKernel, nasmAndQemu, runQemuProbe, warnIfMissing, type Probe } from '../test/qemu-probe';
 import { CONSOLE_F_MULTIPORT, VirtioConsole } from './console';
 import { VirtioPci } from './pci';
 
-const have = (cmd: string, arg: string): boolean => spawnSync(cmd, [arg]).status === 0;
-const nasm = have('nasm', '-v');
-const qemu = have('qemu-system-x86_64', '--version');
-if (!nasm || !qemu) console.warn(`SKIPPED: ${nasm ? 'qemu-system-x86_64' : 'nasm'} not installed: virtio-console MULTIPORT is not compared with QEMU's virtio-serial-pci`);
+warnIfMissing("virtio-console MULTIPORT is not compared with QEMU's virtio-serial-pci");
 
 const MAX_PORTS = 4;
 const NAME1 = 'org.ringzero.p1';
 
-const KERNEL = String.raw`
-bits 32
-org 0x100000
-MB_MAGIC equ 0x1BADB002
-MB_FLAGS equ 0x00010000
-header:
-  dd MB_MAGIC
-  dd MB_FLAGS
-  dd -(MB_MAGIC + MB_FLAGS)
-  dd header
-  dd 0x100000
-  dd end_of_image
-  dd end_of_image
-  dd start
+const KERNEL = multibootKernel(String.raw`
 ; control receiveq (2): 16 buffers of 64 bytes; control transmitq (3): one message at a time
 RXD   equ 0x200000
 RXA   equ 0x200200
@@ -213,77 +195,8 @@ send:
   jmp .m
 .end:
   ret
-cfgread:
-  mov dx, 0xcf8
-  out dx, eax
-  mov dx, 0xcfc
-  in eax, dx
-  ret
-cfgwrite:
-  mov dx, 0xcf8
-  out dx, eax
-  mov dx, 0xcfc
-  mov eax, ebx
-  out dx, eax
-  ret
-rec:
-  push eax
-  mov al, bl
-  call putc
-  mov al, ' '
-  call putc
-  mov eax, ecx
-  call hex
-  mov al, ' '
-  call putc
-  pop eax
-  call hex
-  mov al, 10
-  call putc
-  ret
-hex:
-  push ecx
-  mov ecx, 8
-.h:
-  rol eax, 4
-  push eax
-  and al, 0xf
-  add al, '0'
-  cmp al, '9'
-  jbe .d
-  add al, 7
-.d:
-  call putc
-  pop eax
-  loop .h
-  pop ecx
-  ret
-putc:
-  push edx
-  push eax
-  mov dx, 0x3fd
-.w:
-  in al, dx
-  test al, 0x20
-  jz .w
-  pop eax
-  mov dx, 0x3f8
-  out dx, al
-  pop edx
-  ret
-end_of_image:
-`;
+`);
 
-type Probe = Map<string, number>;
-
-function parse(text: string): Probe {
-  const m: Probe = new Map();
-  for (const line of text.split('\n')) {
-    const p = line.trim().split(' ');
-    if (p.length === 3 && /^[A-Z]$/.test(p[0])) m.set(`${p[0]}${parseInt(p[1], 16)}`, parseInt(p[2], 16));
-  }
-  return m;
-}
 
 /** The same probe as the kernel, against our VirtioConsole over VirtioPci (BAR4 by offset). */
 function probeOurs(): Probe {
@@ -360,27 +273,18 @@ function probeOurs(): Probe {
   return m;
 }
 
-const dir = nasm && qemu ? mkdtempSync(join(tmpdir(), 'virtio-qemu-serial-')) : '';
-afterAll(() => {
-  if (dir !== '') rmSync(dir, { recursive: true, force: true });
-});
-
 function probeQemu(): Probe {
-  writeFileSync(join(dir, 'k.asm'), KERNEL);
-  execFileSync('nasm', ['-f', 'bin', '-o', join(dir, 'k.bin'), join(dir, 'k.asm')]);
-  const r = spawnSync('qemu-system-x86_64', [
-    '-machine', 'pc', '-m', '64', '-display', 'none', '-nodefaults', '-no-reboot', '-serial', 'stdio',
-    '-device', 'isa-debug-exit,iobase=0xf4,iosize=4',
-    '-device', `virtio-serial-pci,addr=04.0,max_ports=${MAX_PORTS}`,
-    // port 0: a console (QEMU opens its host side itself); port 1: named, a file (open); port 3: null (closed)
-    '-chardev', `file,id=c0,path=${join(dir, 'c0.out')}`, '-device', 'virtconsole,chardev=c0,nr=0',
-    '-chardev', `file,id=c1,path=${join(dir, 'c1.out')}`, '-device', `virtserialport,chardev=c1,nr=1,name=${NAME1}`,
-    '-chardev', 'null,id=c3', '-device', 'virtserialport,chardev=c3,nr=3',
-    '-kernel', join(dir, 'k.bin'),
-  ], { timeout: 60_000 });
-  const text = r.stdout.toString();
-  if (!text.includes('Z 00000000')) throw new Error(`QEMU probe did not complete: ${r.stderr.toString()}\n${text}`);
-  return parse(text);
+  return runQemuProbe({
+    kernel: KERNEL,
+    qemuArgs: (dir) => [
+      '-device', `virtio-serial-pci,addr=04.0,max_ports=${MAX_PORTS}`,
+      // port 0: a console (QEMU opens its host side itself); port 1: named, a file (open); port 3: null (closed)
+      '-chardev', `file,id=c0,path=${join(dir, 'c0.out')}`, '-device', 'virtconsole,chardev=c0,nr=0',
+      '-chardev', `file,id=c1,path=${join(dir, 'c1.out')}`, '-device', `virtserialport,chardev=c1,nr=1,name=${NAME1}`,
+      '-chardev', 'null,id=c3', '-device', 'virtserialport,chardev=c3,nr=3',
+    ],
+    done: 'Z 00000000',
+  });
 }
 
 /** The control messages as "id event value len [name bytes]". */
@@ -395,8 +299,8 @@ function messages(p: Probe): string[] {
   return out;
 }
 
-describe.skipIf(!nasm || !qemu)('virtio-console MULTIPORT compared with QEMU 7.2 virtio-serial-pci', () => {
-  const q = nasm && qemu ? probeQemu() : new Map<string, number>();
+describe.skipIf(!nasmAndQemu)('virtio-console MULTIPORT compared with QEMU 7.2 virtio-serial-pci', () => {
+  const q = nasmAndQemu ? probeQemu() : new Map<string, number>();
   const o = probeOurs();
 
   it('the same queue count (2 x (max_nr_ports + 1)), max_nr_ports, MULTIPORT offered and accepted', () => {

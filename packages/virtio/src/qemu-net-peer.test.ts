@@ -3,22 +3,17 @@
 // features, queue count and config, sets the device up, puts the control queue last (as Linux's
 // virtio_net does) and runs a table of control commands, printing every ack on the serial port;
 // the same probe runs against our VirtioNet over VirtioPci and the answers must agree.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { FlatGuestMemory } from '@ringzero/mmu-ept';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { multibootKernel, nasmAndQemu, runQemuProbe, warnIfMissing, type Probe } from '../test/qemu-probe';
 import * as N from './net';
 import { VirtioPci } from './pci';
 
-const have = (cmd: string, arg: string): boolean => spawnSync(cmd, [arg]).status === 0;
-const nasm = have('nasm', '-v');
-const qemu = have('qemu-system-x86_64', '--version');
 // A multiqueue tap needs /dev/net/tun and the right to create interfaces (root here).
 const tap = existsSync('/dev/net/tun') && process.getuid?.() === 0;
-if (!nasm || !qemu) console.warn(`SKIPPED: ${nasm ? 'qemu-system-x86_64' : 'nasm'} not installed: virtio-net MQ and the control queue are not compared with QEMU's virtio-net-pci`);
-else if (!tap) console.warn('SKIPPED: /dev/net/tun or root not available: virtio-net MQ and the control queue are not compared with QEMU (it needs a multiqueue tap)');
+warnIfMissing("virtio-net MQ and the control queue are not compared with QEMU's virtio-net-pci");
+if (nasmAndQemu && !tap) console.warn('SKIPPED: /dev/net/tun or root not available: virtio-net MQ and the control queue are not compared with QEMU (it needs a multiqueue tap)');
 
 const PAIRS = 4;
 const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -52,20 +47,7 @@ const COMMANDS: [number, number, number[]][] = [
 
 const table = COMMANDS.map(([c, k, d]) => `  db ${[c, k, d.length, ...d].join(', ')}`).join('\n');
 
-const KERNEL = String.raw`
-bits 32
-org 0x100000
-MB_MAGIC equ 0x1BADB002
-MB_FLAGS equ 0x00010000
-header:
-  dd MB_MAGIC
-  dd MB_FLAGS
-  dd -(MB_MAGIC + MB_FLAGS)
-  dd header
-  dd 0x100000
-  dd end_of_image
-  dd end_of_image
-  dd start
+const KERNEL = multibootKernel(String.raw`
 DESC  equ 0x200000
 AVAIL equ 0x200200
 USED  equ 0x200300
@@ -257,81 +239,12 @@ kick:
   movzx edx, word [ebp+0x1e]
   mov [ebp+0x3000+edx*4], ax
   ret
-cfgread:
-  mov dx, 0xcf8
-  out dx, eax
-  mov dx, 0xcfc
-  in eax, dx
-  ret
-cfgwrite:
-  mov dx, 0xcf8
-  out dx, eax
-  mov dx, 0xcfc
-  mov eax, ebx
-  out dx, eax
-  ret
-; prints "<bl> <ecx hex> <eax hex>\n"
-rec:
-  push eax
-  mov al, bl
-  call putc
-  mov al, ' '
-  call putc
-  mov eax, ecx
-  call hex
-  mov al, ' '
-  call putc
-  pop eax
-  call hex
-  mov al, 10
-  call putc
-  ret
-hex:
-  push ecx
-  mov ecx, 8
-.h:
-  rol eax, 4
-  push eax
-  and al, 0xf
-  add al, '0'
-  cmp al, '9'
-  jbe .d
-  add al, 7
-.d:
-  call putc
-  pop eax
-  loop .h
-  pop ecx
-  ret
-putc:
-  push edx
-  push eax
-  mov dx, 0x3fd
-.w:
-  in al, dx
-  test al, 0x20
-  jz .w
-  pop eax
-  mov dx, 0x3f8
-  out dx, al
-  pop edx
-  ret
+`, String.raw`
 commands:
 ${table}
   db 0xff
-end_of_image:
-`;
+`);
 
-type Probe = Map<string, number>;
-
-function parse(text: string): Probe {
-  const m: Probe = new Map();
-  for (const line of text.split('\n')) {
-    const p = line.trim().split(' ');
-    if (p.length === 3 && /^[A-Z]$/.test(p[0])) m.set(`${p[0]}${parseInt(p[1], 16)}`, parseInt(p[2], 16));
-  }
-  return m;
-}
 
 /** The same probe as the kernel, against our VirtioNet over VirtioPci (BAR4 by offset). */
 function probeOurs(): Probe {
@@ -406,30 +319,21 @@ function probeOurs(): Probe {
   return m;
 }
 
-const dir = nasm && qemu && tap ? mkdtempSync(join(tmpdir(), 'virtio-qemu-net-')) : '';
-afterAll(() => {
-  if (dir !== '') rmSync(dir, { recursive: true, force: true });
-});
-
 function probeQemu(): Probe {
-  writeFileSync(join(dir, 'k.asm'), KERNEL);
-  execFileSync('nasm', ['-f', 'bin', '-o', join(dir, 'k.bin'), join(dir, 'k.asm')]);
   // A tap QEMU creates and removes itself (not persistent), named after this process.
   const ifname = `rzvq${process.pid % 100000}`;
-  const r = spawnSync('qemu-system-x86_64', [
-    '-machine', 'pc', '-m', '64', '-display', 'none', '-nodefaults', '-no-reboot', '-serial', 'stdio',
-    '-device', 'isa-debug-exit,iobase=0xf4,iosize=4',
-    '-netdev', `tap,id=n0,ifname=${ifname},script=no,downscript=no,queues=${PAIRS}`,
-    '-device', `virtio-net-pci,netdev=n0,addr=04.0,mq=on,vectors=${2 * PAIRS + 2},mac=${MAC.map((b) => b.toString(16).padStart(2, '0')).join(':')}`,
-    '-kernel', join(dir, 'k.bin'),
-  ], { timeout: 60_000 });
-  const text = r.stdout.toString();
-  if (!text.includes('S 00000004')) throw new Error(`QEMU probe did not complete: ${r.stderr.toString()}\n${text}`);
-  return parse(text);
+  return runQemuProbe({
+    kernel: KERNEL,
+    qemuArgs: () => [
+      '-netdev', `tap,id=n0,ifname=${ifname},script=no,downscript=no,queues=${PAIRS}`,
+      '-device', `virtio-net-pci,netdev=n0,addr=04.0,mq=on,vectors=${2 * PAIRS + 2},mac=${MAC.map((b) => b.toString(16).padStart(2, '0')).join(':')}`,
+    ],
+    done: 'S 00000004',
+  });
 }
 
-describe.skipIf(!nasm || !qemu || !tap)(`virtio-net MQ and control queue compared with QEMU 7.2 virtio-net-pci (mq=on, ${PAIRS} pairs)`, () => {
-  const q = nasm && qemu && tap ? probeQemu() : new Map<string, number>();
+describe.skipIf(!nasmAndQemu || !tap)(`virtio-net MQ and control queue compared with QEMU 7.2 virtio-net-pci (mq=on, ${PAIRS} pairs)`, () => {
+  const q = nasmAndQemu && tap ? probeQemu() : new Map<string, number>();
   const o = probeOurs();
 
   it('the same queue count once MQ is negotiated (2 x pairs + control) and max_virtqueue_pairs; both offer MQ and the control features', () => {

@@ -3,36 +3,17 @@
 // runs a few status transitions, reads the device config and sizes the BARs, printing each
 // result on the serial port; the same probe runs against our VirtioPci and the answers must
 // agree (where the spec leaves a choice, the test says so).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { FlatGuestMemory } from '@ringzero/mmu-ept';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { multibootKernel, nasmAndQemu, runQemuProbe, warnIfMissing, type Probe } from '../test/qemu-probe';
 import { BLK_F_BLK_SIZE, BLK_F_DISCARD, BLK_F_FLUSH, BLK_F_SEG_MAX, BLK_F_SIZE_MAX, BLK_F_WRITE_ZEROES, VirtioBlk } from './blk';
 import { MemoryBlockBackend } from './block-backend';
 import { F_EVENT_IDX, F_HI_VERSION_1, F_INDIRECT_DESC } from './constants';
 import { VirtioPci } from './pci';
 
-const have = (cmd: string, arg: string): boolean => spawnSync(cmd, [arg]).status === 0;
-const nasm = have('nasm', '-v');
-const qemu = have('qemu-system-x86_64', '--version');
-if (!nasm || !qemu) console.warn(`SKIPPED: ${nasm ? 'qemu-system-x86_64' : 'nasm'} not installed: virtio-pci is not compared with QEMU's virtio-blk-pci`);
+warnIfMissing("virtio-pci is not compared with QEMU's virtio-blk-pci");
 
-const KERNEL = String.raw`
-bits 32
-org 0x100000
-MB_MAGIC equ 0x1BADB002
-MB_FLAGS equ 0x00010000
-header:
-  dd MB_MAGIC
-  dd MB_FLAGS
-  dd -(MB_MAGIC + MB_FLAGS)
-  dd header
-  dd 0x100000
-  dd end_of_image
-  dd end_of_image
-  dd start
+const KERNEL = multibootKernel(String.raw`
 start:
   mov esp, 0x90000
   xor esi, esi
@@ -473,80 +454,8 @@ mkreq:
   mov word [edx+14], 0
   pop ebp
   ret
-; eax = config address -> eax = dword
-cfgread:
-  mov dx, 0xcf8
-  out dx, eax
-  mov dx, 0xcfc
-  in eax, dx
-  ret
-; eax = config address, ebx = value
-cfgwrite:
-  mov dx, 0xcf8
-  out dx, eax
-  mov dx, 0xcfc
-  mov eax, ebx
-  out dx, eax
-  ret
-; prints "<bl> <ecx hex> <eax hex>\n"
-rec:
-  push eax
-  mov al, bl
-  call putc
-  mov al, ' '
-  call putc
-  mov eax, ecx
-  call hex
-  mov al, ' '
-  call putc
-  pop eax
-  call hex
-  mov al, 10
-  call putc
-  ret
-hex:
-  push ecx
-  mov ecx, 8
-.h:
-  rol eax, 4
-  push eax
-  and al, 0xf
-  add al, '0'
-  cmp al, '9'
-  jbe .d
-  add al, 7
-.d:
-  call putc
-  pop eax
-  loop .h
-  pop ecx
-  ret
-putc:
-  push edx
-  push eax
-  mov dx, 0x3fd
-.w:
-  in al, dx
-  test al, 0x20
-  jz .w
-  pop eax
-  mov dx, 0x3f8
-  out dx, al
-  pop edx
-  ret
-end_of_image:
-`;
+`);
 
-type Probe = Map<string, number>;
-
-function parse(text: string): Probe {
-  const m: Probe = new Map();
-  for (const line of text.split('\n')) {
-    const p = line.trim().split(' ');
-    if (p.length === 3 && /^[A-Z]$/.test(p[0])) m.set(`${p[0]}${parseInt(p[1], 16)}`, parseInt(p[2], 16));
-  }
-  return m;
-}
 
 const SERIAL = 'rz-serial-0001';
 
@@ -732,27 +641,19 @@ function caps(p: Probe): string[] {
   return out.sort();
 }
 
-const dir = nasm && qemu ? mkdtempSync(join(tmpdir(), 'virtio-qemu-')) : '';
-afterAll(() => {
-  if (dir !== '') rmSync(dir, { recursive: true, force: true });
-});
-
 function probeQemu(packed = false): Probe {
-  writeFileSync(join(dir, 'k.asm'), KERNEL);
-  execFileSync('nasm', [...(packed ? ['-DPACKED'] : []), '-f', 'bin', '-o', join(dir, 'k.bin'), join(dir, 'k.asm')]);
-  const r = spawnSync('qemu-system-x86_64', [
-    '-machine', 'pc', '-m', '64', '-display', 'none', '-nodefaults', '-no-reboot', '-serial', 'stdio',
-    '-device', 'isa-debug-exit,iobase=0xf4,iosize=4',
-    '-device', `virtio-blk-pci,drive=d0,addr=04.0,serial=${SERIAL}${packed ? ',packed=on' : ''}`, '-drive', 'if=none,id=d0,driver=null-co,size=1M',
-    '-kernel', join(dir, 'k.bin'),
-  ], { timeout: 60_000 });
-  const text = r.stdout.toString();
-  if (!text.includes('B 00000024')) throw new Error(`QEMU probe did not complete: ${r.stderr.toString()}`);
-  return parse(text);
+  return runQemuProbe({
+    kernel: KERNEL,
+    nasmArgs: packed ? ['-DPACKED'] : [],
+    qemuArgs: () => [
+      '-device', `virtio-blk-pci,drive=d0,addr=04.0,serial=${SERIAL}${packed ? ',packed=on' : ''}`, '-drive', 'if=none,id=d0,driver=null-co,size=1M',
+    ],
+    done: 'B 00000024',
+  });
 }
 
-describe.skipIf(!nasm || !qemu)('virtio-pci compared with QEMU 7.2 virtio-blk-pci (probed by a guest kernel)', () => {
-  const q = nasm && qemu ? probeQemu() : new Map<string, number>();
+describe.skipIf(!nasmAndQemu)('virtio-pci compared with QEMU 7.2 virtio-blk-pci (probed by a guest kernel)', () => {
+  const q = nasmAndQemu ? probeQemu() : new Map<string, number>();
   let o: Probe = new Map();
   beforeAll(async () => {
     o = await probeOurs();
@@ -826,8 +727,8 @@ describe.skipIf(!nasm || !qemu)('virtio-pci compared with QEMU 7.2 virtio-blk-pc
   });
 });
 
-describe.skipIf(!nasm || !qemu)('packed virtqueue compared with QEMU 7.2 virtio-blk-pci,packed=on', () => {
-  const q = nasm && qemu ? probeQemu(true) : new Map<string, number>();
+describe.skipIf(!nasmAndQemu)('packed virtqueue compared with QEMU 7.2 virtio-blk-pci,packed=on', () => {
+  const q = nasmAndQemu ? probeQemu(true) : new Map<string, number>();
   let o: Probe = new Map();
   beforeAll(async () => {
     o = await probeOurs(true);
