@@ -229,8 +229,10 @@ export class Bridge implements PortOwner {
   now: number;
   /** Called for packets sent to CONTROLLER by a flow. */
   onPacketIn: ((p: PacketIn) => void) | null = null;
-  /** Called when a flow expires or is deleted (reason: 0 idle, 1 hard, 2 delete). */
+  /** Called when a flow expires or is deleted (reason: 0 idle, 1 hard, 2 delete), whatever its flags. */
   onFlowRemoved: ((f: Flow, reason: number) => void) | null = null;
+  /** Further flow-removed listeners (OpenFlow sessions), see addFlowRemovedListener(). */
+  private removedListeners: ((f: Flow, reason: number) => void)[] = [];
   readonly local: Port;
   private readonly portList: Port[] = [];
   private readonly byOfport: (Port | null)[] = new Array<Port | null>(0xff00).fill(null);
@@ -463,6 +465,20 @@ export class Bridge implements PortOwner {
     f.dead = true;
     this.flowCount--;
     this.onFlowRemoved?.(f, reason);
+    const ls = this.removedListeners;
+    for (let i = 0; i < ls.length; i++) ls[i](f, reason);
+  }
+
+  /**
+   * Adds a listener called after a flow leaves its table (reason: 0 idle timeout, 1 hard
+   * timeout, 2 delete); returns the function that removes it. OpenFlow sessions use it to
+   * send OFPT_FLOW_REMOVED for flows with send_flow_rem.
+   */
+  addFlowRemovedListener(cb: (f: Flow, reason: number) => void): () => void {
+    this.removedListeners = [...this.removedListeners, cb];
+    return () => {
+      this.removedListeners = this.removedListeners.filter((x) => x !== cb);
+    };
   }
 
   private resolvePort = (name: string): number | undefined => this.byName.get(name)?.ofport;

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -81,6 +81,58 @@ describe('OpenFlow 1.3 codec (in process)', () => {
     c.receive(new Uint8Array([4, 2, 0, 4, 0, 0, 0, 1]));
     expect(closed()).toBe(true);
     expect(split(sent[0])[0].type).toBe(1);
+  });
+
+  it('FLOW_REMOVED: sent for send_flow_rem flows with the reason, duration and counters; async config filters it', () => {
+    const br = new Bridge({ now: 1000 });
+    const a = br.addPort('a', new FrameRecorder());
+    br.addPort('b', new FrameRecorder());
+    const { c, sent } = session(br);
+    br.addFlow('priority=100,in_port=1,idle_timeout=5,send_flow_rem,cookie=0x1234,actions=output:2');
+    br.addFlow('priority=90,in_port=1,hard_timeout=3,send_flow_rem,actions=output:2');
+    br.addFlow('priority=80,in_port=1,hard_timeout=3,actions=output:2'); // no send_flow_rem
+    br.addFlow('table=1,priority=7,send_flow_rem,actions=drop');
+    const f = ethFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01' });
+    a.receive(f, 0, f.length);
+    a.receive(f, 0, f.length);
+    br.tick(4500); // hard timeout (3 s) of the priority 90 and 80 flows
+    br.tick(11_600); // idle timeout (5 s after the last use at 1000)
+    br.delFlows('table=1');
+    const msgs = split(Uint8Array.from(sent.flatMap((b) => Array.from(b))));
+    expect(msgs.map((m) => m.type)).toEqual([11, 11, 11]);
+    const fields = (b: Uint8Array) => {
+      const d = new DataView(b.buffer, b.byteOffset, b.length);
+      return { cookie: d.getUint32(4), priority: d.getUint16(8), reason: b[10], table: b[11], sec: d.getUint32(12), nsec: d.getUint32(16), idle: d.getUint16(20), hard: d.getUint16(22), packets: d.getUint32(28), bytes: d.getUint32(36) };
+    };
+    expect(fields(msgs[0].body)).toEqual({ cookie: 0, priority: 90, reason: 1, table: 0, sec: 3, nsec: 500_000_000, idle: 0, hard: 3, packets: 0, bytes: 0 });
+    expect(fields(msgs[1].body)).toEqual({ cookie: 0x1234, priority: 100, reason: 0, table: 0, sec: 10, nsec: 600_000_000, idle: 5, hard: 0, packets: 2, bytes: 120 });
+    expect(fields(msgs[2].body)).toMatchObject({ priority: 7, reason: 2, table: 1 });
+    if (OVS) {
+      // ovs-ofctl decodes our bytes: the oracle for the message layout.
+      const hex = Buffer.from(sent[1]).toString('hex');
+      const printed = execFileSync('ovs-ofctl', ['ofp-print', hex], { encoding: 'utf8' });
+      expect(printed).toMatch(/OFPT_FLOW_REMOVED \(OF1\.3\) \(xid=0x0\): priority=100,in_port=1 reason=idle table_id=0 cookie:0x1234 duration10\.600s idle5 pkts2 bytes120/);
+    }
+    // SET_ASYNC without the DELETE bit: deletions are no longer reported; GET_ASYNC echoes the masks.
+    sent.length = 0;
+    const masks = new Uint8Array(24);
+    masks[3] = 3; masks[11] = 7; masks[15] = 7; masks[19] = 3; // flow_removed master: idle|hard
+    c.receive(ofMessage(28, 3, masks));
+    br.addFlow('table=2,send_flow_rem,actions=drop');
+    br.delFlows('table=2');
+    c.receive(ofMessage(26, 4));
+    const after = split(Uint8Array.from(sent.flatMap((b) => Array.from(b))));
+    expect(after.map((m) => [m.type, m.xid])).toEqual([[27, 4]]);
+    expect(Array.from(after[0].body)).toEqual(Array.from(masks));
+    // A slave session gets nothing with the default slave mask (0).
+    sent.length = 0;
+    const { c: c2, sent: sent2 } = session(br);
+    c2.receive(ofMessage(24, 5, new Uint8Array([0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])));
+    expect(split(sent2[0])[0].type).toBe(25);
+    sent2.length = 0;
+    br.addFlow('table=3,send_flow_rem,actions=drop');
+    br.delFlows('table=3');
+    expect(sent2.length).toBe(0);
   });
 
   it('fuzz: random and mutated messages never throw, and every reply is well framed', () => {
@@ -225,6 +277,40 @@ describe.skipIf(!OVS)('real ovs-ofctl against our OpenFlow server', () => {
         (e: { stderr: string }) => e.stderr,
       );
       expect(err).toMatch(/OFPBAC_BAD_ARGUMENT/);
+    }
+  });
+
+  it('monitor: ovs-ofctl receives OFPT_FLOW_REMOVED with the reason (delete, idle and hard timeouts)', async () => {
+    await ofctl('del-flows');
+    const mon = spawn('ovs-ofctl', ['-O', 'OpenFlow13', `--unixctl=${join(dir, 'mon.ctl')}`, 'monitor', target, '65535'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    mon.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    mon.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const until = async (what: () => boolean) => {
+      for (let i = 0; i < 2000 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(what()).toBe(true);
+    };
+    try {
+      const before = lis.messages;
+      // The monitor's setup: HELLO, GET_CONFIG, SET_CONFIG, BARRIER, packet-in format (refused), BARRIER.
+      await until(() => lis.messages >= before + 6);
+      await ofctl('add-flow', 'priority=100,in_port=1,send_flow_rem,cookie=0x77,actions=output:2');
+      await ofctl('add-flow', 'priority=50,in_port=1,idle_timeout=2,send_flow_rem,actions=output:3');
+      await ofctl('add-flow', 'priority=40,in_port=2,hard_timeout=1,send_flow_rem,actions=output:3');
+      await ofctl('add-flow', 'priority=30,in_port=3,actions=output:1'); // no send_flow_rem: silent
+      const f = ethFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01' });
+      br.port('vnet0')!.receive(f, 0, f.length);
+      await ofctl('del-flows', 'in_port=1,cookie=0x77/-1');
+      await until(() => /reason=delete/.test(out));
+      expect(out).toMatch(/OFPT_FLOW_REMOVED \(OF1\.3\) \(xid=0x0\): priority=100,in_port=1 reason=delete table_id=0 cookie:0x77 duration[0-9.]+s idle0 pkts1 bytes60/);
+      br.tick(br.now + 2500);
+      await until(() => /reason=idle/.test(out) && /reason=hard/.test(out));
+      expect(out).toMatch(/priority=50,in_port=1 reason=idle table_id=0 duration[0-9.]+s idle2 pkts0 bytes0/);
+      expect(out).toMatch(/priority=40,in_port=2 reason=hard table_id=0 duration[0-9.]+s idle0 hard1 pkts0 bytes0/);
+      await ofctl('del-flows');
+      expect(out).not.toMatch(/priority=30/);
+    } finally {
+      mon.kill();
     }
   });
 

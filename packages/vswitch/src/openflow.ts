@@ -40,6 +40,7 @@ import {
 import type { Action, FieldRef, Flow, FlowSpec, Instructions, LearnSpec } from './flow.js';
 import {
   emptySpec,
+  FF_SEND_FLOW_REM,
   F_ARP_OP,
   F_ARP_SPA,
   F_ARP_TPA,
@@ -80,6 +81,7 @@ const T_FEATURES_REPLY = 6;
 const T_GET_CONFIG_REQUEST = 7;
 const T_GET_CONFIG_REPLY = 8;
 const T_SET_CONFIG = 9;
+const T_FLOW_REMOVED = 11;
 const T_PACKET_OUT = 13;
 const T_FLOW_MOD = 14;
 const T_PORT_MOD = 16;
@@ -90,6 +92,13 @@ const T_BARRIER_REQUEST = 20;
 const T_BARRIER_REPLY = 21;
 const T_ROLE_REQUEST = 24;
 const T_ROLE_REPLY = 25;
+const T_GET_ASYNC_REQUEST = 26;
+const T_GET_ASYNC_REPLY = 27;
+const T_SET_ASYNC = 28;
+
+/** Controller roles (ofp_controller_role). */
+const ROLE_NOCHANGE = 0;
+const ROLE_SLAVE = 3;
 
 // Multipart types.
 const MP_DESC = 0;
@@ -107,6 +116,8 @@ export const ET_BAD_ACTION = 2;
 export const ET_BAD_INSTRUCTION = 3;
 export const ET_BAD_MATCH = 4;
 export const ET_PORT_MOD_FAILED = 7;
+export const ET_ROLE_REQUEST_FAILED = 11;
+const RRFC_BAD_ROLE = 2;
 const BRC_BAD_VERSION = 0;
 const BRC_BAD_TYPE = 1;
 const BRC_BAD_MULTIPART = 2;
@@ -759,9 +770,15 @@ export class OpenFlowConnection {
   private negotiated = false;
   private closed = false;
   private readonly desc: string;
-  /** Messages handled, errors sent (for tests and status). */
+  /** Messages handled, errors sent, FLOW_REMOVED messages sent (for tests and status). */
   messages = 0;
   errors = 0;
+  flowRemovedSent = 0;
+  /** Role from ROLE_REQUEST (EQUAL until changed) and the async masks of SET_ASYNC. */
+  private role = 1;
+  /** packet_in, port_status, flow_removed masks: [master/equal, slave] each (OpenFlow 1.3 defaults). */
+  private readonly asyncMasks = Uint32Array.of(0x3, 0x0, 0x7, 0x7, 0xf, 0x0);
+  private unsubscribe: (() => void) | null = null;
 
   constructor(bridge: Bridge, send: (bytes: Uint8Array) => void, close: () => void, opts: OpenFlowConnectionOptions = {}) {
     this.bridge = bridge;
@@ -770,8 +787,12 @@ export class OpenFlowConnection {
     this.desc = opts.description ?? 'RingZero vswitch';
   }
 
-  /** Sends our HELLO (call once when the transport is up). */
+  /**
+   * Sends our HELLO (call once when the transport is up) and subscribes the session to the
+   * bridge's flow removals (OFPT_FLOW_REMOVED for flows added with send_flow_rem).
+   */
   start(): void {
+    this.unsubscribe ??= this.bridge.addFlowRemovedListener((f, reason) => this.flowRemoved(f, reason));
     const w = new Writer();
     const at = header(w, T_HELLO, 0);
     w.u16(1); // VERSIONBITMAP element
@@ -787,9 +808,40 @@ export class OpenFlowConnection {
 
   private shut(): void {
     if (this.closed) return;
+    this.detach();
     this.closed = true;
     this.pending = new Uint8Array(0);
     this.close();
+  }
+
+  /** Ends the subscription to bridge events (call when the transport closed). */
+  detach(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
+
+  /** Sends OFPT_FLOW_REMOVED when the flow asked for it and the async config lets the reason through. */
+  private flowRemoved(f: Flow, reason: number): void {
+    if (this.closed || !this.negotiated || (f.flags & FF_SEND_FLOW_REM) === 0) return;
+    const mask = this.asyncMasks[4 + (this.role === ROLE_SLAVE ? 1 : 0)];
+    if (((mask >>> reason) & 1) === 0) return;
+    const w = new Writer();
+    const at = header(w, T_FLOW_REMOVED, 0);
+    const age = Math.max(0, this.bridge.now - f.created);
+    w.u64(f.cookieHi, f.cookieLo);
+    w.u16(f.priority);
+    w.u8(reason);
+    w.u8(f.table);
+    w.u32(Math.floor(age / 1000));
+    w.u32((age % 1000) * 1e6);
+    w.u16(f.idleTimeout);
+    w.u16(f.hardTimeout);
+    w.num64(f.nPackets);
+    w.num64(f.nBytes);
+    encodeMatch(w, f.value, f.mask);
+    finish(w, at);
+    this.flowRemovedSent++;
+    this.send(w.result());
   }
 
   receive(chunk: Uint8Array): void {
@@ -921,13 +973,30 @@ export class OpenFlowConnection {
       }
       case T_ROLE_REQUEST: {
         if (m.length !== 24) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+        const role = dv.getUint32(8);
+        if (role > ROLE_SLAVE) throw new OfError(ET_ROLE_REQUEST_FAILED, RRFC_BAD_ROLE);
+        if (role !== ROLE_NOCHANGE) this.role = role;
         const w = new Writer();
         const at = header(w, T_ROLE_REPLY, xid);
-        w.bytes(m.subarray(8, 24));
+        w.u32(this.role);
+        w.bytes(m.subarray(12, 24));
         finish(w, at);
         this.send(w.result());
         return;
       }
+      case T_GET_ASYNC_REQUEST: {
+        if (m.length !== 8) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+        const w = new Writer();
+        const at = header(w, T_GET_ASYNC_REPLY, xid);
+        for (const v of this.asyncMasks) w.u32(v);
+        finish(w, at);
+        this.send(w.result());
+        return;
+      }
+      case T_SET_ASYNC:
+        if (m.length !== 32) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+        for (let i = 0; i < 6; i++) this.asyncMasks[i] = dv.getUint32(8 + 4 * i);
+        return;
       case T_FLOW_MOD:
         this.flowMod(m, dv);
         return;
