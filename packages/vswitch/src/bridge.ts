@@ -28,7 +28,10 @@ import {
   K_TP_SRC,
   K_TUN_ID,
   K_VLAN_TCI,
+  K_REG0,
   KEY_WORDS,
+  N_REGS,
+  PKT_WORDS,
   MAX_FRAME,
   MIN_FRAME,
   OFPP_ALL,
@@ -63,13 +66,24 @@ import {
   FF_RESET_COUNTS,
   Flow,
   type FlowSpec,
+  FF_SEND_FLOW_REM,
+  type Instructions,
+  LEARN_F_DELETE_LEARNED,
+  LEARN_F_SEND_FLOW_REM,
+  LEARN_LOAD,
+  LEARN_MATCH,
+  LEARN_OUTPUT,
+  type FieldRef,
   type LearnSpec,
   outputsTo,
+  readRef,
+  refMask,
+  writeRef,
   overlaps,
   sameMatch,
   subsumedBy,
 } from './flow.js';
-import { formatFlowStats, parseFlow } from './flow-text.js';
+import { formatFlowStats, isRegister, parseFlow } from './flow-text.js';
 import { extractKey, hashKey } from './key.js';
 import { MacTable, type MacEntry } from './mac-table.js';
 import { type FrameSink, Port, type PortOptions, type PortOwner, VLAN_ACCESS, VLAN_TRUNK } from './port.js';
@@ -92,9 +106,10 @@ const OP_SET_NW_DST = 14; // ip
 const OP_SET_DSCP = 15; // dscp
 const OP_SET_TP_SRC = 16; // port
 const OP_SET_TP_DST = 17; // port
-const OP_LEARN = 18; // refIndex(spec)
+const OP_LEARN = 18; // refIndex(spec), reg0..reg7 (the registers when learn ran)
 const OP_SET_TUN_ID = 19; // id
 const OP_TABLE = 20; // PACKET_OUT only: run the frame through the tables
+const OP_FIN_TIMEOUT = 21; // refIndex(flow), idle, hard
 
 /** OpenFlow FLOW_MOD commands. */
 export const FC_ADD = 0;
@@ -196,6 +211,8 @@ class Ctx {
   readonly key = new Uint32Array(KEY_WORDS);
   readonly xkey = new Uint32Array(KEY_WORDS);
   readonly wc = new Uint32Array(KEY_WORDS);
+  /** The key learn() reads: the packet's fields and the registers of the translation. */
+  readonly lkey = new Uint32Array(KEY_WORDS);
   readonly scratch = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchT = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchU = new Uint8Array(HEADROOM + MAX_FRAME + 8);
@@ -467,6 +484,33 @@ export class Bridge implements PortOwner {
     this.onFlowRemoved?.(f, reason);
     const ls = this.removedListeners;
     for (let i = 0; i < ls.length; i++) ls[i](f, reason);
+    this.deleteLearned(f.instructions);
+  }
+
+  /**
+   * learn(...,delete_learned): when the last flow holding such a learn action (same table and
+   * cookie) leaves, the flows it learned (that table, that cookie) are deleted too.
+   */
+  private deleteLearned(ins: Instructions): void {
+    const specs = learnSpecs(ins, LEARN_F_DELETE_LEARNED);
+    if (specs.length === 0) return;
+    for (const sp of specs) {
+      let live = false;
+      for (const t of this.tables) {
+        if (t == null || live) continue;
+        for (const g of t.flows()) {
+          if (learnSpecs(g.instructions, LEARN_F_DELETE_LEARNED).some((o) => o.table === sp.table && o.cookieHi === sp.cookieHi && o.cookieLo === sp.cookieLo)) {
+            live = true;
+            break;
+          }
+        }
+      }
+      if (live) continue;
+      const t = this.tables[sp.table];
+      if (t == null) continue;
+      for (const g of t.flows()) if (g.cookieHi === sp.cookieHi && g.cookieLo === sp.cookieLo) this.removeFlow(g, 2);
+    }
+    this.invalidate();
   }
 
   /**
@@ -504,13 +548,16 @@ export class Bridge implements PortOwner {
         }
         t.insert(f);
         this.flowCount++;
+        if (old != null) this.deleteLearned(old.instructions);
         break;
       }
       case FC_MODIFY:
       case FC_MODIFY_STRICT: {
         if (spec.table > 254 && spec.table !== 255) return FM_BAD_TABLE_ID;
         for (const f of this.select(spec, command === FC_MODIFY_STRICT)) {
+          const before = f.instructions;
           f.instructions = ins;
+          this.deleteLearned(before);
           if (spec.flags & FF_RESET_COUNTS) {
             f.nPackets = 0;
             f.nBytes = 0;
@@ -691,7 +738,7 @@ export class Bridge implements PortOwner {
       if (port.mirrorSrc !== 0) this.mirrorIngress(ctx, port);
       let prog: Program | null = null;
       if (this.cachesOn) {
-        const h = hashKey(key, KEY_WORDS);
+        const h = hashKey(key, PKT_WORDS);
         prog = this.emc.lookup(key, h);
         if (prog != null) this.bstats.emcHits++;
         else {
@@ -762,19 +809,9 @@ export class Bridge implements PortOwner {
     const tp = this.tp;
     const x = ctx.xkey;
     switch (a.t) {
-      case 'output': {
-        const p = a.port;
-        if (p === OFPP_NORMAL) tp.op1(OP_NORMAL);
-        else if (p === OFPP_FLOOD) tp.op1(OP_FLOOD);
-        else if (p === OFPP_ALL) tp.op1(OP_ALL);
-        else if (p === OFPP_IN_PORT) tp.op1(OP_IN_PORT);
-        else if (p === OFPP_CONTROLLER) {
-          tp.op4(OP_CONTROLLER, a.maxLen, tableId, tp.ref(flow));
-        } else if (p === OFPP_LOCAL || p < OFPP_MAX) tp.op2(OP_OUTPUT, p | 0);
-        // TABLE and ANY are not valid flow outputs: ignored.
-        else if (p === OFPP_TABLE && this.tPacketOut) tp.op1(OP_TABLE);
+      case 'output':
+        this.emitOutput(a.port, a.maxLen, tableId, flow);
         return;
-      }
       case 'push_vlan':
         tp.op2(OP_PUSH_VLAN, a.tpid);
         x[K_VLAN_TCI] = (x[K_VLAN_TCI] | VLAN_CFI) >>> 0;
@@ -822,10 +859,42 @@ export class Bridge implements PortOwner {
         x[K_IN_PORT] = savedIn;
         return;
       }
-      case 'learn':
+      case 'learn': {
         tp.op2(OP_LEARN, tp.ref(a.spec));
+        for (let i = 0; i < N_REGS; i++) tp.op1(x[K_REG0 + i] | 0);
+        return;
+      }
+      case 'load':
+        writeRef(x, a.dst, a.value);
+        return;
+      case 'move': {
+        // The register now depends on the source bits: the megaflow must match them.
+        if (!isRegister(a.src)) ctx.wc[a.src.word] = (ctx.wc[a.src.word] | refMask(a.src)) >>> 0;
+        writeRef(x, a.dst, readRef(x, a.src));
+        return;
+      }
+      case 'output_reg': {
+        let port = readRef(x, a.src);
+        if (a.src.nBits <= 16 && port >= 0xff00) port = (0xffff0000 | port) >>> 0;
+        this.emitOutput(port, a.maxLen, tableId, flow);
+        return;
+      }
+      case 'fin_timeout':
+        if (flow != null) tp.op4(OP_FIN_TIMEOUT, tp.ref(flow), a.idle, a.hard);
         return;
     }
+  }
+
+  private emitOutput(p: number, maxLen: number, tableId: number, flow: Flow | null): void {
+    const tp = this.tp;
+    if (p === OFPP_NORMAL) tp.op1(OP_NORMAL);
+    else if (p === OFPP_FLOOD) tp.op1(OP_FLOOD);
+    else if (p === OFPP_ALL) tp.op1(OP_ALL);
+    else if (p === OFPP_IN_PORT) tp.op1(OP_IN_PORT);
+    else if (p === OFPP_CONTROLLER) tp.op4(OP_CONTROLLER, maxLen, tableId, tp.ref(flow));
+    else if (p === OFPP_LOCAL || (p > 0 && p < OFPP_MAX)) tp.op2(OP_OUTPUT, p | 0);
+    // TABLE and ANY are not valid flow outputs: ignored.
+    else if (p === OFPP_TABLE && this.tPacketOut) tp.op1(OP_TABLE);
   }
 
   // Execution of a program on the packet in ctx.
@@ -979,9 +1048,23 @@ export class Bridge implements PortOwner {
           ctx.key[K_TUN_ID] = ops[pc + 1] >>> 0;
           pc += 2;
           break;
-        case OP_LEARN:
-          this.learn(prog.refs[ops[pc + 1]] as LearnSpec, ctx.key);
-          pc += 2;
+        case OP_LEARN: {
+          const lkey = ctx.lkey;
+          lkey.set(ctx.key);
+          for (let i = 0; i < N_REGS; i++) lkey[K_REG0 + i] = ops[pc + 2 + i] >>> 0;
+          this.learn(prog.refs[ops[pc + 1]] as LearnSpec, lkey);
+          pc += 2 + N_REGS;
+          break;
+        }
+        case OP_FIN_TIMEOUT:
+          if (tcpFinOrRst(ctx.buf, ctx.off, ctx.len)) {
+            const f = prog.refs[ops[pc + 1]] as Flow;
+            const idle = ops[pc + 2];
+            const hard = ops[pc + 3];
+            if (idle !== 0 && (f.idleTimeout === 0 || f.idleTimeout > idle)) f.idleTimeout = idle;
+            if (hard !== 0 && (f.hardTimeout === 0 || f.hardTimeout > hard)) f.hardTimeout = hard;
+          }
+          pc += 4;
           break;
         default:
           return;
@@ -1009,32 +1092,51 @@ export class Bridge implements PortOwner {
     ctx.writable = true;
   }
 
+  private readonly learnValue = new Uint32Array(KEY_WORDS);
+  private readonly learnMask = new Uint32Array(KEY_WORDS);
+
+  /** Executes learn(): builds the flow its specs describe from `key` and adds (or refreshes) it. */
   private learn(spec: LearnSpec, key: Uint32Array): void {
-    const value = new Uint32Array(KEY_WORDS);
-    const mask = new Uint32Array(KEY_WORDS);
-    for (const m of spec.matches) {
-      if (m.dst.width === 48) {
-        value[m.dst.word - 1] = key[m.src.word - 1];
-        mask[m.dst.word - 1] = 0xffff;
-        value[m.dst.word] = key[m.src.word];
-        mask[m.dst.word] = 0xffffffff;
-      } else {
-        const n = Math.min(m.src.nBits, 32);
-        const fm = n === 32 ? 0xffffffff : (1 << n) - 1;
-        const bits = (key[m.src.word] >>> m.src.ofs) & fm;
-        value[m.dst.word] = ((value[m.dst.word] & ~(fm << m.dst.ofs)) | (bits << m.dst.ofs)) >>> 0;
-        mask[m.dst.word] = (mask[m.dst.word] | (fm << m.dst.ofs)) >>> 0;
-      }
-    }
+    const value = this.learnValue.fill(0);
+    const mask = this.learnMask.fill(0);
     const apply: Action[] = [];
-    for (const o of spec.outputs) {
-      const n = Math.min(o.nBits, 32);
-      const fm = n === 32 ? 0xffffffff : (1 << n) - 1;
-      apply.push({ t: 'output', port: ((key[o.word] >>> o.ofs) & fm) >>> 0, maxLen: 0 });
+    if (spec.finIdleTimeout !== 0 || spec.finHardTimeout !== 0) apply.push({ t: 'fin_timeout', idle: spec.finIdleTimeout, hard: spec.finHardTimeout });
+    for (const f of spec.specs) {
+      let hi = f.immHi;
+      let lo = f.immLo;
+      if (f.src != null) {
+        if (f.src.width === 48) {
+          hi = key[f.src.word - 1];
+          lo = key[f.src.word];
+        } else {
+          hi = 0;
+          lo = readRef(key, f.src);
+        }
+      }
+      if (f.kind === LEARN_OUTPUT) {
+        const port = f.nBits <= 16 && lo >= 0xff00 ? (0xffff0000 | lo) >>> 0 : lo;
+        apply.push({ t: 'output', port, maxLen: 0 });
+        continue;
+      }
+      const d = f.dst!;
+      if (f.kind === LEARN_MATCH) {
+        if (d.width === 48) {
+          value[d.word - 1] = hi & 0xffff;
+          mask[d.word - 1] = 0xffff;
+          value[d.word] = lo;
+          mask[d.word] = 0xffffffff;
+        } else if (d.word === K_IN_PORT && d.nBits === 16) {
+          value[K_IN_PORT] = lo >= 0xff00 ? (0xffff0000 | lo) >>> 0 : lo;
+          mask[K_IN_PORT] = 0xffffffff;
+        } else {
+          writeRef(value, d, lo);
+          mask[d.word] = (mask[d.word] | refMask(d)) >>> 0;
+        }
+      } else if (f.kind === LEARN_LOAD) apply.push(learnedLoad(d, hi, lo));
     }
     const t = this.table(spec.table);
     const old = t.findExact(value, mask, spec.priority);
-    if (old != null && old.instructions.apply.length === apply.length && old.instructions.apply.every((a, i) => a.t === 'output' && a.port === (apply[i] as { port: number }).port)) {
+    if (old != null && sameActions(old.instructions.apply, apply)) {
       old.created = this.now;
       old.lastUsed = this.now;
       return;
@@ -1048,7 +1150,7 @@ export class Bridge implements PortOwner {
       cookieMaskLo: 0,
       idleTimeout: spec.idleTimeout,
       hardTimeout: spec.hardTimeout,
-      flags: 0,
+      flags: spec.flags & LEARN_F_SEND_FLOW_REM ? FF_SEND_FLOW_REM : 0,
       importance: 0,
       value,
       mask,
@@ -1339,4 +1441,52 @@ function csumUpdate(b: Uint8Array, at: number, oldW: number, newW: number): void
   const c = ~sum & 0xffff;
   b[at] = c >> 8;
   b[at + 1] = c;
+}
+
+/** The learn specs with flag `flag` among a flow's actions. */
+function learnSpecs(ins: Instructions, flag: number): LearnSpec[] {
+  const out: LearnSpec[] = [];
+  for (const a of ins.apply) if (a.t === 'learn' && (a.spec.flags & flag) !== 0) out.push(a.spec);
+  if (ins.write != null) for (const a of ins.write) if (a.t === 'learn' && (a.spec.flags & flag) !== 0) out.push(a.spec);
+  return out;
+}
+
+/** The action a learn() load spec puts in the learned flow (registers: load; packet fields: set_field). */
+function learnedLoad(d: FieldRef, hi: number, lo: number): Action {
+  if (isRegister(d)) return { t: 'load', dst: d, value: lo, sf: false };
+  switch (d.name) {
+    case 'NXM_OF_ETH_SRC': return { t: 'set_field', field: F_ETH_SRC, hi: hi & 0xffff, lo };
+    case 'NXM_OF_ETH_DST': return { t: 'set_field', field: F_ETH_DST, hi: hi & 0xffff, lo };
+    case 'NXM_OF_IP_SRC': return { t: 'set_field', field: F_IPV4_SRC, hi: 0, lo };
+    case 'NXM_OF_IP_DST': return { t: 'set_field', field: F_IPV4_DST, hi: 0, lo };
+    case 'NXM_OF_IP_TOS': return { t: 'set_field', field: F_IP_DSCP, hi: 0, lo: (lo >> 2) & 63 };
+    case 'NXM_OF_TCP_SRC': return { t: 'set_field', field: F_TCP_SRC, hi: 0, lo };
+    case 'NXM_OF_TCP_DST': return { t: 'set_field', field: F_TCP_DST, hi: 0, lo };
+    case 'NXM_OF_UDP_SRC': return { t: 'set_field', field: F_UDP_SRC, hi: 0, lo };
+    case 'NXM_OF_UDP_DST': return { t: 'set_field', field: F_UDP_DST, hi: 0, lo };
+    case 'NXM_NX_TUN_ID': return { t: 'set_field', field: F_TUNNEL_ID, hi: 0, lo };
+    default: // NXM_OF_VLAN_TCI[0..11] or [13..15] (checked when the learn action was parsed)
+      return d.ofs === 0 ? { t: 'set_field', field: F_VLAN_VID, hi: 0, lo: (lo & 0xfff) | VLAN_CFI } : { t: 'set_field', field: F_VLAN_PCP, hi: 0, lo: lo & 7 };
+  }
+}
+
+function sameActions(a: readonly Action[], b: readonly Action[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) return false;
+  return true;
+}
+
+/** True when the frame is IPv4/TCP (optionally VLAN-tagged) with FIN or RST set. */
+function tcpFinOrRst(b: Uint8Array, off: number, len: number): boolean {
+  let l3 = off + 14;
+  let type = (b[off + 12] << 8) | b[off + 13];
+  if ((type === 0x8100 || type === 0x88a8) && len >= 18) {
+    type = (b[off + 16] << 8) | b[off + 17];
+    l3 = off + 18;
+  }
+  if (type !== ETH_TYPE_IP || l3 + 20 > off + len || b[l3 + 9] !== IPPROTO_TCP) return false;
+  if ((((b[l3 + 6] & 0x1f) << 8) | b[l3 + 7]) !== 0) return false;
+  const l4 = l3 + ((b[l3] & 15) << 2);
+  if (l4 + 14 > off + len) return false;
+  return (b[l4 + 13] & 0x05) !== 0;
 }

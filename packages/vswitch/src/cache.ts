@@ -1,9 +1,10 @@
 // Fast path caches in front of the OpenFlow tables, as in OVS's userspace datapath:
 // - an exact-match cache (EMC): 8192 slots, two candidate slots per key hash, full key compare;
 // - a megaflow cache: tuple-space search over the wildcard masks the slow path reported.
-// Both hold compiled datapath programs. Invalidation bumps a generation (EMC) and clears the
+// Both hold compiled datapath programs and key on the packet words of the flow key only
+// (registers are zero on arrival; translation marks the packet bits they are computed from). Invalidation bumps a generation (EMC) and clears the
 // megaflow subtables: the bridge does it on every flow-table or port change.
-import { KEY_WORDS } from './consts.js';
+import { PKT_WORDS } from './consts.js';
 import type { Flow } from './flow.js';
 
 /**
@@ -128,15 +129,15 @@ export class ExactMatchCache {
     if ((size & (size - 1)) !== 0 || size < 2) throw new RangeError('EMC size must be a power of two');
     this.size = size;
     this.smask = size - 1;
-    this.keys = new Uint32Array(size * KEY_WORDS);
+    this.keys = new Uint32Array(size * PKT_WORDS);
     this.gens = new Uint32Array(size);
     this.progs = new Array<Program | null>(size).fill(null);
   }
 
   private same(slot: number, key: Uint32Array): boolean {
     const keys = this.keys;
-    const b = slot * KEY_WORDS;
-    for (let i = 0; i < KEY_WORDS; i++) if (keys[b + i] !== key[i]) return false;
+    const b = slot * PKT_WORDS;
+    for (let i = 0; i < PKT_WORDS; i++) if (keys[b + i] !== key[i]) return false;
     return true;
   }
 
@@ -152,7 +153,9 @@ export class ExactMatchCache {
     const s1 = hash & this.smask;
     const s2 = (hash >>> 16) & this.smask;
     const slot = this.gens[s1] !== this.gen ? s1 : this.gens[s2] !== this.gen ? s2 : (hash & 0x100) !== 0 ? s1 : s2;
-    this.keys.set(key, slot * KEY_WORDS);
+    const keys = this.keys;
+    const b = slot * PKT_WORDS;
+    for (let i = 0; i < PKT_WORDS; i++) keys[b + i] = key[i];
     this.gens[slot] = this.gen;
     this.progs[slot] = prog;
   }
@@ -188,7 +191,7 @@ class MegaSubtable {
   constructor(mask: Uint32Array) {
     this.mask = mask.slice();
     const w: number[] = [];
-    for (let i = 0; i < KEY_WORDS; i++) if (mask[i] !== 0) w.push(i);
+    for (let i = 0; i < PKT_WORDS; i++) if (mask[i] !== 0) w.push(i);
     this.words = Int32Array.from(w);
   }
 
@@ -244,7 +247,7 @@ export class MegaflowCache {
     if (this.count >= this.limit) this.invalidate();
     let st: MegaSubtable | null = null;
     outer: for (const s of this.subtables) {
-      for (let i = 0; i < KEY_WORDS; i++) if (s.mask[i] !== mask[i]) continue outer;
+      for (let i = 0; i < PKT_WORDS; i++) if (s.mask[i] !== mask[i]) continue outer;
       st = s;
       break;
     }
@@ -265,8 +268,8 @@ export class MegaflowCache {
         }
       }
     }
-    const value = new Uint32Array(KEY_WORDS);
-    for (let i = 0; i < KEY_WORDS; i++) value[i] = (key[i] & mask[i]) >>> 0;
+    const value = new Uint32Array(PKT_WORDS);
+    for (let i = 0; i < PKT_WORDS; i++) value[i] = (key[i] & mask[i]) >>> 0;
     const b = st.hash(value) & (st.buckets.length - 1);
     st.buckets[b] = new MegaEntry(value, prog, st.buckets[b]);
     st.count++;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bridge } from './bridge.js';
 import { listenOpenFlow, type OpenFlowListener } from './node.js';
 import { OpenFlowConnection, ofMessage } from './openflow.js';
-import { ethFrame, FrameRecorder, frameVlan } from './testing.js';
+import { ethFrame, FrameRecorder, frameVlan, udpPacket } from './testing.js';
 
 const run = promisify(execFile);
 let OVS = true;
@@ -270,8 +270,60 @@ describe.skipIf(!OVS)('real ovs-ofctl against our OpenFlow server', () => {
     expect(t1[0]).toMatch(/ table=1, n_packets=0, n_bytes=0, hard_timeout=60, vlan_tci=0x0000\/0x0fff,dl_dst=02:00:00:00:00:07 actions=output:1$/);
   });
 
-  it('learn specs we cannot honour (load, immediate values) are refused with OFPBAC_BAD_ARGUMENT', async () => {
-    for (const f of ['actions=learn(table=1,load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15])', 'actions=learn(table=1,NXM_OF_VLAN_TCI[0..11]=0x5)']) {
+  it('registers and complete learn specs round-trip: ovs-ofctl add-flow, then dump-flows prints what parse-flow prints', async () => {
+    await ofctl('del-flows');
+    const flows = [
+      'priority=5,reg0=5,in_port=1,tun_id=3,reg3=0x10/0xf0,actions=load:5->NXM_NX_REG0[],load:0x1->NXM_NX_REG1[0..15],set_field:7->reg2,move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15],move:NXM_NX_REG0[]->NXM_NX_REG1[],output:NXM_NX_REG0[0..15],load:0->NXM_NX_REG7[31]',
+      'priority=6,tcp,reg1=0/0x1,tp_dst=80,actions=set_field:0x5/0xff->reg1,set_field:0->reg4',
+      'priority=7,actions=learn(table=1,NXM_OF_VLAN_TCI[0..11]=10,NXM_OF_ETH_TYPE[]=0x800,eth_src=00:11:22:33:44:55,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:10->NXM_NX_REG0[],load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15],output:NXM_OF_IN_PORT[])',
+      'priority=8,actions=learn(table=2,idle_timeout=5,hard_timeout=7,fin_idle_timeout=3,fin_hard_timeout=4,priority=9,send_flow_rem,delete_learned,cookie=0x12,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0x5->NXM_OF_VLAN_TCI[0..11],load:0x1234567890ab->NXM_OF_ETH_SRC[],reg3=7,NXM_NX_REG4[3..9]=0x0,NXM_NX_TUN_ID[]=0x12,in_port=LOCAL,output:NXM_OF_IN_PORT[])',
+      'priority=9,ip,actions=learn(eth_type=0x800,NXM_OF_IP_SRC[]=10.1.2.3,NXM_OF_IP_DST[0..7]=3,ip_proto=17,NXM_OF_UDP_DST[]=53,load:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],load:0x1c->NXM_OF_IP_TOS[],output:NXM_OF_IN_PORT[])',
+    ];
+    const oracle = (f: string) => /ADD (.*)$/m.exec(execFileSync('ovs-ofctl', ['-O', 'OpenFlow13', 'parse-flow', f], { encoding: 'utf8' }))![1];
+    for (const f of flows) await ofctl('add-flow', f);
+    const norm = (l: string) => l.replace(/duration=[0-9.]+s/, 'duration=X');
+    const dump = (await ofctl('dump-flows')).split('\n').slice(1).filter((l) => l !== '');
+    expect(dump.map(norm).sort()).toEqual(br.dumpFlows().map(norm).sort());
+    const bare = (await run('ovs-ofctl', ['-O', 'OpenFlow13', '--no-stats', 'dump-flows', target], { timeout: 20_000 })).stdout.split('\n').filter((l) => l !== '').map((l) => l.trim());
+    for (const f of flows) expect(bare).toContain(oracle(f));
+    // Our own text parser gives the same flows.
+    const br2 = new Bridge({ normalFlow: false });
+    br2.addFlows(flows);
+    expect(br2.dumpFlows('', false).map((l) => l.trim()).sort()).toEqual([...bare].sort());
+  });
+
+  it('learn behaviour: a register MAC-learning pipeline, immediates, send_flow_rem and delete_learned', async () => {
+    await ofctl('del-flows');
+    await ofctl('add-flow', 'table=0,priority=10,cookie=0x5,actions=learn(table=10,idle_timeout=60,priority=20,cookie=0x77,send_flow_rem,delete_learned,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],eth_type=0x800,load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],load:0x2a->NXM_NX_REG1[]),resubmit(,10),resubmit(,20)');
+    await ofctl('add-flow', 'table=20,priority=10,reg0=0,actions=flood');
+    await ofctl('add-flow', 'table=20,priority=5,reg1=0x2a,actions=output:NXM_NX_REG0[0..15]');
+    const A = '02:00:00:00:00:0a';
+    const B = '02:00:00:00:00:0b';
+    const ip = (src: string, dst: string) => ethFrame({ dst, src, payload: udpPacket('10.0.0.1', '10.0.0.2', 1, 2, new Uint8Array(4)) });
+    const before = sinks.map((x) => x.count);
+    const aToB = ip(A, B);
+    br.port('vnet0')!.receive(aToB, 0, aToB.length); // unknown B: flooded; learns A behind port 1
+    expect(sinks.map((x, i) => x.count - before[i])).toEqual([0, 1, 1]);
+    const t10 = (await ofctl('dump-flows', 'table=10')).split('\n').slice(1).filter((l) => l !== '');
+    expect(t10).toHaveLength(1);
+    expect(t10[0]).toMatch(/cookie=0x77, duration=[0-9.]+s, table=10, n_packets=0, n_bytes=0, idle_timeout=60, send_flow_rem priority=20,ip,vlan_tci=0x0000\/0x0fff,dl_dst=02:00:00:00:00:0a actions=load:0x1->NXM_NX_REG0\[0\.\.15\],load:0x2a->NXM_NX_REG1\[\]$/);
+    expect(t10.map((l) => l.replace(/duration=[0-9.]+s/, ''))).toEqual(br.dumpFlows('table=10').map((l) => l.replace(/duration=[0-9.]+s/, '')));
+    const bToA = ip(B, A);
+    br.port('vnet1')!.receive(bToA, 0, bToA.length); // A is known: reg0=1 -> output:1 only
+    expect(sinks.map((x, i) => x.count - before[i])).toEqual([1, 1, 1]);
+    expect(sinks[0].frames.at(-1)).toEqual(bToA);
+    // A non-IP frame to A does not match the learned flow (eth_type=0x800 immediate): flooded.
+    const arpToA = ethFrame({ dst: A, src: B, type: 0x0806, payload: new Uint8Array(28) });
+    br.port('vnet1')!.receive(arpToA, 0, arpToA.length);
+    expect(sinks.map((x, i) => x.count - before[i])).toEqual([2, 1, 2]);
+    // delete_learned: removing the learning flow removes what it learned.
+    expect(br.flows('table=10')).toHaveLength(2);
+    await ofctl('del-flows', 'table=0');
+    expect(br.flows('table=10')).toHaveLength(0);
+  });
+
+  it('actions and learn specs we cannot honour are refused with OFPBAC_BAD_ARGUMENT', async () => {
+    for (const f of ['actions=load:0x5->NXM_OF_VLAN_TCI[0..11]', 'actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]', 'actions=learn(table=1,load:0x1005->NXM_OF_VLAN_TCI[])']) {
       const err = await ofctl('add-flow', f).then(
         () => null,
         (e: { stderr: string }) => e.stderr,
