@@ -151,11 +151,20 @@ describe('OpenFlow 1.3 codec (in process)', () => {
       '000c' + '000008020000' + '000008020000' + '0030' + '000004060000' + '000002060000' + '1010' + '000000020000' + '00000000' +
       '00000010fffffffa' + 'ffff000000000000';
     const learnSeed = Uint8Array.from(learnHex.match(/../g)!.map((h) => parseInt(h, 16)));
+    // A FLOW_MOD with reg0=5 and NXAST_REG_LOAD, NXAST_REG_MOVE, NXAST_OUTPUT_REG, NXAST_FIN_TIMEOUT
+    // and a set_field into reg2, plus a learn with immediate match and load specs.
+    const regHex =
+      '040e00f800000003000000000000000000000000000000000000000000008000ffffffffffffffffffffffff000000000001000c000100040000000500000000000400b800000000ffff0018000023200007000f000100040000000000000001ffff00180000232000060010000000000000000200010204ffff001800002320000f000f00010004ffff000000000000ffff001000002320001300050006000000190010000104040000000700000000ffff00480000232000100000000080000000000000000000000301000002000320100800000006020000003000000406000000000206000008100000000200000001000400000000';
+    const regSeed = Uint8Array.from(regHex.match(/../g)!.map((h) => parseInt(h, 16)));
     {
       const { c, sent } = session(br);
       c.receive(seed);
       c.receive(learnSeed);
-      expect(sent.length).toBe(0);
+      c.receive(regSeed);
+      expect(sent.map((b) => Buffer.from(b).toString('hex'))).toEqual([]);
+      expect(br.dumpFlows('', false)).toContain(
+        ' reg0=0x5 actions=load:0x1->NXM_NX_REG0[0..15],move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15],output:NXM_NX_REG0[0..15],fin_timeout(idle_timeout=5,hard_timeout=6),set_field:0x7->reg2,learn(table=1,fin_idle_timeout=2,fin_hard_timeout=3,send_flow_rem,delete_learned,eth_type=0x800,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15])',
+      );
       expect(br.dumpFlows('', false)).toContain(' idle_timeout=100, in_port=1 actions=output:2');
       expect(br.dumpFlows('', false)).toContain(' actions=learn(table=1,hard_timeout=60,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),NORMAL');
     }
@@ -171,6 +180,7 @@ describe('OpenFlow 1.3 codec (in process)', () => {
       fc.uint8Array({ minLength: 0, maxLength: 120 }),
       mutate(seed),
       mutate(learnSeed),
+      mutate(regSeed),
       fc.tuple(fc.integer({ min: 0, max: 30 }), fc.uint8Array({ maxLength: 64 })).map(([t, body]) => ofMessage(t, 5, body)),
     );
     fc.assert(
