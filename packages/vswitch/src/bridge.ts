@@ -1,6 +1,6 @@
 // The bridge: ports, the OpenFlow pipeline (translation to a compiled program, cached in the
 // EMC and megaflow caches), NORMAL switching with MAC learning and VLANs, mirrors.
-import { ExactMatchCache, MegaflowCache, Program } from './cache.js';
+import { EMC_MEMO, ExactMatchCache, MegaflowCache, Program } from './cache.js';
 import { FlowTable } from './classifier.js';
 import {
   C_RX_BYTES,
@@ -232,6 +232,8 @@ class Ctx {
   formUOff = -1;
   formULen = 0;
   normVlan = 0;
+  /** EMC row of this packet whose NORMAL memo the first NORMAL action may use, else -1. */
+  memo = -1;
 }
 
 const NULL_SINK: FrameSink = { deliver: () => true };
@@ -265,6 +267,10 @@ export class Bridge implements PortOwner {
   private flowCount = 0;
   private readonly flowLimit: number;
   private lastSweep: number;
+  /** NORMAL memo stamp (see memoStamp()). */
+  private stamp = 1;
+  private stampGen = -1;
+  private stampNow = NaN;
   // translation state
   /** The program being built (the scratch program of the translating context). */
   private tp: Program = new Program();
@@ -721,6 +727,7 @@ export class Bridge implements PortOwner {
     ctx.writable = false;
     ctx.serial = ++this.serial;
     ctx.mirrored = 0;
+    ctx.memo = -1;
     extractKey(buf, off, len, port.ofport, port.tunId, ctx.key);
   }
 
@@ -739,9 +746,12 @@ export class Bridge implements PortOwner {
       let prog: Program | null = null;
       if (this.cachesOn) {
         const h = hashKey(key, PKT_WORDS);
-        prog = this.emc.lookup(key, h);
-        if (prog != null) this.bstats.emcHits++;
-        else {
+        const emc = this.emc;
+        let slot = emc.lookupRow(key, h);
+        if (slot >= 0) {
+          prog = emc.program(slot);
+          this.bstats.emcHits++;
+        } else {
           prog = this.mega.lookup(key);
           if (prog != null) this.bstats.megaflowHits++;
           else {
@@ -749,8 +759,9 @@ export class Bridge implements PortOwner {
             prog = this.translate(ctx).compact();
             this.mega.insert(key, ctx.wc, prog);
           }
-          this.emc.insert(key, h, prog);
+          slot = emc.insert(key, h, prog);
         }
+        ctx.memo = slot;
       } else {
         this.bstats.misses++;
         prog = this.translate(ctx);
@@ -1236,6 +1247,15 @@ export class Bridge implements PortOwner {
     }
     const mt = this.macTable;
     const now = this.now;
+    // The EMC slot's memo: same packet key, same MAC table generation and clock, so learning
+    // would change nothing and the lookup would give the same answer.
+    const memo = ctx.memo;
+    ctx.memo = -1;
+    const rows = this.emc.rows;
+    if (memo >= 0 && !ctx.writable && rows[memo + EMC_MEMO] === this.memoStamp()) {
+      this.normalForward(ctx, inPort, vlan, this.emc.memoOut[memo >> 4] /* row / 16 = slot */);
+      return;
+    }
     if ((srcHi & 0x0100) === 0 && inPort !== this.controllerPort) {
       // Skip the table when this port already learned this MAC at this clock value.
       if (inPort.lrnLo !== srcLo || inPort.lrnHi !== srcHi || inPort.lrnVlan !== vlan || inPort.lrnNow !== now || inPort.lrnGen !== mt.generation) {
@@ -1247,8 +1267,8 @@ export class Bridge implements PortOwner {
         inPort.lrnGen = mt.generation;
       }
     }
+    let ofp = -1;
     if ((dstHi & 0x0100) === 0) {
-      let ofp: number;
       if (inPort.dstLo === dstLo && inPort.dstHi === dstHi && inPort.dstVlan === vlan && inPort.dstNow === now && inPort.dstGen === mt.generation) ofp = inPort.dstOut;
       else {
         ofp = mt.lookup(dstHi, dstLo, vlan, now);
@@ -1259,12 +1279,40 @@ export class Bridge implements PortOwner {
         inPort.dstGen = mt.generation;
         inPort.dstOut = ofp;
       }
-      if (ofp >= 0) {
-        const out = ofp === LOCAL_MAC_PORT ? this.local : this.byOfport[ofp];
-        if (out == null || out === inPort || out.mirrorOut || !out.carries(vlan)) return;
-        this.normalOut(ctx, out, vlan);
-        return;
+    }
+    if (memo >= 0 && !ctx.writable) {
+      rows[memo + EMC_MEMO] = this.memoStamp();
+      this.emc.memoOut[memo >> 4] /* row / 16 = slot */ = ofp;
+    }
+    this.normalForward(ctx, inPort, vlan, ofp);
+  }
+
+  /**
+   * A number that changes whenever the MAC table generation or the clock does: a NORMAL memo
+   * made under the current stamp is still the answer NORMAL would compute (0 is never a stamp;
+   * when the counter wraps the EMC is invalidated so no old stamp can come back).
+   */
+  private memoStamp(): number {
+    const g = this.macTable.generation;
+    if (g !== this.stampGen || this.now !== this.stampNow) {
+      this.stampGen = g;
+      this.stampNow = this.now;
+      this.stamp = (this.stamp + 1) >>> 0;
+      if (this.stamp === 0) {
+        this.stamp = 1;
+        this.emc.invalidate();
       }
+    }
+    return this.stamp;
+  }
+
+  /** NORMAL's output: to the learned port `ofp`, or flooded on the VLAN when ofp < 0. */
+  private normalForward(ctx: Ctx, inPort: Port, vlan: number, ofp: number): void {
+    if (ofp >= 0) {
+      const out = ofp === LOCAL_MAC_PORT ? this.local : this.byOfport[ofp];
+      if (out == null || out === inPort || out.mirrorOut || !out.carries(vlan)) return;
+      this.normalOut(ctx, out, vlan);
+      return;
     }
     const ports = this.portList;
     for (let i = 0; i < ports.length; i++) {

@@ -117,57 +117,82 @@ export class Program {
   }
 }
 
+/**
+ * EMC row layout (one Uint32Array, ROW words per slot, so that a probe touches one row):
+ *   0..PKT_WORDS-1  the packet key
+ *   EMC_GEN         the cache generation the row was written in (stale rows have an old one)
+ *   EMC_MEMO        NORMAL memo stamp (0 = none, see Bridge.normal); the memo's output is in memoOut
+ */
+const ROW = 16;
+export const EMC_GEN: number = PKT_WORDS;
+export const EMC_MEMO: number = PKT_WORDS + 1;
+
 export class ExactMatchCache {
   readonly size: number;
-  private readonly keys: Uint32Array;
-  private readonly gens: Uint32Array;
+  /** The rows (see the layout above); readable by the bridge for the NORMAL memo. */
+  readonly rows: Uint32Array;
   private readonly progs: (Program | null)[];
   private gen = 1;
   private readonly smask: number;
+  /** NORMAL memo output per slot (ofport, or -1 flood), valid when the row's EMC_MEMO stamp is current. */
+  readonly memoOut: Int32Array;
 
   constructor(size = 8192) {
     if ((size & (size - 1)) !== 0 || size < 2) throw new RangeError('EMC size must be a power of two');
     this.size = size;
     this.smask = size - 1;
-    this.keys = new Uint32Array(size * PKT_WORDS);
-    this.gens = new Uint32Array(size);
+    this.rows = new Uint32Array(size * ROW);
     this.progs = new Array<Program | null>(size).fill(null);
+    this.memoOut = new Int32Array(size);
   }
 
-  private same(slot: number, key: Uint32Array): boolean {
-    const keys = this.keys;
-    const b = slot * PKT_WORDS;
-    for (let i = 0; i < PKT_WORDS; i++) if (keys[b + i] !== key[i]) return false;
-    return true;
+  /** The row offset (slot * ROW) holding `key`, or -1. */
+  lookupRow(key: Uint32Array, hash: number): number {
+    const rows = this.rows;
+    const gen = this.gen;
+    let b = (hash & this.smask) * ROW;
+    if (rows[b + EMC_GEN] === gen && same(rows, b, key)) return b;
+    b = ((hash >>> 16) & this.smask) * ROW;
+    if (rows[b + EMC_GEN] === gen && same(rows, b, key)) return b;
+    return -1;
+  }
+
+  /** The program of a row returned by lookupRow() or insert(). */
+  program(row: number): Program {
+    return this.progs[row / ROW]!;
   }
 
   lookup(key: Uint32Array, hash: number): Program | null {
-    const s1 = hash & this.smask;
-    if (this.gens[s1] === this.gen && this.same(s1, key)) return this.progs[s1];
-    const s2 = (hash >>> 16) & this.smask;
-    if (this.gens[s2] === this.gen && this.same(s2, key)) return this.progs[s2];
-    return null;
+    const b = this.lookupRow(key, hash);
+    return b < 0 ? null : this.progs[b / ROW];
   }
 
-  insert(key: Uint32Array, hash: number, prog: Program): void {
+  /** Stores `prog` for `key`; returns the row offset. */
+  insert(key: Uint32Array, hash: number, prog: Program): number {
+    const rows = this.rows;
     const s1 = hash & this.smask;
     const s2 = (hash >>> 16) & this.smask;
-    const slot = this.gens[s1] !== this.gen ? s1 : this.gens[s2] !== this.gen ? s2 : (hash & 0x100) !== 0 ? s1 : s2;
-    const keys = this.keys;
-    const b = slot * PKT_WORDS;
-    for (let i = 0; i < PKT_WORDS; i++) keys[b + i] = key[i];
-    this.gens[slot] = this.gen;
+    const slot = rows[s1 * ROW + EMC_GEN] !== this.gen ? s1 : rows[s2 * ROW + EMC_GEN] !== this.gen ? s2 : (hash & 0x100) !== 0 ? s1 : s2;
+    const b = slot * ROW;
+    for (let i = 0; i < PKT_WORDS; i++) rows[b + i] = key[i];
+    rows[b + EMC_GEN] = this.gen;
+    rows[b + EMC_MEMO] = 0;
     this.progs[slot] = prog;
+    return b;
   }
 
   invalidate(): void {
     this.gen = (this.gen + 1) >>> 0;
     if (this.gen === 0) {
-      this.gens.fill(0);
+      for (let b = EMC_GEN; b < this.rows.length; b += ROW) this.rows[b] = 0;
       this.gen = 1;
     }
-
   }
+}
+
+function same(rows: Uint32Array, b: number, key: Uint32Array): boolean {
+  for (let i = 0; i < PKT_WORDS; i++) if (rows[b + i] !== key[i]) return false;
+  return true;
 }
 
 class MegaEntry {
