@@ -1252,9 +1252,13 @@ export class Bridge implements PortOwner {
     const memo = ctx.memo;
     ctx.memo = -1;
     const rows = this.emc.rows;
-    if (memo >= 0 && !ctx.writable && rows[memo + EMC_MEMO] === this.memoStamp()) {
-      this.normalForward(ctx, inPort, vlan, this.emc.memoOut[memo >> 4] /* row / 16 = slot */);
-      return;
+    if (memo >= 0 && !ctx.writable) {
+      const m = rows[memo + EMC_MEMO];
+      if (m >>> 16 === this.memoStamp()) {
+        const out = m & 0xffff;
+        this.normalForward(ctx, inPort, vlan, out === 0xffff ? -1 : out);
+        return;
+      }
     }
     if ((srcHi & 0x0100) === 0 && inPort !== this.controllerPort) {
       // Skip the table when this port already learned this MAC at this clock value.
@@ -1281,23 +1285,22 @@ export class Bridge implements PortOwner {
       }
     }
     if (memo >= 0 && !ctx.writable) {
-      rows[memo + EMC_MEMO] = this.memoStamp();
-      this.emc.memoOut[memo >> 4] /* row / 16 = slot */ = ofp;
+      rows[memo + EMC_MEMO] = ((this.memoStamp() << 16) | (ofp & 0xffff)) >>> 0;
     }
     this.normalForward(ctx, inPort, vlan, ofp);
   }
 
   /**
-   * A number that changes whenever the MAC table generation or the clock does: a NORMAL memo
-   * made under the current stamp is still the answer NORMAL would compute (0 is never a stamp;
-   * when the counter wraps the EMC is invalidated so no old stamp can come back).
+   * A 16-bit number that changes whenever the MAC table generation or the clock does: a NORMAL
+   * memo made under the current stamp is still the answer NORMAL would compute (0 is never a
+   * stamp; when the counter wraps the EMC is invalidated, so no old stamp can come back).
    */
   private memoStamp(): number {
     const g = this.macTable.generation;
     if (g !== this.stampGen || this.now !== this.stampNow) {
       this.stampGen = g;
       this.stampNow = this.now;
-      this.stamp = (this.stamp + 1) >>> 0;
+      this.stamp = (this.stamp + 1) & 0xffff;
       if (this.stamp === 0) {
         this.stamp = 1;
         this.emc.invalidate();

@@ -121,7 +121,7 @@ export class Program {
  * EMC row layout (one Uint32Array, ROW words per slot, so that a probe touches one row):
  *   0..PKT_WORDS-1  the packet key
  *   EMC_GEN         the cache generation the row was written in (stale rows have an old one)
- *   EMC_MEMO        NORMAL memo stamp (0 = none, see Bridge.normal); the memo's output is in memoOut
+ *   EMC_MEMO        NORMAL memo: stamp << 16 | output port (0xffff: flood); stamp 0 = none (see Bridge.normal)
  */
 const ROW = 16;
 export const EMC_GEN: number = PKT_WORDS;
@@ -134,8 +134,6 @@ export class ExactMatchCache {
   private readonly progs: (Program | null)[];
   private gen = 1;
   private readonly smask: number;
-  /** NORMAL memo output per slot (ofport, or -1 flood), valid when the row's EMC_MEMO stamp is current. */
-  readonly memoOut: Int32Array;
 
   constructor(size = 8192) {
     if ((size & (size - 1)) !== 0 || size < 2) throw new RangeError('EMC size must be a power of two');
@@ -143,7 +141,6 @@ export class ExactMatchCache {
     this.smask = size - 1;
     this.rows = new Uint32Array(size * ROW);
     this.progs = new Array<Program | null>(size).fill(null);
-    this.memoOut = new Int32Array(size);
   }
 
   /** The row offset (slot * ROW) holding `key`, or -1. */
