@@ -778,7 +778,7 @@ export class Bridge implements PortOwner {
     ctx.wc.fill(0);
     this.resetTranslation(ctx);
     const actionSet = this.tActionSet;
-    actionSet.length = 0;
+    if (actionSet.length !== 0) actionSet.length = 0;
     this.runTable(ctx, 0, 0, actionSet);
     if (actionSet.length > 0) {
       // Action-set order: pop, push, set_field, output.
@@ -802,7 +802,12 @@ export class Bridge implements PortOwner {
     if (f == null) return;
     this.tp.flow(f);
     const ins = f.instructions;
-    for (const a of ins.apply) this.emit(ctx, a, tableId, depth, actionSet, f);
+    const apply = ins.apply;
+    for (let i = 0; i < apply.length; i++) {
+      const a = apply[i];
+      if (a.t === 'output') this.emitOutput(a.port, a.maxLen, tableId, f);
+      else this.emit(ctx, a, tableId, depth, actionSet, f);
+    }
     if (ins.clear) actionSet.length = 0;
     if (ins.write != null) {
       for (const a of ins.write) {
