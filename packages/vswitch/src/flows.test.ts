@@ -89,6 +89,44 @@ describe('ovs-ofctl flow syntax', () => {
       { numRuns: 500 },
     );
   });
+
+  it('never throws anything but FlowSyntaxError on learn/register-shaped input, and what parses formats and re-parses to the same text', () => {
+    const piece = fc.constantFrom(
+      'NXM_OF_ETH_SRC[]', 'NXM_OF_ETH_DST[]', 'NXM_OF_VLAN_TCI[0..11]', 'NXM_OF_IN_PORT[]', 'NXM_NX_REG0[]', 'NXM_NX_REG3[4..9]', 'NXM_NX_TUN_ID[0..31]',
+      'NXM_OF_IP_TOS[]', 'NXM_NX_REG9[]', 'NXM_OF_ETH_SRC[0..15]', 'NXM_NX_REG1[40]', 'eth_type', 'in_port', 'reg2', 'ip_dst', 'foo',
+      '0x800', '10', '10.0.0.1', 'LOCAL', '00:11:22:33:44:55', '0x123456789abcdef01', '', '-1',
+    );
+    const tok = fc.oneof(
+      fc.tuple(piece, piece).map(([a, b]) => `${a}=${b}`),
+      fc.tuple(piece, piece).map(([a, b]) => `load:${a}->${b}`),
+      piece.map((a) => `output:${a}`),
+      piece,
+      fc.constantFrom('table=3', 'priority=9', 'idle_timeout=5', 'fin_idle_timeout=2', 'fin_hard_timeout=70000', 'send_flow_rem', 'delete_learned', 'cookie=0x5'),
+    );
+    const action = fc.oneof(
+      fc.array(tok, { maxLength: 5 }).map((t) => `learn(${t.join(',')})`),
+      fc.tuple(piece, piece).map(([a, b]) => `move:${a}->${b}`),
+      fc.tuple(piece, piece).map(([a, b]) => `load:${a}->${b}`),
+      fc.tuple(piece, fc.constantFrom('reg0', 'reg7', 'reg8', 'eth_dst')).map(([a, b]) => `set_field:${a}->${b}`),
+      piece.map((a) => `output:${a}`),
+      fc.constantFrom('fin_timeout(idle_timeout=3)', 'fin_timeout(hard_timeout=x)', 'fin_timeout(foo=1)'),
+    );
+    fc.assert(
+      fc.property(fc.option(fc.constantFrom('reg0=5', 'reg1=0x10/0xf0', 'reg8=1', 'reg3=x')), fc.array(action, { minLength: 1, maxLength: 3 }), (m, acts) => {
+        const text = `${m != null ? m + ',' : ''}actions=${acts.join(',')}`;
+        let spec;
+        try {
+          spec = parseFlow(text);
+        } catch (e) {
+          expect((e as Error).name).toBe('FlowSyntaxError');
+          return;
+        }
+        const printed = formatInstructions(spec.instructions);
+        expect(formatInstructions(parseFlow(`actions=${printed}`).instructions)).toBe(printed);
+      }),
+      { numRuns: 400 },
+    );
+  });
 });
 
 const A = '02:00:00:00:00:0a';
