@@ -234,6 +234,8 @@ class Ctx {
   normVlan = 0;
   /** EMC row of this packet whose NORMAL memo the first NORMAL action may use, else -1. */
   memo = -1;
+  /** The EMC's write count when `memo` was found: a nested packet (a pipe back into the bridge) may reuse the row. */
+  memoWrites = 0;
 }
 
 const NULL_SINK: FrameSink = { deliver: () => true };
@@ -762,6 +764,7 @@ export class Bridge implements PortOwner {
           slot = emc.insert(key, h, prog);
         }
         ctx.memo = slot;
+        ctx.memoWrites = emc.writes;
       } else {
         this.bstats.misses++;
         prog = this.translate(ctx);
@@ -1254,7 +1257,7 @@ export class Bridge implements PortOwner {
     const now = this.now;
     // The EMC slot's memo: same packet key, same MAC table generation and clock, so learning
     // would change nothing and the lookup would give the same answer.
-    const memo = ctx.memo;
+    const memo = ctx.memo === -1 || ctx.memoWrites !== this.emc.writes ? -1 : ctx.memo;
     ctx.memo = -1;
     const rows = this.emc.rows;
     if (memo >= 0 && !ctx.writable) {

@@ -134,6 +134,8 @@ export class ExactMatchCache {
   private readonly progs: (Program | null)[];
   private gen = 1;
   private readonly smask: number;
+  /** Counts row writes and invalidations: a row offset kept across other packets is only trusted while it is unchanged. */
+  writes = 0;
 
   constructor(size = 8192) {
     if ((size & (size - 1)) !== 0 || size < 2) throw new RangeError('EMC size must be a power of two');
@@ -175,10 +177,12 @@ export class ExactMatchCache {
     rows[b + EMC_GEN] = this.gen;
     rows[b + EMC_MEMO] = 0;
     this.progs[slot] = prog;
+    this.writes++;
     return b;
   }
 
   invalidate(): void {
+    this.writes++;
     this.gen = (this.gen + 1) >>> 0;
     if (this.gen === 0) {
       for (let b = EMC_GEN; b < this.rows.length; b += ROW) this.rows[b] = 0;
