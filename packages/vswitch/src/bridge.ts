@@ -254,6 +254,8 @@ export class Bridge implements PortOwner {
   onFlowRemoved: ((f: Flow, reason: number) => void) | null = null;
   /** Further flow-removed listeners (OpenFlow sessions), see addFlowRemovedListener(). */
   private removedListeners: ((f: Flow, reason: number) => void)[] = [];
+  /** Further packet-in listeners (OpenFlow sessions), see addPacketInListener(). */
+  private packetInListeners: ((p: PacketIn) => void)[] = [];
   readonly local: Port;
   private readonly portList: Port[] = [];
   private readonly byOfport: (Port | null)[] = new Array<Port | null>(0xff00).fill(null);
@@ -526,6 +528,14 @@ export class Bridge implements PortOwner {
    * timeout, 2 delete); returns the function that removes it. OpenFlow sessions use it to
    * send OFPT_FLOW_REMOVED for flows with send_flow_rem.
    */
+  /** Adds a listener for `controller` actions (as onPacketIn); returns the function that removes it. */
+  addPacketInListener(cb: (p: PacketIn) => void): () => void {
+    this.packetInListeners = [...this.packetInListeners, cb];
+    return () => {
+      this.packetInListeners = this.packetInListeners.filter((x) => x !== cb);
+    };
+  }
+
   addFlowRemovedListener(cb: (f: Flow, reason: number) => void): () => void {
     this.removedListeners = [...this.removedListeners, cb];
     return () => {
@@ -979,9 +989,10 @@ export class Bridge implements PortOwner {
           const flow = prog.refs[ops[pc + 3]] as Flow | null;
           pc += 4;
           const cb = this.onPacketIn;
-          if (cb != null) {
+          const ls = this.packetInListeners;
+          if (cb != null || ls.length > 0) {
             const n = Math.min(ctx.len, maxLen === 0xffff ? ctx.len : maxLen);
-            cb({
+            const ev: PacketIn = {
               data: ctx.buf.slice(ctx.off, ctx.off + n),
               totalLength: ctx.len,
               inPort: inPort.ofport,
@@ -989,7 +1000,9 @@ export class Bridge implements PortOwner {
               cookieHi: flow?.cookieHi ?? 0xffffffff,
               cookieLo: flow?.cookieLo ?? 0xffffffff,
               reason: 1,
-            });
+            };
+            cb?.(ev);
+            for (let i = 0; i < ls.length; i++) ls[i](ev);
           }
           break;
         }

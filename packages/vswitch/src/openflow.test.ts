@@ -133,6 +133,15 @@ describe('OpenFlow 1.3 codec (in process)', () => {
     br.addFlow('table=3,send_flow_rem,actions=drop');
     br.delFlows('table=3');
     expect(sent2.length).toBe(0);
+    // PACKET_IN: the equal-role session gets it (packet_in mask 0x3 includes ACTION), the slave does not.
+    sent.length = 0;
+    br.addFlow('priority=200,in_port=1,actions=controller');
+    a.receive(f, 0, f.length);
+    expect(sent2.length).toBe(0);
+    const pin = split(sent[0]);
+    expect(pin.map((m) => m.type)).toEqual([10]);
+    expect(Array.from(pin[0].body.subarray(0, 8))).toEqual([0xff, 0xff, 0xff, 0xff, 0, 60, 1, 0]); // unbuffered, total_len, ACTION, table 0
+    expect(Array.from(pin[0].body.subarray(pin[0].body.length - 60))).toEqual(Array.from(f));
   });
 
   it('fuzz: random and mutated messages never throw, and every reply is well framed', () => {
@@ -342,7 +351,7 @@ describe.skipIf(!OVS)('real ovs-ofctl against our OpenFlow server', () => {
     }
   });
 
-  it('monitor: ovs-ofctl receives OFPT_FLOW_REMOVED with the reason (delete, idle and hard timeouts)', async () => {
+  it('monitor: ovs-ofctl receives OFPT_FLOW_REMOVED with the reason (delete, idle and hard timeouts) and OFPT_PACKET_IN', async () => {
     await ofctl('del-flows');
     const mon = spawn('ovs-ofctl', ['-O', 'OpenFlow13', `--unixctl=${join(dir, 'mon.ctl')}`, 'monitor', target, '65535'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -371,6 +380,14 @@ describe.skipIf(!OVS)('real ovs-ofctl against our OpenFlow server', () => {
       expect(out).toMatch(/priority=40,in_port=2 reason=hard table_id=0 duration[0-9.]+s idle0 hard1 pkts0 bytes0/);
       await ofctl('del-flows');
       expect(out).not.toMatch(/priority=30/);
+      // The controller action reaches the session as OFPT_PACKET_IN (max_len bytes of the frame).
+      await ofctl('add-flow', 'table=0,cookie=0x99,in_port=2,actions=goto_table:3');
+      await ofctl('add-flow', 'table=3,cookie=0x98,actions=controller:20');
+      const pin = ethFrame({ dst: '02:00:00:00:00:05', src: '02:00:00:00:00:06' });
+      br.port('vnet1')!.receive(pin, 0, pin.length);
+      await until(() => /OFPT_PACKET_IN/.test(out));
+      expect(out).toMatch(/OFPT_PACKET_IN \(OF1\.3\) \(xid=0x0\): table_id=3 cookie=0x98 total_len=60 in_port=2 \(via action\) data_len=20 \(unbuffered\)/);
+      expect(out).toMatch(/dl_src=02:00:00:00:00:06,dl_dst=02:00:00:00:00:05/);
     } finally {
       mon.kill();
     }

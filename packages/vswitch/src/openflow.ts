@@ -2,7 +2,7 @@
 // BARRIER, ECHO, FEATURES, GET_CONFIG, PORT_MOD, PACKET_OUT (not yet: ERROR), MULTIPART
 // (DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC, TABLE_FEATURES), and ERROR replies
 // for everything else. Transport-agnostic: feed bytes with receive(), get bytes via `send`.
-import type { Bridge } from './bridge.js';
+import type { Bridge, PacketIn } from './bridge.js';
 import { FC_DELETE_STRICT, FM_OK, PO_BAD_PORT } from './bridge.js';
 import {
   C_RX_BYTES,
@@ -87,6 +87,7 @@ const T_FEATURES_REPLY = 6;
 const T_GET_CONFIG_REQUEST = 7;
 const T_GET_CONFIG_REPLY = 8;
 const T_SET_CONFIG = 9;
+const T_PACKET_IN = 10;
 const T_FLOW_REMOVED = 11;
 const T_PACKET_OUT = 13;
 const T_FLOW_MOD = 14;
@@ -914,6 +915,7 @@ export class OpenFlowConnection {
   messages = 0;
   errors = 0;
   flowRemovedSent = 0;
+  packetInSent = 0;
   /** Role from ROLE_REQUEST (EQUAL until changed) and the async masks of SET_ASYNC. */
   private role = 1;
   /** packet_in, port_status, flow_removed masks: [master/equal, slave] each (OpenFlow 1.3 defaults). */
@@ -932,7 +934,14 @@ export class OpenFlowConnection {
    * bridge's flow removals (OFPT_FLOW_REMOVED for flows added with send_flow_rem).
    */
   start(): void {
-    this.unsubscribe ??= this.bridge.addFlowRemovedListener((f, reason) => this.flowRemoved(f, reason));
+    if (this.unsubscribe == null) {
+      const a = this.bridge.addFlowRemovedListener((f, reason) => this.flowRemoved(f, reason));
+      const b = this.bridge.addPacketInListener((p) => this.packetIn(p));
+      this.unsubscribe = () => {
+        a();
+        b();
+      };
+    }
     const w = new Writer();
     const at = header(w, T_HELLO, 0);
     w.u16(1); // VERSIONBITMAP element
@@ -958,6 +967,33 @@ export class OpenFlowConnection {
   detach(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+  }
+
+  /** Sends OFPT_PACKET_IN for a `controller` action when the async config lets the reason through. */
+  private packetIn(p: PacketIn): void {
+    if (this.closed || !this.negotiated) return;
+    const mask = this.asyncMasks[this.role === ROLE_SLAVE ? 1 : 0];
+    if (((mask >>> p.reason) & 1) === 0) return;
+    const w = new Writer();
+    const at = header(w, T_PACKET_IN, 0);
+    w.u32(0xffffffff); // buffer_id: unbuffered
+    w.u16(p.totalLength);
+    w.u8(p.reason);
+    w.u8(p.tableId);
+    w.u64(p.cookieHi, p.cookieLo);
+    const m = w.len;
+    w.u16(1);
+    w.u16(12);
+    w.u16(0x8000);
+    w.u8(F_IN_PORT << 1);
+    w.u8(4);
+    w.u32(p.inPort);
+    w.pad8(m);
+    w.zeros(2);
+    w.bytes(p.data);
+    finish(w, at);
+    this.packetInSent++;
+    this.send(w.result());
   }
 
   /** Sends OFPT_FLOW_REMOVED when the flow asked for it and the async config lets the reason through. */
