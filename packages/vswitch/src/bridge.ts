@@ -106,7 +106,7 @@ const OP_SET_NW_DST = 14; // ip
 const OP_SET_DSCP = 15; // dscp
 const OP_SET_TP_SRC = 16; // port
 const OP_SET_TP_DST = 17; // port
-const OP_LEARN = 18; // refIndex(spec), reg0..reg7 (the registers when learn ran)
+const OP_LEARN = 18; // refIndex(spec), reg0..reg7, bitmap of rewritten packet words, their values
 const OP_SET_TUN_ID = 19; // id
 const OP_TABLE = 20; // PACKET_OUT only: run the frame through the tables
 const OP_FIN_TIMEOUT = 21; // refIndex(flow), idle, hard
@@ -213,6 +213,8 @@ class Ctx {
   readonly wc = new Uint32Array(KEY_WORDS);
   /** The key learn() reads: the packet's fields and the registers of the translation. */
   readonly lkey = new Uint32Array(KEY_WORDS);
+  /** Packet words the translation has rewritten so far (1 = learn must see xkey's value, not the packet's). */
+  readonly xmod = new Uint8Array(PKT_WORDS);
   readonly scratch = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchT = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchU = new Uint8Array(HEADROOM + MAX_FRAME + 8);
@@ -717,6 +719,7 @@ export class Bridge implements PortOwner {
       this.begin(ctx, port, buf, off, len);
       ctx.xkey.set(ctx.key);
       ctx.wc.fill(0);
+      ctx.xmod.fill(0);
       this.resetTranslation(ctx);
       this.tPacketOut = true;
       const actionSet = this.tActionSet;
@@ -789,6 +792,7 @@ export class Bridge implements PortOwner {
   private translate(ctx: Ctx): Program {
     ctx.xkey.set(ctx.key);
     ctx.wc.fill(0);
+    ctx.xmod.fill(0);
     this.resetTranslation(ctx);
     const actionSet = this.tActionSet;
     if (actionSet.length !== 0) actionSet.length = 0;
@@ -837,44 +841,45 @@ export class Bridge implements PortOwner {
   private emit(ctx: Ctx, a: Action, tableId: number, depth: number, actionSet: Action[], flow: Flow | null = null): void {
     const tp = this.tp;
     const x = ctx.xkey;
+    const xm = ctx.xmod;
     switch (a.t) {
       case 'output':
         this.emitOutput(a.port, a.maxLen, tableId, flow);
         return;
       case 'push_vlan':
         tp.op2(OP_PUSH_VLAN, a.tpid);
-        x[K_VLAN_TCI] = (x[K_VLAN_TCI] | VLAN_CFI) >>> 0;
+        xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = (x[K_VLAN_TCI] | VLAN_CFI) >>> 0;
         return;
       case 'pop_vlan':
         tp.op1(OP_POP_VLAN);
-        x[K_VLAN_TCI] = 0;
+        xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = 0;
         return;
       case 'set_field':
         switch (a.field) {
-          case F_ETH_SRC: tp.op3(OP_SET_ETH_SRC, a.hi, a.lo | 0); x[K_SRC_HI] = a.hi; x[K_SRC_LO] = a.lo; return;
-          case F_ETH_DST: tp.op3(OP_SET_ETH_DST, a.hi, a.lo | 0); x[K_DST_HI] = a.hi; x[K_DST_LO] = a.lo; return;
+          case F_ETH_SRC: tp.op3(OP_SET_ETH_SRC, a.hi, a.lo | 0); xm[K_SRC_HI] = 1; x[K_SRC_HI] = a.hi; xm[K_SRC_LO] = 1; x[K_SRC_LO] = a.lo; return;
+          case F_ETH_DST: tp.op3(OP_SET_ETH_DST, a.hi, a.lo | 0); xm[K_DST_HI] = 1; x[K_DST_HI] = a.hi; xm[K_DST_LO] = 1; x[K_DST_LO] = a.lo; return;
           case F_VLAN_VID:
             if (x[K_VLAN_TCI] & VLAN_CFI) {
               tp.op2(OP_SET_VLAN_VID, a.lo & 0xfff);
-              x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0xf000) | (a.lo & 0xfff)) >>> 0;
+              xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0xf000) | (a.lo & 0xfff)) >>> 0;
             }
             return;
           case F_VLAN_PCP:
             if (x[K_VLAN_TCI] & VLAN_CFI) {
               tp.op2(OP_SET_VLAN_PCP, a.lo & 7);
-              x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0x1fff) | ((a.lo & 7) << 13)) >>> 0;
+              xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0x1fff) | ((a.lo & 7) << 13)) >>> 0;
             }
             return;
-          case F_IPV4_SRC: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_SRC, a.lo | 0); x[K_NW_SRC] = a.lo; } return;
-          case F_IPV4_DST: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_DST, a.lo | 0); x[K_NW_DST] = a.lo; } return;
-          case F_IP_DSCP: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_DSCP, a.lo & 63); x[K_NW_TOS] = ((x[K_NW_TOS] & 3) | ((a.lo & 63) << 2)) >>> 0; } return;
+          case F_IPV4_SRC: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_SRC, a.lo | 0); xm[K_NW_SRC] = 1; x[K_NW_SRC] = a.lo; } return;
+          case F_IPV4_DST: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_DST, a.lo | 0); xm[K_NW_DST] = 1; x[K_NW_DST] = a.lo; } return;
+          case F_IP_DSCP: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_DSCP, a.lo & 63); xm[K_NW_TOS] = 1; x[K_NW_TOS] = ((x[K_NW_TOS] & 3) | ((a.lo & 63) << 2)) >>> 0; } return;
           case F_TCP_SRC: case F_UDP_SRC: case F_SCTP_SRC:
-            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_SRC ? IPPROTO_TCP : a.field === F_UDP_SRC ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_SRC, a.lo & 0xffff); x[K_TP_SRC] = a.lo & 0xffff; }
+            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_SRC ? IPPROTO_TCP : a.field === F_UDP_SRC ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_SRC, a.lo & 0xffff); xm[K_TP_SRC] = 1; x[K_TP_SRC] = a.lo & 0xffff; }
             return;
           case F_TCP_DST: case F_UDP_DST: case F_SCTP_DST:
-            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_DST ? IPPROTO_TCP : a.field === F_UDP_DST ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_DST, a.lo & 0xffff); x[K_TP_DST] = a.lo & 0xffff; }
+            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_DST ? IPPROTO_TCP : a.field === F_UDP_DST ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_DST, a.lo & 0xffff); xm[K_TP_DST] = 1; x[K_TP_DST] = a.lo & 0xffff; }
             return;
-          case F_TUNNEL_ID: tp.op2(OP_SET_TUN_ID, a.lo | 0); x[K_TUN_ID] = a.lo; return;
+          case F_TUNNEL_ID: tp.op2(OP_SET_TUN_ID, a.lo | 0); xm[K_TUN_ID] = 1; x[K_TUN_ID] = a.lo; return;
         }
         return;
       case 'resubmit': {
@@ -883,14 +888,30 @@ export class Bridge implements PortOwner {
           return;
         }
         const savedIn = x[K_IN_PORT];
-        if (a.port !== OFPP_IN_PORT) x[K_IN_PORT] = a.port;
+        const savedMod = xm[K_IN_PORT];
+        if (a.port !== OFPP_IN_PORT) {
+          x[K_IN_PORT] = a.port;
+          xm[K_IN_PORT] = 1;
+        }
         this.runTable(ctx, a.table === 255 ? tableId : a.table, depth + 1, actionSet);
         x[K_IN_PORT] = savedIn;
+        xm[K_IN_PORT] = savedMod;
         return;
       }
       case 'learn': {
+        // learn sees the packet as rewritten so far: the registers, then a bitmap of the rewritten
+        // packet words and their values (constants of this translation).
         tp.op2(OP_LEARN, tp.ref(a.spec));
         for (let i = 0; i < N_REGS; i++) tp.op1(x[K_REG0 + i] | 0);
+        let bits = 0;
+        for (let w = 0; w < PKT_WORDS; w++) {
+          if (xm[w] === 0) continue;
+          bits |= 1 << w;
+          // A partly rewritten word (VID but not PCP) still carries packet bits: key the megaflow on it.
+          ctx.wc[w] = 0xffffffff;
+        }
+        tp.op1(bits);
+        for (let w = 0; w < PKT_WORDS; w++) if (xm[w] !== 0) tp.op1(x[w] | 0);
         return;
       }
       case 'load':
@@ -1084,8 +1105,11 @@ export class Bridge implements PortOwner {
           const lkey = ctx.lkey;
           lkey.set(ctx.key);
           for (let i = 0; i < N_REGS; i++) lkey[K_REG0 + i] = ops[pc + 2 + i] >>> 0;
+          const bits = ops[pc + 2 + N_REGS];
+          let q = pc + 3 + N_REGS;
+          for (let w = 0; w < PKT_WORDS; w++) if ((bits >>> w) & 1) lkey[w] = ops[q++] >>> 0;
           this.learn(prog.refs[ops[pc + 1]] as LearnSpec, lkey);
-          pc += 2 + N_REGS;
+          pc = q;
           break;
         }
         case OP_FIN_TIMEOUT:

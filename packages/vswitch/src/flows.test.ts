@@ -307,6 +307,21 @@ describe('flow pipeline', () => {
     expect(removed).toEqual([1, 1, 1]); // table 1, send_flow_rem, hard timeout
   });
 
+  it('learn sees the packet as rewritten by earlier actions and resubmit(port,table)', () => {
+    const { br, s, p } = bridge3();
+    br.addFlow('table=0,ip,actions=set_field:10.0.0.99->ip_src,resubmit(3,1)');
+    br.addFlow('table=1,actions=learn(table=2,eth_type=0x800,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[])');
+    for (let i = 0; i < 2; i++) {
+      // Two sources: the learned flow takes the rewritten address and the resubmitted in_port, never the packet's.
+      send(p[i], ethFrame({ dst: B, src: i === 0 ? A : '02:00:00:00:00:0c', payload: udpPacket(`10.0.0.${i + 1}`, '10.0.0.2', 1, 2, new Uint8Array(4)) }));
+    }
+    expect(br.dumpFlows('table=2', false).sort()).toEqual([
+      ' table=2, ip,dl_dst=02:00:00:00:00:0a,nw_dst=10.0.0.99 actions=output:3',
+      ' table=2, ip,dl_dst=02:00:00:00:00:0c,nw_dst=10.0.0.99 actions=output:3',
+    ]);
+    expect(s.map((x) => x.count)).toEqual([0, 0, 0]);
+  });
+
   it('controller action raises a packet-in event with the flow cookie', () => {
     const { br, p } = bridge3();
     const events: { inPort: number; len: number; cookie: number; table: number }[] = [];
