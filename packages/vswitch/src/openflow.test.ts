@@ -20,6 +20,13 @@ try {
   console.warn('SKIPPED: ovs-ofctl not installed: the OpenFlow 1.3 server is not tested against the real ovs-ofctl');
 }
 
+/** A FLOW_MOD adding in_port=1,idle_timeout=100,actions=output:2. */
+function seedFlowMod(): Uint8Array {
+  const hex =
+    '040e005800000001' + '0000000000000000' + '0000000000000000' + '0000' + '0064' + '0000' + '8000' + 'ffffffff' + 'ffffffff' + 'ffffffff' + '00000000' + '0001000c80000004' + '0000000100000000' + '0004001800000000' + '0000001000000002' + 'ffff000000000000';
+  return Uint8Array.from(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+}
+
 /** Splits a stream of OpenFlow messages; throws on a bad framing. */
 function split(bytes: Uint8Array): { type: number; xid: number; body: Uint8Array }[] {
   const out = [];
@@ -129,6 +136,13 @@ describe('OpenFlow 1.3 codec (in process)', () => {
     const { c: c2, sent: sent2 } = session(br);
     c2.receive(ofMessage(24, 5, new Uint8Array([0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])));
     expect(split(sent2[0])[0].type).toBe(25);
+    sent2.length = 0;
+    // A slave may not change the switch: FLOW_MOD gets OFPBRC_IS_SLAVE.
+    const before = br.flowTotal;
+    c2.receive(seedFlowMod());
+    const err = split(sent2[0])[0];
+    expect([err.type, err.body[1], err.body[3]]).toEqual([1, 1, 10]);
+    expect(br.flowTotal).toBe(before);
     sent2.length = 0;
     br.addFlow('table=3,send_flow_rem,actions=drop');
     br.delFlows('table=3');

@@ -133,6 +133,7 @@ const BRC_EPERM = 5;
 const BRC_BAD_LEN = 6;
 const BRC_BUFFER_UNKNOWN = 8;
 const BRC_BAD_TABLE_ID = 9;
+const BRC_IS_SLAVE = 10;
 const BRC_BAD_PORT = 11;
 const BRC_BAD_PACKET = 12;
 const BAC_BAD_TYPE = 0;
@@ -1174,12 +1175,15 @@ export class OpenFlowConnection {
         for (let i = 0; i < 6; i++) this.asyncMasks[i] = dv.getUint32(8 + 4 * i);
         return;
       case T_FLOW_MOD:
+        if (this.role === ROLE_SLAVE) throw new OfError(ET_BAD_REQUEST, BRC_IS_SLAVE);
         this.flowMod(m, dv);
         return;
       case T_PACKET_OUT:
+        if (this.role === ROLE_SLAVE) throw new OfError(ET_BAD_REQUEST, BRC_IS_SLAVE);
         this.packetOut(m, dv);
         return;
       case T_PORT_MOD:
+        if (this.role === ROLE_SLAVE) throw new OfError(ET_BAD_REQUEST, BRC_IS_SLAVE);
         this.portMod(m, dv);
         return;
       case T_MULTIPART_REQUEST:
