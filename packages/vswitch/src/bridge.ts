@@ -1,6 +1,6 @@
 // The bridge: ports, the OpenFlow pipeline (translation to a compiled program, cached in the
 // EMC and megaflow caches), NORMAL switching with MAC learning and VLANs, mirrors.
-import { ExactMatchCache, MegaflowCache, Program } from './cache.js';
+import { EMC_MEMO, ExactMatchCache, MegaflowCache, Program } from './cache.js';
 import { FlowTable } from './classifier.js';
 import {
   C_RX_BYTES,
@@ -28,7 +28,10 @@ import {
   K_TP_SRC,
   K_TUN_ID,
   K_VLAN_TCI,
+  K_REG0,
   KEY_WORDS,
+  N_REGS,
+  PKT_WORDS,
   MAX_FRAME,
   MIN_FRAME,
   OFPP_ALL,
@@ -63,13 +66,24 @@ import {
   FF_RESET_COUNTS,
   Flow,
   type FlowSpec,
+  FF_SEND_FLOW_REM,
+  type Instructions,
+  LEARN_F_DELETE_LEARNED,
+  LEARN_F_SEND_FLOW_REM,
+  LEARN_LOAD,
+  LEARN_MATCH,
+  LEARN_OUTPUT,
+  type FieldRef,
   type LearnSpec,
   outputsTo,
+  readRef,
+  refMask,
+  writeRef,
   overlaps,
   sameMatch,
   subsumedBy,
 } from './flow.js';
-import { formatFlowStats, parseFlow } from './flow-text.js';
+import { formatFlowStats, isRegister, parseFlow } from './flow-text.js';
 import { extractKey, hashKey } from './key.js';
 import { MacTable, type MacEntry } from './mac-table.js';
 import { type FrameSink, Port, type PortOptions, type PortOwner, VLAN_ACCESS, VLAN_TRUNK } from './port.js';
@@ -92,9 +106,10 @@ const OP_SET_NW_DST = 14; // ip
 const OP_SET_DSCP = 15; // dscp
 const OP_SET_TP_SRC = 16; // port
 const OP_SET_TP_DST = 17; // port
-const OP_LEARN = 18; // refIndex(spec)
+const OP_LEARN = 18; // refIndex(spec), reg0..reg7, bitmap of rewritten packet words, their values
 const OP_SET_TUN_ID = 19; // id
 const OP_TABLE = 20; // PACKET_OUT only: run the frame through the tables
+const OP_FIN_TIMEOUT = 21; // refIndex(flow), idle, hard
 
 /** OpenFlow FLOW_MOD commands. */
 export const FC_ADD = 0;
@@ -196,6 +211,10 @@ class Ctx {
   readonly key = new Uint32Array(KEY_WORDS);
   readonly xkey = new Uint32Array(KEY_WORDS);
   readonly wc = new Uint32Array(KEY_WORDS);
+  /** The key learn() reads: the packet's fields and the registers of the translation. */
+  readonly lkey = new Uint32Array(KEY_WORDS);
+  /** Packet words the translation has rewritten so far (1 = learn must see xkey's value, not the packet's). */
+  readonly xmod = new Uint8Array(PKT_WORDS);
   readonly scratch = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchT = new Uint8Array(HEADROOM + MAX_FRAME + 8);
   readonly scratchU = new Uint8Array(HEADROOM + MAX_FRAME + 8);
@@ -215,6 +234,10 @@ class Ctx {
   formUOff = -1;
   formULen = 0;
   normVlan = 0;
+  /** EMC row of this packet whose NORMAL memo the first NORMAL action may use, else -1. */
+  memo = -1;
+  /** The EMC's write count when `memo` was found: a nested packet (a pipe back into the bridge) may reuse the row. */
+  memoWrites = 0;
 }
 
 const NULL_SINK: FrameSink = { deliver: () => true };
@@ -229,8 +252,12 @@ export class Bridge implements PortOwner {
   now: number;
   /** Called for packets sent to CONTROLLER by a flow. */
   onPacketIn: ((p: PacketIn) => void) | null = null;
-  /** Called when a flow expires or is deleted (reason: 0 idle, 1 hard, 2 delete). */
+  /** Called when a flow expires or is deleted (reason: 0 idle, 1 hard, 2 delete), whatever its flags. */
   onFlowRemoved: ((f: Flow, reason: number) => void) | null = null;
+  /** Further flow-removed listeners (OpenFlow sessions), see addFlowRemovedListener(). */
+  private removedListeners: ((f: Flow, reason: number) => void)[] = [];
+  /** Further packet-in listeners (OpenFlow sessions), see addPacketInListener(). */
+  private packetInListeners: ((p: PacketIn) => void)[] = [];
   readonly local: Port;
   private readonly portList: Port[] = [];
   private readonly byOfport: (Port | null)[] = new Array<Port | null>(0xff00).fill(null);
@@ -246,6 +273,10 @@ export class Bridge implements PortOwner {
   private flowCount = 0;
   private readonly flowLimit: number;
   private lastSweep: number;
+  /** NORMAL memo stamp (see memoStamp()). */
+  private stamp = 1;
+  private stampGen = -1;
+  private stampNow = NaN;
   // translation state
   /** The program being built (the scratch program of the translating context). */
   private tp: Program = new Program();
@@ -463,6 +494,55 @@ export class Bridge implements PortOwner {
     f.dead = true;
     this.flowCount--;
     this.onFlowRemoved?.(f, reason);
+    const ls = this.removedListeners;
+    for (let i = 0; i < ls.length; i++) ls[i](f, reason);
+    this.deleteLearned(f.instructions);
+  }
+
+  /**
+   * learn(...,delete_learned): when the last flow holding such a learn action (same table and
+   * cookie) leaves, the flows it learned (that table, that cookie) are deleted too.
+   */
+  private deleteLearned(ins: Instructions): void {
+    const specs = learnSpecs(ins, LEARN_F_DELETE_LEARNED);
+    if (specs.length === 0) return;
+    for (const sp of specs) {
+      let live = false;
+      for (const t of this.tables) {
+        if (t == null || live) continue;
+        for (const g of t.flows()) {
+          if (learnSpecs(g.instructions, LEARN_F_DELETE_LEARNED).some((o) => o.table === sp.table && o.cookieHi === sp.cookieHi && o.cookieLo === sp.cookieLo)) {
+            live = true;
+            break;
+          }
+        }
+      }
+      if (live) continue;
+      const t = this.tables[sp.table];
+      if (t == null) continue;
+      for (const g of t.flows()) if (g.cookieHi === sp.cookieHi && g.cookieLo === sp.cookieLo) this.removeFlow(g, 2);
+    }
+    this.invalidate();
+  }
+
+  /**
+   * Adds a listener called after a flow leaves its table (reason: 0 idle timeout, 1 hard
+   * timeout, 2 delete); returns the function that removes it. OpenFlow sessions use it to
+   * send OFPT_FLOW_REMOVED for flows with send_flow_rem.
+   */
+  /** Adds a listener for `controller` actions (as onPacketIn); returns the function that removes it. */
+  addPacketInListener(cb: (p: PacketIn) => void): () => void {
+    this.packetInListeners = [...this.packetInListeners, cb];
+    return () => {
+      this.packetInListeners = this.packetInListeners.filter((x) => x !== cb);
+    };
+  }
+
+  addFlowRemovedListener(cb: (f: Flow, reason: number) => void): () => void {
+    this.removedListeners = [...this.removedListeners, cb];
+    return () => {
+      this.removedListeners = this.removedListeners.filter((x) => x !== cb);
+    };
   }
 
   private resolvePort = (name: string): number | undefined => this.byName.get(name)?.ofport;
@@ -488,13 +568,16 @@ export class Bridge implements PortOwner {
         }
         t.insert(f);
         this.flowCount++;
+        if (old != null) this.deleteLearned(old.instructions);
         break;
       }
       case FC_MODIFY:
       case FC_MODIFY_STRICT: {
         if (spec.table > 254 && spec.table !== 255) return FM_BAD_TABLE_ID;
         for (const f of this.select(spec, command === FC_MODIFY_STRICT)) {
+          const before = f.instructions;
           f.instructions = ins;
+          this.deleteLearned(before);
           if (spec.flags & FF_RESET_COUNTS) {
             f.nPackets = 0;
             f.nBytes = 0;
@@ -636,6 +719,7 @@ export class Bridge implements PortOwner {
       this.begin(ctx, port, buf, off, len);
       ctx.xkey.set(ctx.key);
       ctx.wc.fill(0);
+      ctx.xmod.fill(0);
       this.resetTranslation(ctx);
       this.tPacketOut = true;
       const actionSet = this.tActionSet;
@@ -658,6 +742,7 @@ export class Bridge implements PortOwner {
     ctx.writable = false;
     ctx.serial = ++this.serial;
     ctx.mirrored = 0;
+    ctx.memo = -1;
     extractKey(buf, off, len, port.ofport, port.tunId, ctx.key);
   }
 
@@ -675,10 +760,13 @@ export class Bridge implements PortOwner {
       if (port.mirrorSrc !== 0) this.mirrorIngress(ctx, port);
       let prog: Program | null = null;
       if (this.cachesOn) {
-        const h = hashKey(key, KEY_WORDS);
-        prog = this.emc.lookup(key, h);
-        if (prog != null) this.bstats.emcHits++;
-        else {
+        const h = hashKey(key, PKT_WORDS);
+        const emc = this.emc;
+        let slot = emc.lookupRow(key, h);
+        if (slot >= 0) {
+          prog = emc.program(slot);
+          this.bstats.emcHits++;
+        } else {
           prog = this.mega.lookup(key);
           if (prog != null) this.bstats.megaflowHits++;
           else {
@@ -686,8 +774,10 @@ export class Bridge implements PortOwner {
             prog = this.translate(ctx).compact();
             this.mega.insert(key, ctx.wc, prog);
           }
-          this.emc.insert(key, h, prog);
+          slot = emc.insert(key, h, prog);
         }
+        ctx.memo = slot;
+        ctx.memoWrites = emc.writes;
       } else {
         this.bstats.misses++;
         prog = this.translate(ctx);
@@ -702,9 +792,10 @@ export class Bridge implements PortOwner {
   private translate(ctx: Ctx): Program {
     ctx.xkey.set(ctx.key);
     ctx.wc.fill(0);
+    ctx.xmod.fill(0);
     this.resetTranslation(ctx);
     const actionSet = this.tActionSet;
-    actionSet.length = 0;
+    if (actionSet.length !== 0) actionSet.length = 0;
     this.runTable(ctx, 0, 0, actionSet);
     if (actionSet.length > 0) {
       // Action-set order: pop, push, set_field, output.
@@ -728,7 +819,12 @@ export class Bridge implements PortOwner {
     if (f == null) return;
     this.tp.flow(f);
     const ins = f.instructions;
-    for (const a of ins.apply) this.emit(ctx, a, tableId, depth, actionSet, f);
+    const apply = ins.apply;
+    for (let i = 0; i < apply.length; i++) {
+      const a = apply[i];
+      if (a.t === 'output') this.emitOutput(a.port, a.maxLen, tableId, f);
+      else this.emit(ctx, a, tableId, depth, actionSet, f);
+    }
     if (ins.clear) actionSet.length = 0;
     if (ins.write != null) {
       for (const a of ins.write) {
@@ -745,54 +841,45 @@ export class Bridge implements PortOwner {
   private emit(ctx: Ctx, a: Action, tableId: number, depth: number, actionSet: Action[], flow: Flow | null = null): void {
     const tp = this.tp;
     const x = ctx.xkey;
+    const xm = ctx.xmod;
     switch (a.t) {
-      case 'output': {
-        const p = a.port;
-        if (p === OFPP_NORMAL) tp.op1(OP_NORMAL);
-        else if (p === OFPP_FLOOD) tp.op1(OP_FLOOD);
-        else if (p === OFPP_ALL) tp.op1(OP_ALL);
-        else if (p === OFPP_IN_PORT) tp.op1(OP_IN_PORT);
-        else if (p === OFPP_CONTROLLER) {
-          tp.op4(OP_CONTROLLER, a.maxLen, tableId, tp.ref(flow));
-        } else if (p === OFPP_LOCAL || p < OFPP_MAX) tp.op2(OP_OUTPUT, p | 0);
-        // TABLE and ANY are not valid flow outputs: ignored.
-        else if (p === OFPP_TABLE && this.tPacketOut) tp.op1(OP_TABLE);
+      case 'output':
+        this.emitOutput(a.port, a.maxLen, tableId, flow);
         return;
-      }
       case 'push_vlan':
         tp.op2(OP_PUSH_VLAN, a.tpid);
-        x[K_VLAN_TCI] = (x[K_VLAN_TCI] | VLAN_CFI) >>> 0;
+        xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = (x[K_VLAN_TCI] | VLAN_CFI) >>> 0;
         return;
       case 'pop_vlan':
         tp.op1(OP_POP_VLAN);
-        x[K_VLAN_TCI] = 0;
+        xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = 0;
         return;
       case 'set_field':
         switch (a.field) {
-          case F_ETH_SRC: tp.op3(OP_SET_ETH_SRC, a.hi, a.lo | 0); x[K_SRC_HI] = a.hi; x[K_SRC_LO] = a.lo; return;
-          case F_ETH_DST: tp.op3(OP_SET_ETH_DST, a.hi, a.lo | 0); x[K_DST_HI] = a.hi; x[K_DST_LO] = a.lo; return;
+          case F_ETH_SRC: tp.op3(OP_SET_ETH_SRC, a.hi, a.lo | 0); xm[K_SRC_HI] = 1; x[K_SRC_HI] = a.hi; xm[K_SRC_LO] = 1; x[K_SRC_LO] = a.lo; return;
+          case F_ETH_DST: tp.op3(OP_SET_ETH_DST, a.hi, a.lo | 0); xm[K_DST_HI] = 1; x[K_DST_HI] = a.hi; xm[K_DST_LO] = 1; x[K_DST_LO] = a.lo; return;
           case F_VLAN_VID:
             if (x[K_VLAN_TCI] & VLAN_CFI) {
               tp.op2(OP_SET_VLAN_VID, a.lo & 0xfff);
-              x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0xf000) | (a.lo & 0xfff)) >>> 0;
+              xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0xf000) | (a.lo & 0xfff)) >>> 0;
             }
             return;
           case F_VLAN_PCP:
             if (x[K_VLAN_TCI] & VLAN_CFI) {
               tp.op2(OP_SET_VLAN_PCP, a.lo & 7);
-              x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0x1fff) | ((a.lo & 7) << 13)) >>> 0;
+              xm[K_VLAN_TCI] = 1; x[K_VLAN_TCI] = ((x[K_VLAN_TCI] & 0x1fff) | ((a.lo & 7) << 13)) >>> 0;
             }
             return;
-          case F_IPV4_SRC: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_SRC, a.lo | 0); x[K_NW_SRC] = a.lo; } return;
-          case F_IPV4_DST: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_DST, a.lo | 0); x[K_NW_DST] = a.lo; } return;
-          case F_IP_DSCP: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_DSCP, a.lo & 63); x[K_NW_TOS] = ((x[K_NW_TOS] & 3) | ((a.lo & 63) << 2)) >>> 0; } return;
+          case F_IPV4_SRC: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_SRC, a.lo | 0); xm[K_NW_SRC] = 1; x[K_NW_SRC] = a.lo; } return;
+          case F_IPV4_DST: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_NW_DST, a.lo | 0); xm[K_NW_DST] = 1; x[K_NW_DST] = a.lo; } return;
+          case F_IP_DSCP: if (x[K_DL_TYPE] === ETH_TYPE_IP) { tp.op2(OP_SET_DSCP, a.lo & 63); xm[K_NW_TOS] = 1; x[K_NW_TOS] = ((x[K_NW_TOS] & 3) | ((a.lo & 63) << 2)) >>> 0; } return;
           case F_TCP_SRC: case F_UDP_SRC: case F_SCTP_SRC:
-            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_SRC ? IPPROTO_TCP : a.field === F_UDP_SRC ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_SRC, a.lo & 0xffff); x[K_TP_SRC] = a.lo & 0xffff; }
+            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_SRC ? IPPROTO_TCP : a.field === F_UDP_SRC ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_SRC, a.lo & 0xffff); xm[K_TP_SRC] = 1; x[K_TP_SRC] = a.lo & 0xffff; }
             return;
           case F_TCP_DST: case F_UDP_DST: case F_SCTP_DST:
-            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_DST ? IPPROTO_TCP : a.field === F_UDP_DST ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_DST, a.lo & 0xffff); x[K_TP_DST] = a.lo & 0xffff; }
+            if (x[K_DL_TYPE] === ETH_TYPE_IP && x[K_NW_PROTO] === (a.field === F_TCP_DST ? IPPROTO_TCP : a.field === F_UDP_DST ? IPPROTO_UDP : 132)) { tp.op2(OP_SET_TP_DST, a.lo & 0xffff); xm[K_TP_DST] = 1; x[K_TP_DST] = a.lo & 0xffff; }
             return;
-          case F_TUNNEL_ID: tp.op2(OP_SET_TUN_ID, a.lo | 0); x[K_TUN_ID] = a.lo; return;
+          case F_TUNNEL_ID: tp.op2(OP_SET_TUN_ID, a.lo | 0); xm[K_TUN_ID] = 1; x[K_TUN_ID] = a.lo; return;
         }
         return;
       case 'resubmit': {
@@ -801,15 +888,63 @@ export class Bridge implements PortOwner {
           return;
         }
         const savedIn = x[K_IN_PORT];
-        if (a.port !== OFPP_IN_PORT) x[K_IN_PORT] = a.port;
+        const savedMod = xm[K_IN_PORT];
+        if (a.port !== OFPP_IN_PORT) {
+          x[K_IN_PORT] = a.port;
+          xm[K_IN_PORT] = 1;
+        }
         this.runTable(ctx, a.table === 255 ? tableId : a.table, depth + 1, actionSet);
         x[K_IN_PORT] = savedIn;
+        xm[K_IN_PORT] = savedMod;
         return;
       }
-      case 'learn':
+      case 'learn': {
+        // learn sees the packet as rewritten so far: the registers, then a bitmap of the rewritten
+        // packet words and their values (constants of this translation).
         tp.op2(OP_LEARN, tp.ref(a.spec));
+        for (let i = 0; i < N_REGS; i++) tp.op1(x[K_REG0 + i] | 0);
+        let bits = 0;
+        for (let w = 0; w < PKT_WORDS; w++) {
+          if (xm[w] === 0) continue;
+          bits |= 1 << w;
+          // A partly rewritten word (VID but not PCP) still carries packet bits: key the megaflow on it.
+          ctx.wc[w] = 0xffffffff;
+        }
+        tp.op1(bits);
+        for (let w = 0; w < PKT_WORDS; w++) if (xm[w] !== 0) tp.op1(x[w] | 0);
+        return;
+      }
+      case 'load':
+        writeRef(x, a.dst, a.value);
+        return;
+      case 'move': {
+        // The register now depends on the source bits: the megaflow must match them.
+        if (!isRegister(a.src)) ctx.wc[a.src.word] = (ctx.wc[a.src.word] | refMask(a.src)) >>> 0;
+        writeRef(x, a.dst, readRef(x, a.src));
+        return;
+      }
+      case 'output_reg': {
+        let port = readRef(x, a.src);
+        if (a.src.nBits <= 16 && port >= 0xff00) port = (0xffff0000 | port) >>> 0;
+        this.emitOutput(port, a.maxLen, tableId, flow);
+        return;
+      }
+      case 'fin_timeout':
+        if (flow != null) tp.op4(OP_FIN_TIMEOUT, tp.ref(flow), a.idle, a.hard);
         return;
     }
+  }
+
+  private emitOutput(p: number, maxLen: number, tableId: number, flow: Flow | null): void {
+    const tp = this.tp;
+    if (p === OFPP_NORMAL) tp.op1(OP_NORMAL);
+    else if (p === OFPP_FLOOD) tp.op1(OP_FLOOD);
+    else if (p === OFPP_ALL) tp.op1(OP_ALL);
+    else if (p === OFPP_IN_PORT) tp.op1(OP_IN_PORT);
+    else if (p === OFPP_CONTROLLER) tp.op4(OP_CONTROLLER, maxLen, tableId, tp.ref(flow));
+    else if (p === OFPP_LOCAL || (p > 0 && p < OFPP_MAX)) tp.op2(OP_OUTPUT, p | 0);
+    // TABLE and ANY are not valid flow outputs: ignored.
+    else if (p === OFPP_TABLE && this.tPacketOut) tp.op1(OP_TABLE);
   }
 
   // Execution of a program on the packet in ctx.
@@ -875,9 +1010,10 @@ export class Bridge implements PortOwner {
           const flow = prog.refs[ops[pc + 3]] as Flow | null;
           pc += 4;
           const cb = this.onPacketIn;
-          if (cb != null) {
+          const ls = this.packetInListeners;
+          if (cb != null || ls.length > 0) {
             const n = Math.min(ctx.len, maxLen === 0xffff ? ctx.len : maxLen);
-            cb({
+            const ev: PacketIn = {
               data: ctx.buf.slice(ctx.off, ctx.off + n),
               totalLength: ctx.len,
               inPort: inPort.ofport,
@@ -885,7 +1021,9 @@ export class Bridge implements PortOwner {
               cookieHi: flow?.cookieHi ?? 0xffffffff,
               cookieLo: flow?.cookieLo ?? 0xffffffff,
               reason: 1,
-            });
+            };
+            cb?.(ev);
+            for (let i = 0; i < ls.length; i++) ls[i](ev);
           }
           break;
         }
@@ -963,9 +1101,26 @@ export class Bridge implements PortOwner {
           ctx.key[K_TUN_ID] = ops[pc + 1] >>> 0;
           pc += 2;
           break;
-        case OP_LEARN:
-          this.learn(prog.refs[ops[pc + 1]] as LearnSpec, ctx.key);
-          pc += 2;
+        case OP_LEARN: {
+          const lkey = ctx.lkey;
+          lkey.set(ctx.key);
+          for (let i = 0; i < N_REGS; i++) lkey[K_REG0 + i] = ops[pc + 2 + i] >>> 0;
+          const bits = ops[pc + 2 + N_REGS];
+          let q = pc + 3 + N_REGS;
+          for (let w = 0; w < PKT_WORDS; w++) if ((bits >>> w) & 1) lkey[w] = ops[q++] >>> 0;
+          this.learn(prog.refs[ops[pc + 1]] as LearnSpec, lkey);
+          pc = q;
+          break;
+        }
+        case OP_FIN_TIMEOUT:
+          if (tcpFinOrRst(ctx.buf, ctx.off, ctx.len)) {
+            const f = prog.refs[ops[pc + 1]] as Flow;
+            const idle = ops[pc + 2];
+            const hard = ops[pc + 3];
+            if (idle !== 0 && (f.idleTimeout === 0 || f.idleTimeout > idle)) f.idleTimeout = idle;
+            if (hard !== 0 && (f.hardTimeout === 0 || f.hardTimeout > hard)) f.hardTimeout = hard;
+          }
+          pc += 4;
           break;
         default:
           return;
@@ -993,32 +1148,51 @@ export class Bridge implements PortOwner {
     ctx.writable = true;
   }
 
+  private readonly learnValue = new Uint32Array(KEY_WORDS);
+  private readonly learnMask = new Uint32Array(KEY_WORDS);
+
+  /** Executes learn(): builds the flow its specs describe from `key` and adds (or refreshes) it. */
   private learn(spec: LearnSpec, key: Uint32Array): void {
-    const value = new Uint32Array(KEY_WORDS);
-    const mask = new Uint32Array(KEY_WORDS);
-    for (const m of spec.matches) {
-      if (m.dst.width === 48) {
-        value[m.dst.word - 1] = key[m.src.word - 1];
-        mask[m.dst.word - 1] = 0xffff;
-        value[m.dst.word] = key[m.src.word];
-        mask[m.dst.word] = 0xffffffff;
-      } else {
-        const n = Math.min(m.src.nBits, 32);
-        const fm = n === 32 ? 0xffffffff : (1 << n) - 1;
-        const bits = (key[m.src.word] >>> m.src.ofs) & fm;
-        value[m.dst.word] = ((value[m.dst.word] & ~(fm << m.dst.ofs)) | (bits << m.dst.ofs)) >>> 0;
-        mask[m.dst.word] = (mask[m.dst.word] | (fm << m.dst.ofs)) >>> 0;
-      }
-    }
+    const value = this.learnValue.fill(0);
+    const mask = this.learnMask.fill(0);
     const apply: Action[] = [];
-    for (const o of spec.outputs) {
-      const n = Math.min(o.nBits, 32);
-      const fm = n === 32 ? 0xffffffff : (1 << n) - 1;
-      apply.push({ t: 'output', port: ((key[o.word] >>> o.ofs) & fm) >>> 0, maxLen: 0 });
+    if (spec.finIdleTimeout !== 0 || spec.finHardTimeout !== 0) apply.push({ t: 'fin_timeout', idle: spec.finIdleTimeout, hard: spec.finHardTimeout });
+    for (const f of spec.specs) {
+      let hi = f.immHi;
+      let lo = f.immLo;
+      if (f.src != null) {
+        if (f.src.width === 48) {
+          hi = key[f.src.word - 1];
+          lo = key[f.src.word];
+        } else {
+          hi = 0;
+          lo = readRef(key, f.src);
+        }
+      }
+      if (f.kind === LEARN_OUTPUT) {
+        const port = f.nBits <= 16 && lo >= 0xff00 ? (0xffff0000 | lo) >>> 0 : lo;
+        apply.push({ t: 'output', port, maxLen: 0 });
+        continue;
+      }
+      const d = f.dst!;
+      if (f.kind === LEARN_MATCH) {
+        if (d.width === 48) {
+          value[d.word - 1] = hi & 0xffff;
+          mask[d.word - 1] = 0xffff;
+          value[d.word] = lo;
+          mask[d.word] = 0xffffffff;
+        } else if (d.word === K_IN_PORT && d.nBits === 16) {
+          value[K_IN_PORT] = lo >= 0xff00 ? (0xffff0000 | lo) >>> 0 : lo;
+          mask[K_IN_PORT] = 0xffffffff;
+        } else {
+          writeRef(value, d, lo);
+          mask[d.word] = (mask[d.word] | refMask(d)) >>> 0;
+        }
+      } else if (f.kind === LEARN_LOAD) apply.push(learnedLoad(d, hi, lo));
     }
     const t = this.table(spec.table);
     const old = t.findExact(value, mask, spec.priority);
-    if (old != null && old.instructions.apply.length === apply.length && old.instructions.apply.every((a, i) => a.t === 'output' && a.port === (apply[i] as { port: number }).port)) {
+    if (old != null && sameActions(old.instructions.apply, apply)) {
       old.created = this.now;
       old.lastUsed = this.now;
       return;
@@ -1032,7 +1206,7 @@ export class Bridge implements PortOwner {
       cookieMaskLo: 0,
       idleTimeout: spec.idleTimeout,
       hardTimeout: spec.hardTimeout,
-      flags: 0,
+      flags: spec.flags & LEARN_F_SEND_FLOW_REM ? FF_SEND_FLOW_REM : 0,
       importance: 0,
       value,
       mask,
@@ -1118,6 +1292,19 @@ export class Bridge implements PortOwner {
     }
     const mt = this.macTable;
     const now = this.now;
+    // The EMC slot's memo: same packet key, same MAC table generation and clock, so learning
+    // would change nothing and the lookup would give the same answer.
+    const memo = ctx.memo === -1 || ctx.memoWrites !== this.emc.writes ? -1 : ctx.memo;
+    ctx.memo = -1;
+    const rows = this.emc.rows;
+    if (memo >= 0 && !ctx.writable) {
+      const m = rows[memo + EMC_MEMO];
+      if (m >>> 16 === this.memoStamp()) {
+        const out = m & 0xffff;
+        this.normalForward(ctx, inPort, vlan, out === 0xffff ? -1 : out);
+        return;
+      }
+    }
     if ((srcHi & 0x0100) === 0 && inPort !== this.controllerPort) {
       // Skip the table when this port already learned this MAC at this clock value.
       if (inPort.lrnLo !== srcLo || inPort.lrnHi !== srcHi || inPort.lrnVlan !== vlan || inPort.lrnNow !== now || inPort.lrnGen !== mt.generation) {
@@ -1129,8 +1316,8 @@ export class Bridge implements PortOwner {
         inPort.lrnGen = mt.generation;
       }
     }
+    let ofp = -1;
     if ((dstHi & 0x0100) === 0) {
-      let ofp: number;
       if (inPort.dstLo === dstLo && inPort.dstHi === dstHi && inPort.dstVlan === vlan && inPort.dstNow === now && inPort.dstGen === mt.generation) ofp = inPort.dstOut;
       else {
         ofp = mt.lookup(dstHi, dstLo, vlan, now);
@@ -1141,12 +1328,39 @@ export class Bridge implements PortOwner {
         inPort.dstGen = mt.generation;
         inPort.dstOut = ofp;
       }
-      if (ofp >= 0) {
-        const out = ofp === LOCAL_MAC_PORT ? this.local : this.byOfport[ofp];
-        if (out == null || out === inPort || out.mirrorOut || !out.carries(vlan)) return;
-        this.normalOut(ctx, out, vlan);
-        return;
+    }
+    if (memo >= 0 && !ctx.writable) {
+      rows[memo + EMC_MEMO] = ((this.memoStamp() << 16) | (ofp & 0xffff)) >>> 0;
+    }
+    this.normalForward(ctx, inPort, vlan, ofp);
+  }
+
+  /**
+   * A 16-bit number that changes whenever the MAC table generation or the clock does: a NORMAL
+   * memo made under the current stamp is still the answer NORMAL would compute (0 is never a
+   * stamp; when the counter wraps the EMC is invalidated, so no old stamp can come back).
+   */
+  private memoStamp(): number {
+    const g = this.macTable.generation;
+    if (g !== this.stampGen || this.now !== this.stampNow) {
+      this.stampGen = g;
+      this.stampNow = this.now;
+      this.stamp = (this.stamp + 1) & 0xffff;
+      if (this.stamp === 0) {
+        this.stamp = 1;
+        this.emc.invalidate();
       }
+    }
+    return this.stamp;
+  }
+
+  /** NORMAL's output: to the learned port `ofp`, or flooded on the VLAN when ofp < 0. */
+  private normalForward(ctx: Ctx, inPort: Port, vlan: number, ofp: number): void {
+    if (ofp >= 0) {
+      const out = ofp === LOCAL_MAC_PORT ? this.local : this.byOfport[ofp];
+      if (out == null || out === inPort || out.mirrorOut || !out.carries(vlan)) return;
+      this.normalOut(ctx, out, vlan);
+      return;
     }
     const ports = this.portList;
     for (let i = 0; i < ports.length; i++) {
@@ -1323,4 +1537,52 @@ function csumUpdate(b: Uint8Array, at: number, oldW: number, newW: number): void
   const c = ~sum & 0xffff;
   b[at] = c >> 8;
   b[at + 1] = c;
+}
+
+/** The learn specs with flag `flag` among a flow's actions. */
+function learnSpecs(ins: Instructions, flag: number): LearnSpec[] {
+  const out: LearnSpec[] = [];
+  for (const a of ins.apply) if (a.t === 'learn' && (a.spec.flags & flag) !== 0) out.push(a.spec);
+  if (ins.write != null) for (const a of ins.write) if (a.t === 'learn' && (a.spec.flags & flag) !== 0) out.push(a.spec);
+  return out;
+}
+
+/** The action a learn() load spec puts in the learned flow (registers: load; packet fields: set_field). */
+function learnedLoad(d: FieldRef, hi: number, lo: number): Action {
+  if (isRegister(d)) return { t: 'load', dst: d, value: lo, sf: false };
+  switch (d.name) {
+    case 'NXM_OF_ETH_SRC': return { t: 'set_field', field: F_ETH_SRC, hi: hi & 0xffff, lo };
+    case 'NXM_OF_ETH_DST': return { t: 'set_field', field: F_ETH_DST, hi: hi & 0xffff, lo };
+    case 'NXM_OF_IP_SRC': return { t: 'set_field', field: F_IPV4_SRC, hi: 0, lo };
+    case 'NXM_OF_IP_DST': return { t: 'set_field', field: F_IPV4_DST, hi: 0, lo };
+    case 'NXM_OF_IP_TOS': return { t: 'set_field', field: F_IP_DSCP, hi: 0, lo: (lo >> 2) & 63 };
+    case 'NXM_OF_TCP_SRC': return { t: 'set_field', field: F_TCP_SRC, hi: 0, lo };
+    case 'NXM_OF_TCP_DST': return { t: 'set_field', field: F_TCP_DST, hi: 0, lo };
+    case 'NXM_OF_UDP_SRC': return { t: 'set_field', field: F_UDP_SRC, hi: 0, lo };
+    case 'NXM_OF_UDP_DST': return { t: 'set_field', field: F_UDP_DST, hi: 0, lo };
+    case 'NXM_NX_TUN_ID': return { t: 'set_field', field: F_TUNNEL_ID, hi: 0, lo };
+    default: // NXM_OF_VLAN_TCI[0..11] or [13..15] (checked when the learn action was parsed)
+      return d.ofs === 0 ? { t: 'set_field', field: F_VLAN_VID, hi: 0, lo: (lo & 0xfff) | VLAN_CFI } : { t: 'set_field', field: F_VLAN_PCP, hi: 0, lo: lo & 7 };
+  }
+}
+
+function sameActions(a: readonly Action[], b: readonly Action[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) return false;
+  return true;
+}
+
+/** True when the frame is IPv4/TCP (optionally VLAN-tagged) with FIN or RST set. */
+function tcpFinOrRst(b: Uint8Array, off: number, len: number): boolean {
+  let l3 = off + 14;
+  let type = (b[off + 12] << 8) | b[off + 13];
+  if ((type === 0x8100 || type === 0x88a8) && len >= 18) {
+    type = (b[off + 16] << 8) | b[off + 17];
+    l3 = off + 18;
+  }
+  if (type !== ETH_TYPE_IP || l3 + 20 > off + len || b[l3 + 9] !== IPPROTO_TCP) return false;
+  if ((((b[l3 + 6] & 0x1f) << 8) | b[l3 + 7]) !== 0) return false;
+  const l4 = l3 + ((b[l3] & 15) << 2);
+  if (l4 + 14 > off + len) return false;
+  return (b[l4 + 13] & 0x05) !== 0;
 }

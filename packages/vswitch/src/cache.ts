@@ -1,9 +1,10 @@
 // Fast path caches in front of the OpenFlow tables, as in OVS's userspace datapath:
 // - an exact-match cache (EMC): 8192 slots, two candidate slots per key hash, full key compare;
 // - a megaflow cache: tuple-space search over the wildcard masks the slow path reported.
-// Both hold compiled datapath programs. Invalidation bumps a generation (EMC) and clears the
+// Both hold compiled datapath programs and key on the packet words of the flow key only
+// (registers are zero on arrival; translation marks the packet bits they are computed from). Invalidation bumps a generation (EMC) and clears the
 // megaflow subtables: the bridge does it on every flow-table or port change.
-import { KEY_WORDS } from './consts.js';
+import { PKT_WORDS } from './consts.js';
 import type { Flow } from './flow.js';
 
 /**
@@ -116,55 +117,83 @@ export class Program {
   }
 }
 
+/**
+ * EMC row layout (one Uint32Array, ROW words per slot, so that a probe touches one row):
+ *   0..PKT_WORDS-1  the packet key
+ *   EMC_GEN         the cache generation the row was written in (stale rows have an old one)
+ *   EMC_MEMO        NORMAL memo: stamp << 16 | output port (0xffff: flood); stamp 0 = none (see Bridge.normal)
+ */
+const ROW = 16;
+export const EMC_GEN: number = PKT_WORDS;
+export const EMC_MEMO: number = PKT_WORDS + 1;
+
 export class ExactMatchCache {
   readonly size: number;
-  private readonly keys: Uint32Array;
-  private readonly gens: Uint32Array;
+  /** The rows (see the layout above); readable by the bridge for the NORMAL memo. */
+  readonly rows: Uint32Array;
   private readonly progs: (Program | null)[];
   private gen = 1;
   private readonly smask: number;
+  /** Counts row writes and invalidations: a row offset kept across other packets is only trusted while it is unchanged. */
+  writes = 0;
 
   constructor(size = 8192) {
     if ((size & (size - 1)) !== 0 || size < 2) throw new RangeError('EMC size must be a power of two');
     this.size = size;
     this.smask = size - 1;
-    this.keys = new Uint32Array(size * KEY_WORDS);
-    this.gens = new Uint32Array(size);
+    this.rows = new Uint32Array(size * ROW);
     this.progs = new Array<Program | null>(size).fill(null);
   }
 
-  private same(slot: number, key: Uint32Array): boolean {
-    const keys = this.keys;
-    const b = slot * KEY_WORDS;
-    for (let i = 0; i < KEY_WORDS; i++) if (keys[b + i] !== key[i]) return false;
-    return true;
+  /** The row offset (slot * ROW) holding `key`, or -1. */
+  lookupRow(key: Uint32Array, hash: number): number {
+    const rows = this.rows;
+    const gen = this.gen;
+    let b = (hash & this.smask) * ROW;
+    if (rows[b + EMC_GEN] === gen && same(rows, b, key)) return b;
+    b = ((hash >>> 16) & this.smask) * ROW;
+    if (rows[b + EMC_GEN] === gen && same(rows, b, key)) return b;
+    return -1;
+  }
+
+  /** The program of a row returned by lookupRow() or insert(). */
+  program(row: number): Program {
+    return this.progs[row / ROW]!;
   }
 
   lookup(key: Uint32Array, hash: number): Program | null {
-    const s1 = hash & this.smask;
-    if (this.gens[s1] === this.gen && this.same(s1, key)) return this.progs[s1];
-    const s2 = (hash >>> 16) & this.smask;
-    if (this.gens[s2] === this.gen && this.same(s2, key)) return this.progs[s2];
-    return null;
+    const b = this.lookupRow(key, hash);
+    return b < 0 ? null : this.progs[b / ROW];
   }
 
-  insert(key: Uint32Array, hash: number, prog: Program): void {
+  /** Stores `prog` for `key`; returns the row offset. */
+  insert(key: Uint32Array, hash: number, prog: Program): number {
+    const rows = this.rows;
     const s1 = hash & this.smask;
     const s2 = (hash >>> 16) & this.smask;
-    const slot = this.gens[s1] !== this.gen ? s1 : this.gens[s2] !== this.gen ? s2 : (hash & 0x100) !== 0 ? s1 : s2;
-    this.keys.set(key, slot * KEY_WORDS);
-    this.gens[slot] = this.gen;
+    const slot = rows[s1 * ROW + EMC_GEN] !== this.gen ? s1 : rows[s2 * ROW + EMC_GEN] !== this.gen ? s2 : (hash & 0x100) !== 0 ? s1 : s2;
+    const b = slot * ROW;
+    for (let i = 0; i < PKT_WORDS; i++) rows[b + i] = key[i];
+    rows[b + EMC_GEN] = this.gen;
+    rows[b + EMC_MEMO] = 0;
     this.progs[slot] = prog;
+    this.writes++;
+    return b;
   }
 
   invalidate(): void {
+    this.writes++;
     this.gen = (this.gen + 1) >>> 0;
     if (this.gen === 0) {
-      this.gens.fill(0);
+      for (let b = EMC_GEN; b < this.rows.length; b += ROW) this.rows[b] = 0;
       this.gen = 1;
     }
-
   }
+}
+
+function same(rows: Uint32Array, b: number, key: Uint32Array): boolean {
+  for (let i = 0; i < PKT_WORDS; i++) if (rows[b + i] !== key[i]) return false;
+  return true;
 }
 
 class MegaEntry {
@@ -188,7 +217,7 @@ class MegaSubtable {
   constructor(mask: Uint32Array) {
     this.mask = mask.slice();
     const w: number[] = [];
-    for (let i = 0; i < KEY_WORDS; i++) if (mask[i] !== 0) w.push(i);
+    for (let i = 0; i < PKT_WORDS; i++) if (mask[i] !== 0) w.push(i);
     this.words = Int32Array.from(w);
   }
 
@@ -244,7 +273,7 @@ export class MegaflowCache {
     if (this.count >= this.limit) this.invalidate();
     let st: MegaSubtable | null = null;
     outer: for (const s of this.subtables) {
-      for (let i = 0; i < KEY_WORDS; i++) if (s.mask[i] !== mask[i]) continue outer;
+      for (let i = 0; i < PKT_WORDS; i++) if (s.mask[i] !== mask[i]) continue outer;
       st = s;
       break;
     }
@@ -265,8 +294,8 @@ export class MegaflowCache {
         }
       }
     }
-    const value = new Uint32Array(KEY_WORDS);
-    for (let i = 0; i < KEY_WORDS; i++) value[i] = (key[i] & mask[i]) >>> 0;
+    const value = new Uint32Array(PKT_WORDS);
+    for (let i = 0; i < PKT_WORDS; i++) value[i] = (key[i] & mask[i]) >>> 0;
     const b = st.hash(value) & (st.buckets.length - 1);
     st.buckets[b] = new MegaEntry(value, prog, st.buckets[b]);
     st.count++;

@@ -35,6 +35,8 @@ export const IPPROTO_SCTP = 132;
  *  10 nw_tos (whole TOS byte: DSCP<<2 | ECN)
  *  11 tp_src / icmp_type   12 tp_dst / icmp_code
  *  13 tun_id (VXLAN VNI)
+ *  14..21 reg0..reg7 (Nicira registers: zero when a packet arrives, set by load/move actions
+ *         during translation; the caches key on the first PKT_WORDS words only)
  */
 export const K_IN_PORT = 0;
 export const K_DST_HI = 1;
@@ -50,7 +52,11 @@ export const K_NW_TOS = 10;
 export const K_TP_SRC = 11;
 export const K_TP_DST = 12;
 export const K_TUN_ID = 13;
-export const KEY_WORDS = 14;
+export const K_REG0 = 14;
+/** Words of the key that come from the packet (what the EMC and megaflow caches compare). */
+export const PKT_WORDS = 14;
+export const N_REGS = 8;
+export const KEY_WORDS = 22;
 
 export const VLAN_CFI = 0x1000;
 export const VLAN_VID_MASK = 0x0fff;

@@ -23,6 +23,8 @@ import {
   K_TP_SRC,
   K_TUN_ID,
   K_VLAN_TCI,
+  K_REG0,
+  N_REGS,
   OFPP_ALL,
   OFPP_ANY,
   OFPP_CONTROLLER,
@@ -34,9 +36,14 @@ import {
   OFPP_TABLE,
   VLAN_CFI,
 } from './consts.js';
-import type { Action, FieldRef, FlowSpec, Instructions, LearnSpec } from './flow.js';
+import type { Action, FieldRef, FlowSpec, Instructions, LearnFieldSpec, LearnSpec } from './flow.js';
 import {
   emptySpec,
+  LEARN_F_DELETE_LEARNED,
+  LEARN_F_SEND_FLOW_REM,
+  LEARN_LOAD,
+  LEARN_MATCH,
+  LEARN_OUTPUT,
   F_ETH_DST,
   F_ETH_SRC,
   F_IP_DSCP,
@@ -307,8 +314,17 @@ export function parseFlow(text: string, opts: ParseOptions = {}): FlowSpec {
         setMasked(spec, K_TUN_ID, lo, m);
         break;
       }
-      default:
+      default: {
+        const r = /^reg([0-7])$/.exec(name);
+        if (r) {
+          const slash = val.indexOf('/');
+          const v = parseIntStrict(slash < 0 ? val : val.slice(0, slash), name, 0xffffffff);
+          const m = slash < 0 ? 0xffffffff : parseIntStrict(val.slice(slash + 1), name, 0xffffffff);
+          setMasked(spec, K_REG0 + Number(r[1]), v, m);
+          break;
+        }
         throw new FlowSyntaxError(`unknown field "${name}"`);
+      }
     }
   }
   if (mode === 'add' && hasCookieMask) throw new FlowSyntaxError('flow additions cannot use a cookie mask');
@@ -374,7 +390,7 @@ function setField(field: number, valStr: string): Action {
   }
 }
 
-/** NXM fields usable in learn(): key word, width in bits, and the 32-bit NXM header (class:16|field:7|hasmask:1|len:8). */
+/** NXM fields usable in learn(), load, move and output:field: key word, width in bits, and the 32-bit NXM header (class:16|field:7|hasmask:1|len:8). */
 export const NXM_FIELDS: Readonly<Record<string, { word: number; width: number; header: number }>> = {
   NXM_OF_IN_PORT: { word: K_IN_PORT, width: 16, header: 0x00000002 },
   NXM_OF_ETH_DST: { word: K_DST_LO, width: 48, header: 0x00000206 },
@@ -390,15 +406,38 @@ export const NXM_FIELDS: Readonly<Record<string, { word: number; width: number; 
   NXM_OF_UDP_SRC: { word: K_TP_SRC, width: 16, header: 0x00001602 },
   NXM_OF_UDP_DST: { word: K_TP_DST, width: 16, header: 0x00001802 },
   NXM_NX_TUN_ID: { word: K_TUN_ID, width: 64, header: 0x00012008 },
+  ...Object.fromEntries(Array.from({ length: N_REGS }, (_, i) => [`NXM_NX_REG${i}`, { word: K_REG0 + i, width: 32, header: (0x00010004 + (i << 9)) >>> 0 }])),
 };
 
-/** The NXM field name of a 32-bit NXM header, or undefined when learn() does not support it. */
+/** The field names learn() accepts for `name=value` immediates, and how ovs-ofctl prints them. */
+const LEARN_MF_NAMES: Record<string, string> = {
+  in_port: 'NXM_OF_IN_PORT', eth_src: 'NXM_OF_ETH_SRC', dl_src: 'NXM_OF_ETH_SRC', eth_dst: 'NXM_OF_ETH_DST', dl_dst: 'NXM_OF_ETH_DST',
+  eth_type: 'NXM_OF_ETH_TYPE', dl_type: 'NXM_OF_ETH_TYPE', vlan_tci: 'NXM_OF_VLAN_TCI', nw_tos: 'NXM_OF_IP_TOS',
+  nw_proto: 'NXM_OF_IP_PROTO', ip_proto: 'NXM_OF_IP_PROTO', ip_src: 'NXM_OF_IP_SRC', nw_src: 'NXM_OF_IP_SRC',
+  ip_dst: 'NXM_OF_IP_DST', nw_dst: 'NXM_OF_IP_DST', tcp_src: 'NXM_OF_TCP_SRC', tcp_dst: 'NXM_OF_TCP_DST',
+  udp_src: 'NXM_OF_UDP_SRC', udp_dst: 'NXM_OF_UDP_DST', tun_id: 'NXM_NX_TUN_ID', tunnel_id: 'NXM_NX_TUN_ID',
+  ...Object.fromEntries(Array.from({ length: N_REGS }, (_, i) => [`reg${i}`, `NXM_NX_REG${i}`])),
+};
+const LEARN_MF_PRINT: Record<string, string> = {
+  NXM_OF_IN_PORT: 'in_port', NXM_OF_ETH_SRC: 'eth_src', NXM_OF_ETH_DST: 'eth_dst', NXM_OF_ETH_TYPE: 'eth_type',
+  NXM_OF_VLAN_TCI: 'vlan_tci', NXM_OF_IP_TOS: 'nw_tos', NXM_OF_IP_PROTO: 'nw_proto', NXM_OF_IP_SRC: 'ip_src',
+  NXM_OF_IP_DST: 'ip_dst', NXM_OF_TCP_SRC: 'tcp_src', NXM_OF_TCP_DST: 'tcp_dst', NXM_OF_UDP_SRC: 'udp_src',
+  NXM_OF_UDP_DST: 'udp_dst', NXM_NX_TUN_ID: 'tun_id',
+  ...Object.fromEntries(Array.from({ length: N_REGS }, (_, i) => [`NXM_NX_REG${i}`, `reg${i}`])),
+};
+
+/** The NXM field name of a 32-bit NXM header, or undefined when unsupported. */
 export function nxmNameOf(header: number): string | undefined {
   for (const [name, f] of Object.entries(NXM_FIELDS)) if (f.header === header) return name;
   return undefined;
 }
 
-/** A learn() field reference to bits [ofs, ofs+nBits) of an NXM field; throws FlowSyntaxError when unsupported. */
+/** True for the Nicira registers (NXM_NX_REG0..7). */
+export function isRegister(r: FieldRef): boolean {
+  return r.word >= K_REG0 && r.word < K_REG0 + N_REGS;
+}
+
+/** A field reference to bits [ofs, ofs+nBits) of an NXM field; throws FlowSyntaxError when unsupported. */
 export function makeFieldRef(name: string, ofs: number, nBits: number): FieldRef {
   const f = NXM_FIELDS[name];
   if (!f) throw new FlowSyntaxError(`unsupported field ${name}`);
@@ -408,7 +447,8 @@ export function makeFieldRef(name: string, ofs: number, nBits: number): FieldRef
   return { name, word: f.word, width: f.width, ofs, nBits };
 }
 
-function parseFieldRef(s: string): FieldRef {
+/** Parses `NXM_OF_ETH_SRC[]`, `NXM_NX_REG0[0..15]`, `NXM_OF_VLAN_TCI[12]`. */
+export function parseFieldRef(s: string): FieldRef {
   const m = /^([A-Z0-9_]+)\[(?:(\d+)(?:\.\.(\d+))?)?\]$/.exec(s);
   if (!m) throw new FlowSyntaxError(`"${s}" is not a field reference like NXM_OF_ETH_SRC[]`);
   const f = NXM_FIELDS[m[1]];
@@ -426,8 +466,68 @@ export function formatFieldRef(r: FieldRef): string {
   return `${r.name}[${r.ofs}..${r.ofs + r.nBits - 1}]`;
 }
 
+/** ovs's ds_put_hex of a value: minimal hex digits, "0" for zero. */
+function hex64(hi: number, lo: number): string {
+  return hi === 0 && lo === 0 ? '0' : format64(hi, lo);
+}
+
+/** An immediate for `nBits` bits: a number (hex or decimal, up to 64 bits). */
+function parseImmediate(s: string, nBits: number, what: string): [number, number] {
+  const [hi, lo] = parse64(s);
+  const fits = nBits >= 64 || (nBits > 32 ? hi < 2 ** (nBits - 32) : hi === 0 && (nBits === 32 || lo < 2 ** nBits));
+  if (!fits) throw new FlowSyntaxError(`${what}: ${s} does not fit in ${nBits} bits`);
+  return [hi, lo];
+}
+
+/** A whole-field immediate written in the field's own syntax (MAC, IPv4, port name, number). */
+function parseFieldValue(r: FieldRef, s: string): [number, number] {
+  switch (r.name) {
+    case 'NXM_OF_ETH_SRC': case 'NXM_OF_ETH_DST': return parseMac(s);
+    case 'NXM_OF_IP_SRC': case 'NXM_OF_IP_DST': return [0, parseIp(s)];
+    case 'NXM_OF_IN_PORT': {
+      const up = s.toUpperCase();
+      if (up in RESERVED_PORTS) return [0, RESERVED_PORTS[up] & 0xffff];
+      return parseImmediate(s, 16, 'in_port');
+    }
+    default: return parseImmediate(s, r.nBits, r.name);
+  }
+}
+
+function formatFieldValue(r: FieldRef, hi: number, lo: number): string {
+  switch (r.name) {
+    case 'NXM_OF_ETH_SRC': case 'NXM_OF_ETH_DST': return formatMac(hi, lo);
+    case 'NXM_OF_IP_SRC': case 'NXM_OF_IP_DST': return formatIp(lo);
+    case 'NXM_OF_IN_PORT': return formatPort(lo >= 0xff00 ? (0xffff0000 | lo) >>> 0 : lo);
+    case 'NXM_OF_ETH_TYPE': case 'NXM_OF_VLAN_TCI': case 'NXM_NX_TUN_ID': return '0x' + lo.toString(16);
+    case 'NXM_OF_IP_TOS': case 'NXM_OF_IP_PROTO': case 'NXM_OF_TCP_SRC': case 'NXM_OF_TCP_DST': case 'NXM_OF_UDP_SRC': case 'NXM_OF_UDP_DST': return String(lo);
+    default: return hex64(hi, lo);
+  }
+}
+
+/** Throws unless a learned flow can load into `dst`: a register, or a packet field set_field can write. */
+export function checkLearnLoadDst(dst: FieldRef): void {
+  if (isRegister(dst)) return;
+  const whole = dst.ofs === 0 && dst.nBits === dst.width;
+  switch (dst.name) {
+    case 'NXM_OF_ETH_SRC': case 'NXM_OF_ETH_DST': case 'NXM_OF_IP_SRC': case 'NXM_OF_IP_DST': case 'NXM_OF_IP_TOS':
+    case 'NXM_OF_TCP_SRC': case 'NXM_OF_TCP_DST': case 'NXM_OF_UDP_SRC': case 'NXM_OF_UDP_DST':
+      if (whole) return;
+      break;
+    case 'NXM_NX_TUN_ID':
+      if (dst.ofs === 0 && (dst.nBits === 32 || dst.nBits === 64)) return;
+      break;
+    case 'NXM_OF_VLAN_TCI':
+      if ((dst.ofs === 0 && dst.nBits === 12) || (dst.ofs === 13 && dst.nBits === 3)) return;
+      break;
+  }
+  throw new FlowSyntaxError(`learn: load into ${formatFieldRef(dst)} is not supported (registers, whole packet fields, NXM_OF_VLAN_TCI[0..11] or [13..15])`);
+}
+
 function parseLearn(args: string): LearnSpec {
-  const spec: LearnSpec = { table: 1, priority: 32768, idleTimeout: 0, hardTimeout: 0, cookieHi: 0, cookieLo: 0, matches: [], outputs: [] };
+  const spec: LearnSpec = { table: 1, priority: 32768, idleTimeout: 0, hardTimeout: 0, finIdleTimeout: 0, finHardTimeout: 0, flags: 0, cookieHi: 0, cookieLo: 0, specs: [] };
+  const add = (kind: number, nBits: number, src: FieldRef | null, imm: [number, number], dst: FieldRef | null): void => {
+    spec.specs.push({ kind, nBits, src, immHi: imm[0], immLo: imm[1], dst });
+  };
   for (const tok of splitTop(args)) {
     const eq = tok.indexOf('=');
     const key = eq < 0 ? tok : tok.slice(0, eq);
@@ -437,34 +537,85 @@ function parseLearn(args: string): LearnSpec {
       case 'priority': spec.priority = parseIntStrict(val, 'learn priority', 65535); continue;
       case 'idle_timeout': spec.idleTimeout = parseIntStrict(val, 'learn idle_timeout', 65535); continue;
       case 'hard_timeout': spec.hardTimeout = parseIntStrict(val, 'learn hard_timeout', 65535); continue;
+      case 'fin_idle_timeout': spec.finIdleTimeout = parseIntStrict(val, 'learn fin_idle_timeout', 65535); continue;
+      case 'fin_hard_timeout': spec.finHardTimeout = parseIntStrict(val, 'learn fin_hard_timeout', 65535); continue;
       case 'cookie': [spec.cookieHi, spec.cookieLo] = parse64(val); continue;
+      case 'send_flow_rem': if (eq < 0) { spec.flags |= LEARN_F_SEND_FLOW_REM; continue; } break;
+      case 'delete_learned': if (eq < 0) { spec.flags |= LEARN_F_DELETE_LEARNED; continue; } break;
     }
     if (tok.startsWith('output:')) {
-      spec.outputs.push(parseFieldRef(tok.slice(7)));
+      const r = parseFieldRef(tok.slice(7));
+      add(LEARN_OUTPUT, r.nBits, r, [0, 0], null);
+      continue;
+    }
+    if (tok.startsWith('load:')) {
+      const arrow = tok.indexOf('->');
+      if (arrow < 0) throw new FlowSyntaxError(`learn: "${tok}" needs load:SRC->DST`);
+      const dst = parseFieldRef(tok.slice(arrow + 2));
+      checkLearnLoadDst(dst);
+      const srcText = tok.slice(5, arrow);
+      if (srcText.includes('[')) {
+        const src = parseFieldRef(srcText);
+        if (src.nBits !== dst.nBits) throw new FlowSyntaxError(`learn: ${tok} has fields of different widths`);
+        add(LEARN_LOAD, dst.nBits, src, [0, 0], dst);
+      } else add(LEARN_LOAD, dst.nBits, null, parseImmediate(srcText, dst.nBits, 'learn load'), dst);
       continue;
     }
     if (eq < 0) {
       const r = parseFieldRef(tok);
-      spec.matches.push({ dst: r, src: r });
-    } else {
-      const dst = parseFieldRef(key);
+      add(LEARN_MATCH, r.nBits, r, [0, 0], r);
+      continue;
+    }
+    if (!key.includes('[')) {
+      const nxm = LEARN_MF_NAMES[key];
+      if (nxm === undefined) throw new FlowSyntaxError(`learn: unknown field "${key}"`);
+      const dst = makeFieldRef(nxm, 0, NXM_FIELDS[nxm].width);
+      add(LEARN_MATCH, dst.nBits, null, parseFieldValue(dst, val), dst);
+      continue;
+    }
+    const dst = parseFieldRef(key);
+    if (val.includes('[')) {
       const src = parseFieldRef(val);
       if (dst.nBits !== src.nBits) throw new FlowSyntaxError(`learn: ${tok} has fields of different widths`);
-      spec.matches.push({ dst, src });
+      add(LEARN_MATCH, dst.nBits, src, [0, 0], dst);
+    } else {
+      const whole = dst.ofs === 0 && dst.nBits === dst.width;
+      add(LEARN_MATCH, dst.nBits, null, whole ? parseFieldValue(dst, val) : parseImmediate(val, dst.nBits, 'learn'), dst);
     }
   }
   return spec;
+}
+
+function formatLearnSpec(f: LearnFieldSpec): string {
+  const dst = f.dst;
+  if (f.kind === LEARN_OUTPUT) return `output:${formatFieldRef(f.src!)}`;
+  if (f.kind === LEARN_LOAD) return `load:${f.src != null ? formatFieldRef(f.src) : hex64(f.immHi, f.immLo)}->${formatFieldRef(dst!)}`;
+  if (f.src == null) {
+    if (dst!.ofs === 0 && dst!.nBits === dst!.width) return `${LEARN_MF_PRINT[dst!.name]}=${formatFieldValue(dst!, f.immHi, f.immLo)}`;
+    return `${formatFieldRef(dst!)}=${hex64(f.immHi, f.immLo)}`;
+  }
+  const d = formatFieldRef(dst!);
+  return f.src.name === dst!.name && f.src.ofs === dst!.ofs ? d : `${d}=${formatFieldRef(f.src)}`;
 }
 
 export function formatLearn(s: LearnSpec): string {
   const parts = [`table=${s.table}`];
   if (s.idleTimeout) parts.push(`idle_timeout=${s.idleTimeout}`);
   if (s.hardTimeout) parts.push(`hard_timeout=${s.hardTimeout}`);
+  if (s.finIdleTimeout) parts.push(`fin_idle_timeout=${s.finIdleTimeout}`);
+  if (s.finHardTimeout) parts.push(`fin_hard_timeout=${s.finHardTimeout}`);
   if (s.priority !== 32768) parts.push(`priority=${s.priority}`);
+  if (s.flags & LEARN_F_SEND_FLOW_REM) parts.push('send_flow_rem');
+  if (s.flags & LEARN_F_DELETE_LEARNED) parts.push('delete_learned');
   if (s.cookieHi || s.cookieLo) parts.push(`cookie=${format64(s.cookieHi, s.cookieLo)}`);
-  for (const m of s.matches) parts.push(m.src === m.dst || formatFieldRef(m.src) === formatFieldRef(m.dst) ? formatFieldRef(m.dst) : `${formatFieldRef(m.dst)}=${formatFieldRef(m.src)}`);
-  for (const o of s.outputs) parts.push(`output:${formatFieldRef(o)}`);
+  for (const f of s.specs) parts.push(formatLearnSpec(f));
   return `learn(${parts.join(',')})`;
+}
+
+/** Parses `load:VALUE->REG[..]` / `set_field:V[/M]->regN` targets: registers only. */
+function registerDst(r: FieldRef, what: string): FieldRef {
+  if (!isRegister(r)) throw new FlowSyntaxError(`${what}: only registers (NXM_NX_REG0..7) can be written; use set_field for packet fields`);
+  return r;
 }
 
 /** Parses an action list (the text after `actions=`) the way ovs-ofctl turns it into OpenFlow 1.3. */
@@ -491,10 +642,57 @@ export function parseActions(text: string, spec: FlowSpec, resolve?: PortResolve
         out.push({ t: 'resubmit', port: p === undefined || p === '' ? OFPP_IN_PORT : parsePort(p, resolve), table: t === undefined || t === '' ? 255 : parseIntStrict(t, 'resubmit table', 254) });
         continue;
       }
+      if (lower.startsWith('fin_timeout(') && lower.endsWith(')')) {
+        const a = { t: 'fin_timeout' as const, idle: 0, hard: 0 };
+        for (const kv of splitTop(tok.slice(12, -1))) {
+          const [k, v] = kv.split('=');
+          if (k === 'idle_timeout') a.idle = parseIntStrict(v ?? '', 'fin_timeout idle_timeout', 65535);
+          else if (k === 'hard_timeout') a.hard = parseIntStrict(v ?? '', 'fin_timeout hard_timeout', 65535);
+          else throw new FlowSyntaxError(`fin_timeout: unknown argument "${kv}"`);
+        }
+        out.push(a);
+        continue;
+      }
+      if (lower.startsWith('load:') || lower.startsWith('move:')) {
+        const arrow = tok.indexOf('->');
+        if (arrow < 0) throw new FlowSyntaxError(`"${tok}" needs SRC->DST`);
+        const dst = registerDst(parseFieldRef(tok.slice(arrow + 2)), tok.slice(0, 4));
+        const srcText = tok.slice(5, arrow);
+        if (lower.startsWith('load:')) {
+          out.push({ t: 'load', dst, value: parseImmediate(srcText, dst.nBits, 'load')[1], sf: false });
+        } else {
+          const src = parseFieldRef(srcText);
+          if (src.nBits !== dst.nBits) throw new FlowSyntaxError(`move: ${tok} has fields of different widths`);
+          if (src.nBits > 32) throw new FlowSyntaxError(`move: fields wider than 32 bits are not supported`);
+          out.push({ t: 'move', src, dst });
+        }
+        continue;
+      }
+      if (lower.startsWith('output:') && tok.includes('[')) {
+        out.push({ t: 'output_reg', src: parseFieldRef(tok.slice(7)), maxLen: 65535 });
+        continue;
+      }
       if (lower.startsWith('set_field:')) {
         const arrow = tok.indexOf('->');
         if (arrow < 0) throw new FlowSyntaxError(`"${tok}": set_field needs value->field`);
         const fname = tok.slice(arrow + 2);
+        const reg = /^reg([0-7])$/.exec(fname);
+        if (reg) {
+          const vt = tok.slice(10, arrow);
+          const slash = vt.indexOf('/');
+          const v = parseIntStrict(slash < 0 ? vt : vt.slice(0, slash), 'set_field', 0xffffffff);
+          const name = `NXM_NX_REG${reg[1]}`;
+          if (slash < 0) {
+            out.push({ t: 'load', dst: makeFieldRef(name, 0, 32), value: v, sf: true });
+            continue;
+          }
+          const m = parseIntStrict(vt.slice(slash + 1), 'set_field mask', 0xffffffff);
+          const ofs = m === 0 ? 0 : 31 - Math.clz32(m & -m);
+          const nBits = m === 0 ? 0 : 32 - Math.clz32(m) - ofs;
+          if (m === 0 || (nBits < 32 && ((m >>> ofs) !== (2 ** nBits - 1)))) throw new FlowSyntaxError(`set_field: mask ${vt.slice(slash + 1)} is not contiguous`);
+          out.push({ t: 'load', dst: makeFieldRef(name, ofs, nBits), value: ((v & m) >>> ofs) >>> 0, sf: nBits === 32 });
+          continue;
+        }
         const field = SET_FIELD_NAMES[fname];
         if (field === undefined) throw new FlowSyntaxError(`set_field: unsupported field "${fname}"`);
         out.push(setField(field, tok.slice(10, arrow)));
@@ -560,6 +758,15 @@ function formatAction(a: Action): string {
       if (a.table === 255) return `resubmit:${formatPort(a.port)}`;
       return `resubmit(${a.port === OFPP_IN_PORT ? '' : formatPort(a.port)},${a.table})`;
     case 'learn': return formatLearn(a.spec);
+    case 'load': return a.sf ? `set_field:${hex64(0, a.value)}->${LEARN_MF_PRINT[a.dst.name]}` : `load:${hex64(0, a.value)}->${formatFieldRef(a.dst)}`;
+    case 'move': return `move:${formatFieldRef(a.src)}->${formatFieldRef(a.dst)}`;
+    case 'output_reg': return a.maxLen === 65535 ? `output:${formatFieldRef(a.src)}` : `output(port=${formatFieldRef(a.src)},max_len=${a.maxLen})`;
+    case 'fin_timeout': {
+      const p: string[] = [];
+      if (a.idle) p.push(`idle_timeout=${a.idle}`);
+      if (a.hard) p.push(`hard_timeout=${a.hard}`);
+      return `fin_timeout(${p.join(',')})`;
+    }
     case 'set_field': {
       const name = SET_FIELD_PRINT[a.field] ?? `field${a.field}`;
       let v: string;
@@ -607,6 +814,10 @@ export function formatMatch(value: Uint32Array, mask: Uint32Array, priority: num
     } else if (dlType === ETH_TYPE_ARP) s += 'arp,';
     else if (dlType === ETH_TYPE_RARP) s += 'rarp,';
     else skipType = false;
+  }
+  for (let i = 0; i < N_REGS; i++) {
+    const m = mask[K_REG0 + i];
+    if (m) s += `reg${i}=${hex64(0, value[K_REG0 + i])}${m === 0xffffffff ? '' : '/0x' + m.toString(16)},`;
   }
   if (mask[K_TUN_ID]) s += `tun_id=${value[K_TUN_ID] === 0 ? '0' : '0x' + value[K_TUN_ID].toString(16)}${mask[K_TUN_ID] === 0xffffffff ? '' : '/0x' + 'ffffffff' + mask[K_TUN_ID].toString(16).padStart(8, '0')},`;
   if (mask[K_IN_PORT]) s += `in_port=${formatPort(value[K_IN_PORT])},`;

@@ -26,9 +26,9 @@ export const F_ARP_SPA = 22;
 export const F_ARP_TPA = 23;
 export const F_TUNNEL_ID = 38;
 
-/** A reference to bits [ofs, ofs+nBits) of a key field, used by learn(). */
+/** A reference to bits [ofs, ofs+nBits) of a key field (learn, load, move, output:field). */
 export interface FieldRef {
-  /** NXM/OXM name as written (e.g. NXM_OF_ETH_SRC). */
+  /** NXM name (e.g. NXM_OF_ETH_SRC, NXM_NX_REG0). */
   name: string;
   /** Key word (low word for 48-bit MAC fields). */
   word: number;
@@ -38,16 +38,42 @@ export interface FieldRef {
   nBits: number;
 }
 
+/** learn() flow_mod_spec kinds (NX_LEARN_DST_*). */
+export const LEARN_MATCH = 0;
+export const LEARN_LOAD = 1;
+export const LEARN_OUTPUT = 2;
+/** learn() flags (NX_LEARN_F_*). */
+export const LEARN_F_SEND_FLOW_REM = 1;
+export const LEARN_F_DELETE_LEARNED = 2;
+
+/**
+ * One flow_mod_spec of learn(): the learned flow matches `dst` against (or loads into `dst`, or
+ * outputs to the port in) the `src` field of the learning packet, or the immediate value
+ * immHi:immLo when `src` is null.
+ */
+export interface LearnFieldSpec {
+  kind: number;
+  nBits: number;
+  src: FieldRef | null;
+  immHi: number;
+  immLo: number;
+  /** null for LEARN_OUTPUT. */
+  dst: FieldRef | null;
+}
+
 export interface LearnSpec {
   table: number;
   priority: number;
   idleTimeout: number;
   hardTimeout: number;
+  finIdleTimeout: number;
+  finHardTimeout: number;
+  /** LEARN_F_* bits. */
+  flags: number;
   cookieHi: number;
   cookieLo: number;
-  /** match dst := src field (src null: copy dst field of the packet itself). */
-  matches: { dst: FieldRef; src: FieldRef }[];
-  outputs: FieldRef[];
+  /** In the order written (printing and the learned flow's actions keep it). */
+  specs: LearnFieldSpec[];
 }
 
 export type Action =
@@ -56,7 +82,31 @@ export type Action =
   | { t: 'pop_vlan' }
   | { t: 'set_field'; field: number; hi: number; lo: number }
   | { t: 'resubmit'; port: number; table: number }
-  | { t: 'learn'; spec: LearnSpec };
+  | { t: 'learn'; spec: LearnSpec }
+  /** Loads a value into register bits (NXAST_REG_LOAD, or OFPAT_SET_FIELD when `sf`). */
+  | { t: 'load'; dst: FieldRef; value: number; sf: boolean }
+  /** Copies bits of a field into register bits (NXAST_REG_MOVE). */
+  | { t: 'move'; src: FieldRef; dst: FieldRef }
+  /** Outputs to the port number held in a field (NXAST_OUTPUT_REG). */
+  | { t: 'output_reg'; src: FieldRef; maxLen: number }
+  /** On a TCP FIN or RST, lowers the flow's timeouts (NXAST_FIN_TIMEOUT). */
+  | { t: 'fin_timeout'; idle: number; hard: number };
+
+/** Mask of the bits a FieldRef (of at most 32 bits) covers in its key word. */
+export function refMask(r: FieldRef): number {
+  return r.nBits >= 32 ? 0xffffffff : (((1 << r.nBits) - 1) << r.ofs) >>> 0;
+}
+
+/** Bits of a field (at most 32 of them) as a number. */
+export function readRef(key: Uint32Array, r: FieldRef): number {
+  return r.nBits >= 32 ? key[r.word] : (key[r.word] >>> r.ofs) & ((1 << r.nBits) - 1);
+}
+
+/** Writes `v` into the bits of a field (at most 32 of them). */
+export function writeRef(key: Uint32Array, r: FieldRef, v: number): void {
+  const m = refMask(r);
+  key[r.word] = ((key[r.word] & ~m) | ((v << r.ofs) & m)) >>> 0;
+}
 
 /** OpenFlow instructions of one flow. */
 export interface Instructions {

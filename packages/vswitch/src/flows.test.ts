@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Bridge } from './bridge.js';
 import { formatInstructions, formatMatch, parseFlow } from './flow-text.js';
-import { arpPacket, ethFrame, FrameRecorder, frameVlan, icmpEcho, inetChecksum, udpPacket } from './testing.js';
+import { arpPacket, ethFrame, FrameRecorder, frameVlan, icmpEcho, inetChecksum, ipv4Packet, udpPacket } from './testing.js';
 
 function hasOvsOfctl(): boolean {
   try {
@@ -34,6 +34,15 @@ const ORACLE_FLOWS = [
   'in_port=LOCAL,dl_type=0x0800,nw_src=1.2.3.4,actions=set_field:10.0.0.1->ip_dst,set_tunnel:0x2a,output:4',
   'tun_id=0x2a,actions=output:1',
   'sctp,tp_dst=9,actions=output:1',
+  // Registers, load/move/output:field, and learn() with immediates, loads, flags and FIN timeouts.
+  'priority=5,reg0=5,in_port=1,tun_id=3,reg3=0x10/0xf0,dl_src=00:00:00:00:00:01,actions=load:5->NXM_NX_REG0[],load:0x1->NXM_NX_REG1[0..15],set_field:7->reg2,move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15],move:NXM_NX_REG0[]->NXM_NX_REG1[],output:NXM_NX_REG0[0..15],load:0->NXM_NX_REG7[31]',
+  'tcp,reg1=0/0x1,tp_dst=80,reg7=0xffffffff,actions=set_field:0x5/0xff->reg1,set_field:0->reg4',
+  'actions=learn(table=10,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15]),resubmit(,10),output:NXM_NX_REG0[0..15]',
+  'actions=learn(table=1,NXM_OF_VLAN_TCI[0..11]=10,NXM_OF_ETH_TYPE[]=0x800,dl_type=0x800,eth_src=00:11:22:33:44:55,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:10->NXM_NX_REG0[],load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15],output:NXM_OF_IN_PORT[])',
+  'actions=learn(NXM_OF_VLAN_TCI[]=5,NXM_NX_TUN_ID[]=0x12,NXM_OF_IN_PORT[]=65534,eth_type=0x806,NXM_OF_ETH_TYPE[]=2048,NXM_OF_IP_PROTO[]=0x11)',
+  'actions=learn(table=2,idle_timeout=5,hard_timeout=7,fin_idle_timeout=3,fin_hard_timeout=4,priority=9,send_flow_rem,delete_learned,cookie=0x12,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0x5->NXM_OF_VLAN_TCI[0..11],load:0->NXM_NX_REG2[],load:0x1234567890ab->NXM_OF_ETH_SRC[],reg3=7,NXM_NX_REG4[3..9]=0x0,output:NXM_OF_IN_PORT[])',
+  'ip,actions=learn(eth_type=0x800,NXM_OF_IP_SRC[]=10.1.2.3,NXM_OF_IP_DST[0..7]=3,ip_proto=17,NXM_OF_UDP_DST[]=53,load:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],load:0x1c->NXM_OF_IP_TOS[],output:NXM_OF_IN_PORT[])',
+  'actions=learn(NXM_OF_IN_PORT[]=5,eth_type=0x800,ip_dst=10.0.0.1,nw_proto=6,tcp_dst=80,NXM_OF_IP_TOS[]=0x20,in_port=3,vlan_tci=0x1005,NXM_OF_ETH_SRC[0..47]=NXM_OF_ETH_DST[])',
 ];
 
 describe('ovs-ofctl flow syntax', () => {
@@ -59,6 +68,13 @@ describe('ovs-ofctl flow syntax', () => {
     expect(() => parseFlow('cookie=1/1,actions=drop')).toThrow(/cookie mask/);
     expect(() => parseFlow('actions=output(')).toThrow(/parenthes/);
     expect(() => parseFlow('actions=frobnicate')).toThrow(/unknown action/);
+    expect(() => parseFlow('actions=load:1->NXM_OF_ETH_TYPE[]')).toThrow(/only registers/);
+    expect(() => parseFlow('actions=load:0x10000->NXM_NX_REG0[0..15]')).toThrow(/does not fit/);
+    expect(() => parseFlow('actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG0[]')).toThrow(/different widths/);
+    expect(() => parseFlow('actions=set_field:5/0x5->reg0')).toThrow(/not contiguous/);
+    expect(() => parseFlow('actions=learn(load:1->NXM_OF_ETH_TYPE[])')).toThrow(/load into NXM_OF_ETH_TYPE\[\] is not supported/);
+    expect(() => parseFlow('actions=learn(NXM_OF_VLAN_TCI[0..3]=0x10)')).toThrow(/does not fit in 4 bits/);
+    expect(() => parseFlow('actions=learn(foo=1)')).toThrow(/unknown field/);
   });
 
   it('never throws anything but FlowSyntaxError on arbitrary input', () => {
@@ -71,6 +87,44 @@ describe('ovs-ofctl flow syntax', () => {
         }
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('never throws anything but FlowSyntaxError on learn/register-shaped input, and what parses formats and re-parses to the same text', () => {
+    const piece = fc.constantFrom(
+      'NXM_OF_ETH_SRC[]', 'NXM_OF_ETH_DST[]', 'NXM_OF_VLAN_TCI[0..11]', 'NXM_OF_IN_PORT[]', 'NXM_NX_REG0[]', 'NXM_NX_REG3[4..9]', 'NXM_NX_TUN_ID[0..31]',
+      'NXM_OF_IP_TOS[]', 'NXM_NX_REG9[]', 'NXM_OF_ETH_SRC[0..15]', 'NXM_NX_REG1[40]', 'eth_type', 'in_port', 'reg2', 'ip_dst', 'foo',
+      '0x800', '10', '10.0.0.1', 'LOCAL', '00:11:22:33:44:55', '0x123456789abcdef01', '', '-1',
+    );
+    const tok = fc.oneof(
+      fc.tuple(piece, piece).map(([a, b]) => `${a}=${b}`),
+      fc.tuple(piece, piece).map(([a, b]) => `load:${a}->${b}`),
+      piece.map((a) => `output:${a}`),
+      piece,
+      fc.constantFrom('table=3', 'priority=9', 'idle_timeout=5', 'fin_idle_timeout=2', 'fin_hard_timeout=70000', 'send_flow_rem', 'delete_learned', 'cookie=0x5'),
+    );
+    const action = fc.oneof(
+      fc.array(tok, { maxLength: 5 }).map((t) => `learn(${t.join(',')})`),
+      fc.tuple(piece, piece).map(([a, b]) => `move:${a}->${b}`),
+      fc.tuple(piece, piece).map(([a, b]) => `load:${a}->${b}`),
+      fc.tuple(piece, fc.constantFrom('reg0', 'reg7', 'reg8', 'eth_dst')).map(([a, b]) => `set_field:${a}->${b}`),
+      piece.map((a) => `output:${a}`),
+      fc.constantFrom('fin_timeout(idle_timeout=3)', 'fin_timeout(hard_timeout=x)', 'fin_timeout(foo=1)'),
+    );
+    fc.assert(
+      fc.property(fc.option(fc.constantFrom('reg0=5', 'reg1=0x10/0xf0', 'reg8=1', 'reg3=x')), fc.array(action, { minLength: 1, maxLength: 3 }), (m, acts) => {
+        const text = `${m != null ? m + ',' : ''}actions=${acts.join(',')}`;
+        let spec;
+        try {
+          spec = parseFlow(text);
+        } catch (e) {
+          expect((e as Error).name).toBe('FlowSyntaxError');
+          return;
+        }
+        const printed = formatInstructions(spec.instructions);
+        expect(formatInstructions(parseFlow(`actions=${printed}`).instructions)).toBe(printed);
+      }),
+      { numRuns: 400 },
     );
   });
 });
@@ -213,6 +267,61 @@ describe('flow pipeline', () => {
     expect(s.map((x) => x.count)).toEqual([1, 1, 1]);
   });
 
+  it('registers: move/load/output:field drive the pipeline, and the caches key on the packet bits a register came from', () => {
+    const { br, s, p } = bridge3();
+    br.addFlow('table=0,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],load:0x3->NXM_NX_REG1[0..1],resubmit(,1)');
+    br.addFlow('table=1,reg0=1,actions=output:NXM_NX_REG1[0..1]');
+    br.addFlow('table=1,reg0=2,actions=set_field:1->reg2,resubmit(,2)');
+    br.addFlow('table=2,reg2=1,actions=output:1');
+    send(p[0], ethFrame({ dst: B, src: A })); // reg0=1: out port 3 (from reg1)
+    send(p[1], ethFrame({ dst: B, src: A })); // same packet bits but in_port 2: reg0=2 -> reg2=1 -> port 1
+    send(p[2], ethFrame({ dst: B, src: A })); // reg0=3: no flow in table 1, dropped
+    expect(s.map((x) => x.count)).toEqual([1, 0, 1]);
+    expect(br.stats()).toMatchObject({ emcHits: 0, megaflowHits: 0, misses: 3 });
+    send(p[1], ethFrame({ dst: B, src: A }));
+    expect(s.map((x) => x.count)).toEqual([2, 0, 1]);
+  });
+
+  it('learn: immediates, loads into packet fields, FIN timeouts (a TCP FIN lowers the learned flow\'s timeouts) and send_flow_rem', () => {
+    const { br, s, p } = bridge3();
+    br.addFlow('table=0,tcp,actions=learn(table=1,idle_timeout=100,hard_timeout=200,fin_idle_timeout=2,fin_hard_timeout=3,send_flow_rem,eth_type=0x800,nw_proto=6,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],NXM_OF_TCP_DST[]=NXM_OF_TCP_SRC[],load:0x0a000063->NXM_OF_IP_SRC[],load:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],output:NXM_OF_IN_PORT[]),output:3');
+    const tcp = (src: string, dst: string, sport: number, dport: number, flags: number) => {
+      const t = new Uint8Array(20);
+      t[0] = sport >> 8; t[1] = sport & 255; t[2] = dport >> 8; t[3] = dport & 255; t[12] = 0x50; t[13] = flags;
+      return ipv4Packet({ src, dst, proto: 6, payload: t });
+    };
+    send(p[0], ethFrame({ dst: B, src: A, payload: tcp('10.0.0.1', '10.0.0.2', 1234, 80, 0x02) })); // SYN from port 1
+    const learned = br.dumpFlows('table=1', false);
+    expect(learned).toEqual([' table=1, idle_timeout=100, hard_timeout=200, send_flow_rem tcp,nw_dst=10.0.0.1,tp_dst=1234 actions=fin_timeout(idle_timeout=2,hard_timeout=3),set_field:10.0.0.99->ip_src,set_field:02:00:00:00:00:0a->eth_dst,output:1']);
+    br.addFlow('table=0,priority=40000,in_port=3,actions=resubmit(,1)');
+    const reply = ethFrame({ dst: A, src: B, payload: tcp('10.0.0.2', '10.0.0.1', 80, 1234, 0x10) });
+    send(p[2], reply); // the learned flow rewrites the source address and forwards to port 1
+    expect(s[0].count).toBe(1);
+    expect(Array.from(s[0].frames[0].subarray(26, 30))).toEqual([10, 0, 0, 99]);
+    expect(br.flows('table=1')[0].idleTimeout).toBe(100);
+    send(p[2], ethFrame({ dst: A, src: B, payload: tcp('10.0.0.2', '10.0.0.1', 80, 1234, 0x11) })); // FIN|ACK
+    expect(br.flows('table=1')[0]).toMatchObject({ idleTimeout: 2, hardTimeout: 3 });
+    const removed: number[] = [];
+    br.onFlowRemoved = (f, reason) => removed.push(f.table, f.flags, reason);
+    br.tick(br.now + 3500);
+    expect(removed).toEqual([1, 1, 1]); // table 1, send_flow_rem, hard timeout
+  });
+
+  it('learn sees the packet as rewritten by earlier actions and resubmit(port,table)', () => {
+    const { br, s, p } = bridge3();
+    br.addFlow('table=0,ip,actions=set_field:10.0.0.99->ip_src,resubmit(3,1)');
+    br.addFlow('table=1,actions=learn(table=2,eth_type=0x800,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[])');
+    for (let i = 0; i < 2; i++) {
+      // Two sources: the learned flow takes the rewritten address and the resubmitted in_port, never the packet's.
+      send(p[i], ethFrame({ dst: B, src: i === 0 ? A : '02:00:00:00:00:0c', payload: udpPacket(`10.0.0.${i + 1}`, '10.0.0.2', 1, 2, new Uint8Array(4)) }));
+    }
+    expect(br.dumpFlows('table=2', false).sort()).toEqual([
+      ' table=2, ip,dl_dst=02:00:00:00:00:0a,nw_dst=10.0.0.99 actions=output:3',
+      ' table=2, ip,dl_dst=02:00:00:00:00:0c,nw_dst=10.0.0.99 actions=output:3',
+    ]);
+    expect(s.map((x) => x.count)).toEqual([0, 0, 0]);
+  });
+
   it('controller action raises a packet-in event with the flow cookie', () => {
     const { br, p } = bridge3();
     const events: { inPort: number; len: number; cookie: number; table: number }[] = [];
@@ -263,7 +372,13 @@ describe('caches are transparent', () => {
       vlan: fc.option(fc.integer({ min: 1, max: 3 })),
       tp: fc.option(fc.integer({ min: 1, max: 3 })),
       table: fc.integer({ min: 0, max: 1 }),
-      act: fc.constantFrom('output:1', 'output:2', 'output:3', 'NORMAL', 'FLOOD', 'strip_vlan,output:2', 'mod_vlan_vid:7,output:3', 'resubmit(,1)', 'in_port'),
+      reg: fc.option(fc.integer({ min: 0, max: 3 })),
+      act: fc.constantFrom(
+        'output:1', 'output:2', 'output:3', 'NORMAL', 'FLOOD', 'strip_vlan,output:2', 'mod_vlan_vid:7,output:3', 'resubmit(,1)', 'in_port',
+        // Registers: computed from packet fields (the megaflow must key on them) or constants.
+        'move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],resubmit(,1)', 'move:NXM_OF_UDP_DST[]->NXM_NX_REG0[0..15],resubmit(,1)',
+        'load:2->NXM_NX_REG0[],resubmit(,1)', 'output:NXM_NX_REG0[0..15]', 'move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15],output:NXM_NX_REG1[0..15]',
+      ),
     });
     const pktArb = fc.record({ inPort: fc.integer({ min: 1, max: 3 }), src: fc.constantFrom(...macs.slice(0, 2)), dst: fc.constantFrom(...macs), vlan: fc.option(fc.integer({ min: 1, max: 3 })), tp: fc.integer({ min: 1, max: 3 }) });
     fc.assert(
@@ -276,7 +391,8 @@ describe('caches are transparent', () => {
             if (f.dst != null) m.push(`dl_dst=${f.dst}`);
             if (f.vlan != null) m.push(`dl_vlan=${f.vlan}`);
             if (f.tp != null) m.push(`udp,tp_dst=${f.tp}`);
-            const act = f.table === 1 && f.act === 'resubmit(,1)' ? 'output:1' : f.act;
+            if (f.reg != null) m.push(`reg0=${f.reg}`);
+            const act = f.table === 1 && f.act.includes('resubmit(,1)') ? 'output:1' : f.act;
             br.addFlow(`${m.join(',')},actions=${act}`);
           }
           for (const k of pkts) {

@@ -92,13 +92,13 @@ export function extractKey(buf: Uint8Array, off: number, len: number, inPort: nu
   return l3;
 }
 
-/** 32-bit hash of the first KEY_WORDS words of `key` (masked by `mask` when given). */
+/** 32-bit hash of the first `words` words of `key` (a multiply per word, then murmur3's fmix32). */
 export function hashKey(key: Uint32Array, words: number): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < words; i++) {
-    h = Math.imul(h ^ key[i], 0x01000193);
-    h ^= h >>> 15;
-  }
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  return (h ^ (h >>> 13)) >>> 0;
+  for (let i = 0; i < words; i++) h = Math.imul(h ^ key[i], 0x01000193) + (h >>> 19);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }

@@ -8,7 +8,8 @@
 // - per-entry typed arrays (port, last-seen time, FIFO links) indexed by entry id, from a pool
 //   of `limit` ids; when the table is full the oldest-learned entry is evicted, as OVS's
 //   mac-table-size does.
-// `generation` changes whenever an entry is added, removed or moves to another port: with the
+// `generation` changes whenever an entry is added, removed, moves to another port or is
+// refreshed after it aged out: with the
 // clock unchanged, no lookup answer can change without it, so callers can cache a result and
 // check it with one compare.
 
@@ -110,6 +111,8 @@ export class MacTable {
       const id = idx[b + 2];
       if (id === EMPTY) break;
       if (idx[b] === l && idx[b + 1] === hv) {
+        // An aged entry coming back changes lookup answers too.
+        if (now - this.seen[id] > this.agingMs) this.generation++;
         this.seen[id] = now;
         if (this.port[id] === port) return false;
         this.port[id] = port;

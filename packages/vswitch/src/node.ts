@@ -14,6 +14,8 @@ export interface OpenFlowListener {
   readonly port: number;
   /** Open sessions. */
   readonly connections: number;
+  /** OpenFlow messages received over all sessions so far. */
+  readonly messages: number;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,8 @@ export function parseOpenFlowTarget(target: string): { host: string; port: numbe
  */
 export async function listenOpenFlow(bridge: Bridge, host = '127.0.0.1', port = 6653): Promise<OpenFlowListener> {
   const sockets = new Set<Socket>();
+  let closedMessages = 0;
+  const live = new Set<OpenFlowConnection>();
   const server: Server = createServer((sock) => {
     sockets.add(sock);
     sock.setNoDelay(true);
@@ -52,7 +56,13 @@ export async function listenOpenFlow(bridge: Bridge, host = '127.0.0.1', port = 
       }
     });
     sock.on('error', () => sock.destroy());
-    sock.on('close', () => sockets.delete(sock));
+    live.add(conn);
+    sock.on('close', () => {
+      sockets.delete(sock);
+      live.delete(conn);
+      closedMessages += conn.messages;
+      conn.detach();
+    });
     conn.start();
   });
   await new Promise<void>((resolve, reject) => {
@@ -66,6 +76,11 @@ export async function listenOpenFlow(bridge: Bridge, host = '127.0.0.1', port = 
     port: bound,
     get connections() {
       return sockets.size;
+    },
+    get messages() {
+      let n = closedMessages;
+      for (const c of live) n += c.messages;
+      return n;
     },
     close: () =>
       new Promise<void>((resolve) => {

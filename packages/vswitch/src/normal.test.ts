@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Bridge } from './bridge.js';
 import type { Port } from './port.js';
@@ -167,5 +168,34 @@ describe('loop safety', () => {
     expect(st.loopDrops).toBeGreaterThan(0);
     expect(s.count).toBeLessThan(20);
     expect(s.count).toBeGreaterThan(0);
+  });
+
+  it('the cached NORMAL decision follows MAC moves, ageing and refreshes (same outputs as without caches)', () => {
+    // Random traffic among 3 MACs on 3 ports with clock steps around the ageing time: the EMC
+    // memo of NORMAL must give exactly what a bridge without caches does.
+    const macs = [A, B, C];
+    const step = fc.record({ port: fc.integer({ min: 0, max: 2 }), src: fc.integer({ min: 0, max: 2 }), dst: fc.integer({ min: 0, max: 3 }), dt: fc.constantFrom(0, 0, 0, 400, 1000, 2500) });
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), (steps) => {
+        const run = (caches: boolean) => {
+          const br = new Bridge({ caches, macAgingSeconds: 2 });
+          const sinks = [new FrameRecorder(), new FrameRecorder(), new FrameRecorder()];
+          const ports = sinks.map((x, i) => br.addPort(`p${i + 1}`, x));
+          let now = 0;
+          const out: number[][] = [];
+          for (const st of steps) {
+            now += st.dt;
+            br.now = now; // the clock moves without the once-a-second sweep ...
+            if (st.dt === 2500) br.tick(now); // ... and sometimes with it
+            const before = sinks.map((x) => x.count);
+            ports[st.port].receive(...fr(ethFrame({ dst: st.dst === 3 ? BCAST : macs[st.dst], src: macs[st.src] })));
+            out.push(sinks.map((x, i) => x.count - before[i]));
+          }
+          return out;
+        };
+        expect(run(true)).toEqual(run(false));
+      }),
+      { numRuns: 200 },
+    );
   });
 });

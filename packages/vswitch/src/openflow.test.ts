@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bridge } from './bridge.js';
 import { listenOpenFlow, type OpenFlowListener } from './node.js';
 import { OpenFlowConnection, ofMessage } from './openflow.js';
-import { ethFrame, FrameRecorder, frameVlan } from './testing.js';
+import { ethFrame, FrameRecorder, frameVlan, udpPacket } from './testing.js';
 
 const run = promisify(execFile);
 let OVS = true;
@@ -18,6 +18,13 @@ try {
 } catch {
   OVS = false;
   console.warn('SKIPPED: ovs-ofctl not installed: the OpenFlow 1.3 server is not tested against the real ovs-ofctl');
+}
+
+/** A FLOW_MOD adding in_port=1,idle_timeout=100,actions=output:2. */
+function seedFlowMod(): Uint8Array {
+  const hex =
+    '040e005800000001' + '0000000000000000' + '0000000000000000' + '0000' + '0064' + '0000' + '8000' + 'ffffffff' + 'ffffffff' + 'ffffffff' + '00000000' + '0001000c80000004' + '0000000100000000' + '0004001800000000' + '0000001000000002' + 'ffff000000000000';
+  return Uint8Array.from(hex.match(/../g)!.map((h) => parseInt(h, 16)));
 }
 
 /** Splits a stream of OpenFlow messages; throws on a bad framing. */
@@ -83,6 +90,74 @@ describe('OpenFlow 1.3 codec (in process)', () => {
     expect(split(sent[0])[0].type).toBe(1);
   });
 
+  it('FLOW_REMOVED: sent for send_flow_rem flows with the reason, duration and counters; async config filters it', () => {
+    const br = new Bridge({ now: 1000 });
+    const a = br.addPort('a', new FrameRecorder());
+    br.addPort('b', new FrameRecorder());
+    const { c, sent } = session(br);
+    br.addFlow('priority=100,in_port=1,idle_timeout=5,send_flow_rem,cookie=0x1234,actions=output:2');
+    br.addFlow('priority=90,in_port=1,hard_timeout=3,send_flow_rem,actions=output:2');
+    br.addFlow('priority=80,in_port=1,hard_timeout=3,actions=output:2'); // no send_flow_rem
+    br.addFlow('table=1,priority=7,send_flow_rem,actions=drop');
+    const f = ethFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01' });
+    a.receive(f, 0, f.length);
+    a.receive(f, 0, f.length);
+    br.tick(4500); // hard timeout (3 s) of the priority 90 and 80 flows
+    br.tick(11_600); // idle timeout (5 s after the last use at 1000)
+    br.delFlows('table=1');
+    const msgs = split(Uint8Array.from(sent.flatMap((b) => Array.from(b))));
+    expect(msgs.map((m) => m.type)).toEqual([11, 11, 11]);
+    const fields = (b: Uint8Array) => {
+      const d = new DataView(b.buffer, b.byteOffset, b.length);
+      return { cookie: d.getUint32(4), priority: d.getUint16(8), reason: b[10], table: b[11], sec: d.getUint32(12), nsec: d.getUint32(16), idle: d.getUint16(20), hard: d.getUint16(22), packets: d.getUint32(28), bytes: d.getUint32(36) };
+    };
+    expect(fields(msgs[0].body)).toEqual({ cookie: 0, priority: 90, reason: 1, table: 0, sec: 3, nsec: 500_000_000, idle: 0, hard: 3, packets: 0, bytes: 0 });
+    expect(fields(msgs[1].body)).toEqual({ cookie: 0x1234, priority: 100, reason: 0, table: 0, sec: 10, nsec: 600_000_000, idle: 5, hard: 0, packets: 2, bytes: 120 });
+    expect(fields(msgs[2].body)).toMatchObject({ priority: 7, reason: 2, table: 1 });
+    if (OVS) {
+      // ovs-ofctl decodes our bytes: the oracle for the message layout.
+      const hex = Buffer.from(sent[1]).toString('hex');
+      const printed = execFileSync('ovs-ofctl', ['ofp-print', hex], { encoding: 'utf8' });
+      expect(printed).toMatch(/OFPT_FLOW_REMOVED \(OF1\.3\) \(xid=0x0\): priority=100,in_port=1 reason=idle table_id=0 cookie:0x1234 duration10\.600s idle5 pkts2 bytes120/);
+    }
+    // SET_ASYNC without the DELETE bit: deletions are no longer reported; GET_ASYNC echoes the masks.
+    sent.length = 0;
+    const masks = new Uint8Array(24);
+    masks[3] = 3; masks[11] = 7; masks[15] = 7; masks[19] = 3; // flow_removed master: idle|hard
+    c.receive(ofMessage(28, 3, masks));
+    br.addFlow('table=2,send_flow_rem,actions=drop');
+    br.delFlows('table=2');
+    c.receive(ofMessage(26, 4));
+    const after = split(Uint8Array.from(sent.flatMap((b) => Array.from(b))));
+    expect(after.map((m) => [m.type, m.xid])).toEqual([[27, 4]]);
+    expect(Array.from(after[0].body)).toEqual(Array.from(masks));
+    // A slave session gets nothing with the default slave mask (0).
+    sent.length = 0;
+    const { c: c2, sent: sent2 } = session(br);
+    c2.receive(ofMessage(24, 5, new Uint8Array([0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])));
+    expect(split(sent2[0])[0].type).toBe(25);
+    sent2.length = 0;
+    // A slave may not change the switch: FLOW_MOD gets OFPBRC_IS_SLAVE.
+    const before = br.flowTotal;
+    c2.receive(seedFlowMod());
+    const err = split(sent2[0])[0];
+    expect([err.type, err.body[1], err.body[3]]).toEqual([1, 1, 10]);
+    expect(br.flowTotal).toBe(before);
+    sent2.length = 0;
+    br.addFlow('table=3,send_flow_rem,actions=drop');
+    br.delFlows('table=3');
+    expect(sent2.length).toBe(0);
+    // PACKET_IN: the equal-role session gets it (packet_in mask 0x3 includes ACTION), the slave does not.
+    sent.length = 0;
+    br.addFlow('priority=200,in_port=1,actions=controller');
+    a.receive(f, 0, f.length);
+    expect(sent2.length).toBe(0);
+    const pin = split(sent[0]);
+    expect(pin.map((m) => m.type)).toEqual([10]);
+    expect(Array.from(pin[0].body.subarray(0, 8))).toEqual([0xff, 0xff, 0xff, 0xff, 0, 60, 1, 0]); // unbuffered, total_len, ACTION, table 0
+    expect(Array.from(pin[0].body.subarray(pin[0].body.length - 60))).toEqual(Array.from(f));
+  });
+
   it('fuzz: random and mutated messages never throw, and every reply is well framed', () => {
     const br = new Bridge();
     br.addPort('p1', new FrameRecorder());
@@ -99,11 +174,20 @@ describe('OpenFlow 1.3 codec (in process)', () => {
       '000c' + '000008020000' + '000008020000' + '0030' + '000004060000' + '000002060000' + '1010' + '000000020000' + '00000000' +
       '00000010fffffffa' + 'ffff000000000000';
     const learnSeed = Uint8Array.from(learnHex.match(/../g)!.map((h) => parseInt(h, 16)));
+    // A FLOW_MOD with reg0=5 and NXAST_REG_LOAD, NXAST_REG_MOVE, NXAST_OUTPUT_REG, NXAST_FIN_TIMEOUT
+    // and a set_field into reg2, plus a learn with immediate match and load specs.
+    const regHex =
+      '040e00f800000003000000000000000000000000000000000000000000008000ffffffffffffffffffffffff000000000001000c000100040000000500000000000400b800000000ffff0018000023200007000f000100040000000000000001ffff00180000232000060010000000000000000200010204ffff001800002320000f000f00010004ffff000000000000ffff001000002320001300050006000000190010000104040000000700000000ffff00480000232000100000000080000000000000000000000301000002000320100800000006020000003000000406000000000206000008100000000200000001000400000000';
+    const regSeed = Uint8Array.from(regHex.match(/../g)!.map((h) => parseInt(h, 16)));
     {
       const { c, sent } = session(br);
       c.receive(seed);
       c.receive(learnSeed);
-      expect(sent.length).toBe(0);
+      c.receive(regSeed);
+      expect(sent.map((b) => Buffer.from(b).toString('hex'))).toEqual([]);
+      expect(br.dumpFlows('', false)).toContain(
+        ' reg0=0x5 actions=load:0x1->NXM_NX_REG0[0..15],move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15],output:NXM_NX_REG0[0..15],fin_timeout(idle_timeout=5,hard_timeout=6),set_field:0x7->reg2,learn(table=1,fin_idle_timeout=2,fin_hard_timeout=3,send_flow_rem,delete_learned,eth_type=0x800,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15])',
+      );
       expect(br.dumpFlows('', false)).toContain(' idle_timeout=100, in_port=1 actions=output:2');
       expect(br.dumpFlows('', false)).toContain(' actions=learn(table=1,hard_timeout=60,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),NORMAL');
     }
@@ -119,6 +203,7 @@ describe('OpenFlow 1.3 codec (in process)', () => {
       fc.uint8Array({ minLength: 0, maxLength: 120 }),
       mutate(seed),
       mutate(learnSeed),
+      mutate(regSeed),
       fc.tuple(fc.integer({ min: 0, max: 30 }), fc.uint8Array({ maxLength: 64 })).map(([t, body]) => ofMessage(t, 5, body)),
     );
     fc.assert(
@@ -218,13 +303,107 @@ describe.skipIf(!OVS)('real ovs-ofctl against our OpenFlow server', () => {
     expect(t1[0]).toMatch(/ table=1, n_packets=0, n_bytes=0, hard_timeout=60, vlan_tci=0x0000\/0x0fff,dl_dst=02:00:00:00:00:07 actions=output:1$/);
   });
 
-  it('learn specs we cannot honour (load, immediate values) are refused with OFPBAC_BAD_ARGUMENT', async () => {
-    for (const f of ['actions=learn(table=1,load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15])', 'actions=learn(table=1,NXM_OF_VLAN_TCI[0..11]=0x5)']) {
+  it('registers and complete learn specs round-trip: ovs-ofctl add-flow, then dump-flows prints what parse-flow prints', async () => {
+    await ofctl('del-flows');
+    const flows = [
+      'priority=5,reg0=5,in_port=1,tun_id=3,reg3=0x10/0xf0,actions=load:5->NXM_NX_REG0[],load:0x1->NXM_NX_REG1[0..15],set_field:7->reg2,move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15],move:NXM_NX_REG0[]->NXM_NX_REG1[],output:NXM_NX_REG0[0..15],load:0->NXM_NX_REG7[31]',
+      'priority=6,tcp,reg1=0/0x1,tp_dst=80,actions=set_field:0x5/0xff->reg1,set_field:0->reg4',
+      'priority=7,actions=learn(table=1,NXM_OF_VLAN_TCI[0..11]=10,NXM_OF_ETH_TYPE[]=0x800,eth_src=00:11:22:33:44:55,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:10->NXM_NX_REG0[],load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15],output:NXM_OF_IN_PORT[])',
+      'priority=8,actions=learn(table=2,idle_timeout=5,hard_timeout=7,fin_idle_timeout=3,fin_hard_timeout=4,priority=9,send_flow_rem,delete_learned,cookie=0x12,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0x5->NXM_OF_VLAN_TCI[0..11],load:0x1234567890ab->NXM_OF_ETH_SRC[],reg3=7,NXM_NX_REG4[3..9]=0x0,NXM_NX_TUN_ID[]=0x12,in_port=LOCAL,output:NXM_OF_IN_PORT[])',
+      'priority=9,ip,actions=learn(eth_type=0x800,NXM_OF_IP_SRC[]=10.1.2.3,NXM_OF_IP_DST[0..7]=3,ip_proto=17,NXM_OF_UDP_DST[]=53,load:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],load:0x1c->NXM_OF_IP_TOS[],output:NXM_OF_IN_PORT[])',
+    ];
+    const oracle = (f: string) => /ADD (.*)$/m.exec(execFileSync('ovs-ofctl', ['-O', 'OpenFlow13', 'parse-flow', f], { encoding: 'utf8' }))![1];
+    for (const f of flows) await ofctl('add-flow', f);
+    const norm = (l: string) => l.replace(/duration=[0-9.]+s/, 'duration=X');
+    const dump = (await ofctl('dump-flows')).split('\n').slice(1).filter((l) => l !== '');
+    expect(dump.map(norm).sort()).toEqual(br.dumpFlows().map(norm).sort());
+    const bare = (await run('ovs-ofctl', ['-O', 'OpenFlow13', '--no-stats', 'dump-flows', target], { timeout: 20_000 })).stdout.split('\n').filter((l) => l !== '').map((l) => l.trim());
+    for (const f of flows) expect(bare).toContain(oracle(f));
+    // Our own text parser gives the same flows.
+    const br2 = new Bridge({ normalFlow: false });
+    br2.addFlows(flows);
+    expect(br2.dumpFlows('', false).map((l) => l.trim()).sort()).toEqual([...bare].sort());
+  });
+
+  it('learn behaviour: a register MAC-learning pipeline, immediates, send_flow_rem and delete_learned', async () => {
+    await ofctl('del-flows');
+    await ofctl('add-flow', 'table=0,priority=10,cookie=0x5,actions=learn(table=10,idle_timeout=60,priority=20,cookie=0x77,send_flow_rem,delete_learned,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],eth_type=0x800,load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],load:0x2a->NXM_NX_REG1[]),resubmit(,10),resubmit(,20)');
+    await ofctl('add-flow', 'table=20,priority=10,reg0=0,actions=flood');
+    await ofctl('add-flow', 'table=20,priority=5,reg1=0x2a,actions=output:NXM_NX_REG0[0..15]');
+    const A = '02:00:00:00:00:0a';
+    const B = '02:00:00:00:00:0b';
+    const ip = (src: string, dst: string) => ethFrame({ dst, src, payload: udpPacket('10.0.0.1', '10.0.0.2', 1, 2, new Uint8Array(4)) });
+    const before = sinks.map((x) => x.count);
+    const aToB = ip(A, B);
+    br.port('vnet0')!.receive(aToB, 0, aToB.length); // unknown B: flooded; learns A behind port 1
+    expect(sinks.map((x, i) => x.count - before[i])).toEqual([0, 1, 1]);
+    const t10 = (await ofctl('dump-flows', 'table=10')).split('\n').slice(1).filter((l) => l !== '');
+    expect(t10).toHaveLength(1);
+    expect(t10[0]).toMatch(/cookie=0x77, duration=[0-9.]+s, table=10, n_packets=0, n_bytes=0, idle_timeout=60, send_flow_rem priority=20,ip,vlan_tci=0x0000\/0x0fff,dl_dst=02:00:00:00:00:0a actions=load:0x1->NXM_NX_REG0\[0\.\.15\],load:0x2a->NXM_NX_REG1\[\]$/);
+    expect(t10.map((l) => l.replace(/duration=[0-9.]+s/, ''))).toEqual(br.dumpFlows('table=10').map((l) => l.replace(/duration=[0-9.]+s/, '')));
+    const bToA = ip(B, A);
+    br.port('vnet1')!.receive(bToA, 0, bToA.length); // A is known: reg0=1 -> output:1 only
+    expect(sinks.map((x, i) => x.count - before[i])).toEqual([1, 1, 1]);
+    expect(sinks[0].frames.at(-1)).toEqual(bToA);
+    // A non-IP frame to A does not match the learned flow (eth_type=0x800 immediate): flooded.
+    const arpToA = ethFrame({ dst: A, src: B, type: 0x0806, payload: new Uint8Array(28) });
+    br.port('vnet1')!.receive(arpToA, 0, arpToA.length);
+    expect(sinks.map((x, i) => x.count - before[i])).toEqual([2, 1, 2]);
+    // delete_learned: removing the learning flow removes what it learned.
+    expect(br.flows('table=10')).toHaveLength(2);
+    await ofctl('del-flows', 'table=0');
+    expect(br.flows('table=10')).toHaveLength(0);
+  });
+
+  it('actions and learn specs we cannot honour are refused with OFPBAC_BAD_ARGUMENT', async () => {
+    for (const f of ['actions=load:0x5->NXM_OF_VLAN_TCI[0..11]', 'actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]', 'actions=learn(table=1,load:0x1005->NXM_OF_VLAN_TCI[])']) {
       const err = await ofctl('add-flow', f).then(
         () => null,
         (e: { stderr: string }) => e.stderr,
       );
       expect(err).toMatch(/OFPBAC_BAD_ARGUMENT/);
+    }
+  });
+
+  it('monitor: ovs-ofctl receives OFPT_FLOW_REMOVED with the reason (delete, idle and hard timeouts) and OFPT_PACKET_IN', async () => {
+    await ofctl('del-flows');
+    const mon = spawn('ovs-ofctl', ['-O', 'OpenFlow13', `--unixctl=${join(dir, 'mon.ctl')}`, 'monitor', target, '65535'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    mon.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    mon.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const until = async (what: () => boolean) => {
+      for (let i = 0; i < 2000 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(what()).toBe(true);
+    };
+    try {
+      const before = lis.messages;
+      // The monitor's setup: HELLO, GET_CONFIG, SET_CONFIG, BARRIER, packet-in format (refused), BARRIER.
+      await until(() => lis.messages >= before + 6);
+      await ofctl('add-flow', 'priority=100,in_port=1,send_flow_rem,cookie=0x77,actions=output:2');
+      await ofctl('add-flow', 'priority=50,in_port=1,idle_timeout=2,send_flow_rem,actions=output:3');
+      await ofctl('add-flow', 'priority=40,in_port=2,hard_timeout=1,send_flow_rem,actions=output:3');
+      await ofctl('add-flow', 'priority=30,in_port=3,actions=output:1'); // no send_flow_rem: silent
+      const f = ethFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01' });
+      br.port('vnet0')!.receive(f, 0, f.length);
+      await ofctl('del-flows', 'in_port=1,cookie=0x77/-1');
+      await until(() => /reason=delete/.test(out));
+      expect(out).toMatch(/OFPT_FLOW_REMOVED \(OF1\.3\) \(xid=0x0\): priority=100,in_port=1 reason=delete table_id=0 cookie:0x77 duration[0-9.]+s idle0 pkts1 bytes60/);
+      br.tick(br.now + 2500);
+      await until(() => /reason=idle/.test(out) && /reason=hard/.test(out));
+      expect(out).toMatch(/priority=50,in_port=1 reason=idle table_id=0 duration[0-9.]+s idle2 pkts0 bytes0/);
+      expect(out).toMatch(/priority=40,in_port=2 reason=hard table_id=0 duration[0-9.]+s idle0 hard1 pkts0 bytes0/);
+      await ofctl('del-flows');
+      expect(out).not.toMatch(/priority=30/);
+      // The controller action reaches the session as OFPT_PACKET_IN (max_len bytes of the frame).
+      await ofctl('add-flow', 'table=0,cookie=0x99,in_port=2,actions=goto_table:3');
+      await ofctl('add-flow', 'table=3,cookie=0x98,actions=controller:20');
+      const pin = ethFrame({ dst: '02:00:00:00:00:05', src: '02:00:00:00:00:06' });
+      br.port('vnet1')!.receive(pin, 0, pin.length);
+      await until(() => /OFPT_PACKET_IN/.test(out));
+      expect(out).toMatch(/OFPT_PACKET_IN \(OF1\.3\) \(xid=0x0\): table_id=3 cookie=0x98 total_len=60 in_port=2 \(via action\) data_len=20 \(unbuffered\)/);
+      expect(out).toMatch(/dl_src=02:00:00:00:00:06,dl_dst=02:00:00:00:00:05/);
+    } finally {
+      mon.kill();
     }
   });
 

@@ -2,7 +2,7 @@
 // BARRIER, ECHO, FEATURES, GET_CONFIG, PORT_MOD, PACKET_OUT (not yet: ERROR), MULTIPART
 // (DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC, TABLE_FEATURES), and ERROR replies
 // for everything else. Transport-agnostic: feed bytes with receive(), get bytes via `send`.
-import type { Bridge } from './bridge.js';
+import type { Bridge, PacketIn } from './bridge.js';
 import { FC_DELETE_STRICT, FM_OK, PO_BAD_PORT } from './bridge.js';
 import {
   C_RX_BYTES,
@@ -33,6 +33,8 @@ import {
   K_TP_SRC,
   K_TUN_ID,
   K_VLAN_TCI,
+  K_REG0,
+  N_REGS,
   OFPP_ANY,
   OFPP_LOCAL,
   OFPP_MAX,
@@ -40,6 +42,11 @@ import {
 import type { Action, FieldRef, Flow, FlowSpec, Instructions, LearnSpec } from './flow.js';
 import {
   emptySpec,
+  FF_SEND_FLOW_REM,
+  LEARN_F_DELETE_LEARNED,
+  LEARN_F_SEND_FLOW_REM,
+  LEARN_LOAD,
+  LEARN_OUTPUT,
   F_ARP_OP,
   F_ARP_SPA,
   F_ARP_TPA,
@@ -64,7 +71,7 @@ import {
   F_VLAN_PCP,
   F_VLAN_VID,
 } from './flow.js';
-import { checkPrerequisites, FlowSyntaxError, makeFieldRef, NXM_FIELDS, nxmNameOf } from './flow-text.js';
+import { checkLearnLoadDst, checkPrerequisites, FlowSyntaxError, isRegister, makeFieldRef, NXM_FIELDS, nxmNameOf } from './flow-text.js';
 import type { Port } from './port.js';
 
 export const OFP13_VERSION = 4;
@@ -80,6 +87,8 @@ const T_FEATURES_REPLY = 6;
 const T_GET_CONFIG_REQUEST = 7;
 const T_GET_CONFIG_REPLY = 8;
 const T_SET_CONFIG = 9;
+const T_PACKET_IN = 10;
+const T_FLOW_REMOVED = 11;
 const T_PACKET_OUT = 13;
 const T_FLOW_MOD = 14;
 const T_PORT_MOD = 16;
@@ -90,6 +99,13 @@ const T_BARRIER_REQUEST = 20;
 const T_BARRIER_REPLY = 21;
 const T_ROLE_REQUEST = 24;
 const T_ROLE_REPLY = 25;
+const T_GET_ASYNC_REQUEST = 26;
+const T_GET_ASYNC_REPLY = 27;
+const T_SET_ASYNC = 28;
+
+/** Controller roles (ofp_controller_role). */
+const ROLE_NOCHANGE = 0;
+const ROLE_SLAVE = 3;
 
 // Multipart types.
 const MP_DESC = 0;
@@ -107,6 +123,8 @@ export const ET_BAD_ACTION = 2;
 export const ET_BAD_INSTRUCTION = 3;
 export const ET_BAD_MATCH = 4;
 export const ET_PORT_MOD_FAILED = 7;
+export const ET_ROLE_REQUEST_FAILED = 11;
+const RRFC_BAD_ROLE = 2;
 const BRC_BAD_VERSION = 0;
 const BRC_BAD_TYPE = 1;
 const BRC_BAD_MULTIPART = 2;
@@ -115,6 +133,7 @@ const BRC_EPERM = 5;
 const BRC_BAD_LEN = 6;
 const BRC_BUFFER_UNKNOWN = 8;
 const BRC_BAD_TABLE_ID = 9;
+const BRC_IS_SLAVE = 10;
 const BRC_BAD_PORT = 11;
 const BRC_BAD_PACKET = 12;
 const BAC_BAD_TYPE = 0;
@@ -145,9 +164,10 @@ const NXAST_LEARN = 16;
 const NX_LEARN_HEADER = 32;
 const NX_LEARN_SRC_IMMEDIATE = 1 << 13;
 const NX_LEARN_DST_MASK = 3 << 11;
-const NX_LEARN_DST_MATCH = 0 << 11;
-const NX_LEARN_DST_LOAD = 1 << 11;
-const NX_LEARN_DST_OUTPUT = 2 << 11;
+const NXAST_REG_MOVE = 6;
+const NXAST_REG_LOAD = 7;
+const NXAST_OUTPUT_REG = 15;
+const NXAST_FIN_TIMEOUT = 19;
 
 /** An OpenFlow error to report to the peer. */
 export class OfError extends Error {
@@ -298,6 +318,18 @@ export function decodeMatch(b: Uint8Array, at: number, end: number, value: Uint3
     const flen = b[p + 3];
     p += 4;
     if (p + flen > mend) throw new OfError(ET_BAD_MATCH, BMC_BAD_LEN);
+    if (cls === 0x0001 && field < N_REGS) {
+      // Nicira registers (NXM_NX_REG0..7), maskable, 32 bits.
+      if (flen !== (hasMask ? 8 : 4)) throw new OfError(ET_BAD_MATCH, BMC_BAD_LEN);
+      if (seen.has(0x100 + field)) throw new OfError(ET_BAD_MATCH, BMC_DUP_FIELD);
+      seen.add(0x100 + field);
+      const v = readN(b, p, 4);
+      const mk = hasMask ? readN(b, p + 4, 4) : 0xffffffff;
+      if ((v & ~mk) !== 0) throw new OfError(ET_BAD_MATCH, 8); // BAD_WILDCARDS
+      setW(value, mask, K_REG0 + field, v, mk);
+      p += flen;
+      continue;
+    }
     if (cls !== 0x8000) throw new OfError(ET_BAD_MATCH, BMC_BAD_FIELD);
     const def = OXM[field];
     if (def === undefined) throw new OfError(ET_BAD_MATCH, BMC_BAD_FIELD);
@@ -442,6 +474,15 @@ function encodeMatch(w: Writer, value: Uint32Array, mask: Uint32Array): void {
   };
   tp(K_TP_SRC, F_TCP_SRC, F_UDP_SRC, F_SCTP_SRC, F_ICMPV4_TYPE);
   tp(K_TP_DST, F_TCP_DST, F_UDP_DST, F_SCTP_DST, F_ICMPV4_CODE);
+  for (let i = 0; i < N_REGS; i++) {
+    const m = mask[K_REG0 + i];
+    if (m === 0) continue;
+    w.u16(0x0001);
+    w.u8((i << 1) | (m === 0xffffffff ? 0 : 1));
+    w.u8(m === 0xffffffff ? 4 : 8);
+    w.u32(value[K_REG0 + i]);
+    if (m !== 0xffffffff) w.u32(m);
+  }
   if (mask[K_TUN_ID]) {
     const exact = mask[K_TUN_ID] === 0xffffffff;
     w.u16(0x8000);
@@ -492,6 +533,12 @@ function decodeActions(b: Uint8Array, at: number, end: number): Action[] {
         const field = b[p + 6] >> 1;
         const hasMask = (b[p + 6] & 1) === 1;
         const flen = b[p + 7];
+        if (cls === 0x0001 && !hasMask && field < N_REGS) {
+          // A Nicira register (NXM_NX_REG0..7).
+          if (flen !== 4 || len < 16) throw new OfError(ET_BAD_ACTION, BAC_BAD_SET_LEN);
+          out.push({ t: 'load', dst: makeFieldRef(`NXM_NX_REG${field}`, 0, 32), value: readN(b, p + 8, 4), sf: true });
+          break;
+        }
         if (cls !== 0x8000 || hasMask) throw new OfError(ET_BAD_ACTION, BAC_BAD_SET_TYPE);
         const def = OXM[field];
         if (def === undefined) throw new OfError(ET_BAD_ACTION, BAC_BAD_SET_TYPE);
@@ -521,6 +568,34 @@ function decodeActions(b: Uint8Array, at: number, end: number): Action[] {
           const table = sub === NXAST_RESUBMIT ? 255 : b[p + 12];
           out.push({ t: 'resubmit', port, table });
         } else if (sub === NXAST_LEARN) out.push({ t: 'learn', spec: decodeLearn(b, p, len) });
+        else if (sub === NXAST_REG_MOVE || sub === NXAST_REG_LOAD || sub === NXAST_OUTPUT_REG) {
+          if (len !== 24) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
+          const reg = (r: FieldRef): FieldRef => {
+            if (!isRegister(r)) throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT, 'only registers can be loaded or moved into');
+            return r;
+          };
+          if (sub === NXAST_REG_MOVE) {
+            const n = dv.getUint16(10);
+            if (n === 0 || n > 32) throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT);
+            out.push({ t: 'move', src: nxRef(b, p + 16, dv.getUint16(12), n), dst: reg(nxRef(b, p + 20, dv.getUint16(14), n)) });
+          } else {
+            const on = dv.getUint16(10);
+            const nBits = (on & 63) + 1;
+            if (sub === NXAST_REG_LOAD) {
+              const dst = reg(nxRef(b, p + 12, on >> 6, nBits));
+              const hi = dv.getUint32(16);
+              const lo = dv.getUint32(20);
+              if (hi !== 0 || (nBits < 32 && lo >= 2 ** nBits)) throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT);
+              out.push({ t: 'load', dst, value: lo, sf: false });
+            } else {
+              for (let i = 18; i < 24; i++) if (b[p + i] !== 0) throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT);
+              out.push({ t: 'output_reg', src: nxRef(b, p + 12, on >> 6, nBits), maxLen: dv.getUint16(16) });
+            }
+          }
+        } else if (sub === NXAST_FIN_TIMEOUT) {
+          if (len !== 16) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
+          out.push({ t: 'fin_timeout', idle: dv.getUint16(10), hard: dv.getUint16(12) });
+        }
         else throw new OfError(ET_BAD_ACTION, BAC_BAD_EXP_TYPE);
         break;
       }
@@ -532,10 +607,23 @@ function decodeActions(b: Uint8Array, at: number, end: number): Action[] {
   return out;
 }
 
+/** Reads an NXM field reference (32-bit header, then `ofs` from the caller) as a FieldRef. */
+function nxRef(b: Uint8Array, at: number, ofs: number, nBits: number): FieldRef {
+  const name = nxmNameOf(readN(b, at, 4));
+  if (name === undefined) throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT);
+  try {
+    return makeFieldRef(name, ofs, nBits);
+  } catch (e) {
+    if (e instanceof FlowSyntaxError) throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT);
+    throw e;
+  }
+}
+
 /**
- * Decodes NXAST_LEARN (Nicira experimenter action 16) into a LearnSpec. Supported: match specs
- * whose source is a field, and output specs; immediate sources, load specs, flags and FIN
- * timeouts are refused with BAD_ARGUMENT (the text syntax has no way to express them either).
+ * Decodes NXAST_LEARN (Nicira experimenter action 16) into a LearnSpec: match, load and output
+ * specs with field or immediate sources, the send_flow_rem / delete_learned flags and the FIN
+ * timeouts. Loads go into registers or packet fields set_field can write; anything else is
+ * refused with BAD_ARGUMENT.
  */
 function decodeLearn(b: Uint8Array, p: number, len: number): LearnSpec {
   if (len < NX_LEARN_HEADER) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
@@ -543,7 +631,8 @@ function decodeLearn(b: Uint8Array, p: number, len: number): LearnSpec {
     throw new OfError(ET_BAD_ACTION, BAC_BAD_ARGUMENT);
   };
   const tableId = b[p + 26];
-  if (readN(b, p + 24, 2) !== 0 || b[p + 27] !== 0 || readN(b, p + 28, 4) !== 0 || tableId === 255) bad();
+  const flags = readN(b, p + 24, 2);
+  if ((flags & ~(LEARN_F_SEND_FLOW_REM | LEARN_F_DELETE_LEARNED)) !== 0 || b[p + 27] !== 0 || tableId === 255) bad();
   const spec: LearnSpec = {
     table: tableId,
     idleTimeout: readN(b, p + 10, 2),
@@ -551,20 +640,12 @@ function decodeLearn(b: Uint8Array, p: number, len: number): LearnSpec {
     priority: readN(b, p + 14, 2),
     cookieHi: readN(b, p + 16, 4),
     cookieLo: readN(b, p + 20, 4),
-    matches: [],
-    outputs: [],
+    flags,
+    finIdleTimeout: readN(b, p + 28, 2),
+    finHardTimeout: readN(b, p + 30, 2),
+    specs: [],
   };
   const end = p + len;
-  const ref = (at: number, nBits: number): FieldRef => {
-    if (at + 6 > end) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
-    const name = nxmNameOf(readN(b, at, 4)) ?? bad();
-    try {
-      return makeFieldRef(name, readN(b, at + 4, 2), nBits);
-    } catch (e) {
-      if (e instanceof FlowSyntaxError) bad();
-      throw e;
-    }
-  };
   let q = p + NX_LEARN_HEADER;
   while (q + 2 <= end) {
     const h = readN(b, q, 2);
@@ -574,16 +655,46 @@ function decodeLearn(b: Uint8Array, p: number, len: number): LearnSpec {
       break;
     }
     const nBits = h & 0x7ff;
-    const dst = h & NX_LEARN_DST_MASK;
-    if ((h & 0xc000) !== 0 || nBits === 0 || dst === NX_LEARN_DST_MASK || dst === NX_LEARN_DST_LOAD || (h & NX_LEARN_SRC_IMMEDIATE) !== 0) bad();
-    const src = ref(q + 2, nBits);
-    q += 8;
-    if (dst === NX_LEARN_DST_MATCH) {
-      spec.matches.push({ dst: ref(q, nBits), src });
+    const dstKind = (h & NX_LEARN_DST_MASK) >> 11;
+    const immediate = (h & NX_LEARN_SRC_IMMEDIATE) !== 0;
+    if ((h & 0xc000) !== 0 || nBits === 0 || dstKind === 3 || (immediate && dstKind === LEARN_OUTPUT)) bad();
+    q += 2;
+    let src: FieldRef | null = null;
+    let immHi = 0;
+    let immLo = 0;
+    if (immediate) {
+      const n = 2 * Math.ceil(nBits / 16);
+      if (n > 8) bad();
+      if (q + n > end) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
+      immLo = readN(b, q + Math.max(0, n - 4), Math.min(4, n));
+      immHi = n > 4 ? readN(b, q, n - 4) : 0;
+      q += n;
+    } else {
+      if (q + 6 > end) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
+      src = nxRef(b, q, readN(b, q + 4, 2), nBits);
       q += 6;
-    } else spec.outputs.push(src);
+    }
+    let dst: FieldRef | null = null;
+    if (dstKind !== LEARN_OUTPUT) {
+      if (q + 6 > end) throw new OfError(ET_BAD_ACTION, BAC_BAD_LEN);
+      dst = nxRef(b, q, readN(b, q + 4, 2), nBits);
+      q += 6;
+      if (dstKind === LEARN_LOAD) {
+        try {
+          checkLearnLoadDst(dst);
+        } catch {
+          bad();
+        }
+      }
+    }
+    spec.specs.push({ kind: dstKind, nBits, src, immHi, immLo, dst });
   }
   return spec;
+}
+
+function nxField(w: Writer, r: FieldRef): void {
+  w.u32(NXM_FIELDS[r.name].header);
+  w.u16(r.ofs);
 }
 
 function encodeLearn(w: Writer, s: LearnSpec): void {
@@ -596,24 +707,29 @@ function encodeLearn(w: Writer, s: LearnSpec): void {
   w.u16(s.hardTimeout);
   w.u16(s.priority);
   w.u64(s.cookieHi, s.cookieLo);
-  w.u16(0); // flags
+  w.u16(s.flags);
   w.u8(s.table);
-  w.zeros(5); // pad, fin_idle_timeout, fin_hard_timeout
-  const field = (r: FieldRef): void => {
-    w.u32(NXM_FIELDS[r.name].header);
-    w.u16(r.ofs);
-  };
-  for (const m of s.matches) {
-    w.u16(NX_LEARN_DST_MATCH | m.src.nBits);
-    field(m.src);
-    field(m.dst);
-  }
-  for (const o of s.outputs) {
-    w.u16(NX_LEARN_DST_OUTPUT | o.nBits);
-    field(o);
+  w.u8(0);
+  w.u16(s.finIdleTimeout);
+  w.u16(s.finHardTimeout);
+  for (const f of s.specs) {
+    w.u16((f.src == null ? NX_LEARN_SRC_IMMEDIATE : 0) | (f.kind << 11) | f.nBits);
+    if (f.src != null) nxField(w, f.src);
+    else {
+      const n = 2 * Math.ceil(f.nBits / 16);
+      for (let i = n - 1; i >= 0; i--) w.u8(i >= 4 ? f.immHi >>> (8 * (i - 4)) : f.immLo >>> (8 * i));
+    }
+    if (f.dst != null) nxField(w, f.dst);
   }
   w.pad8(start);
   w.setU16(start + 2, w.len - start);
+}
+
+function nxHeader(w: Writer, len: number, subtype: number): void {
+  w.u16(0xffff);
+  w.u16(len);
+  w.u32(NX_VENDOR);
+  w.u16(subtype);
 }
 
 function encodeActions(w: Writer, actions: readonly Action[]): void {
@@ -665,6 +781,43 @@ function encodeActions(w: Writer, actions: readonly Action[]): void {
         break;
       case 'learn':
         encodeLearn(w, a.spec);
+        break;
+      case 'load':
+        if (a.sf) {
+          w.u16(25);
+          w.u16(16);
+          w.u16(0x0001);
+          w.u8((a.dst.word - K_REG0) << 1);
+          w.u8(4);
+          w.u32(a.value);
+          w.zeros(4);
+          break;
+        }
+        nxHeader(w, 24, NXAST_REG_LOAD);
+        w.u16((a.dst.ofs << 6) | (a.dst.nBits - 1));
+        w.u32(NXM_FIELDS[a.dst.name].header);
+        w.u64(0, a.value);
+        break;
+      case 'move':
+        nxHeader(w, 24, NXAST_REG_MOVE);
+        w.u16(a.src.nBits);
+        w.u16(a.src.ofs);
+        w.u16(a.dst.ofs);
+        w.u32(NXM_FIELDS[a.src.name].header);
+        w.u32(NXM_FIELDS[a.dst.name].header);
+        break;
+      case 'output_reg':
+        nxHeader(w, 24, NXAST_OUTPUT_REG);
+        w.u16((a.src.ofs << 6) | (a.src.nBits - 1));
+        w.u32(NXM_FIELDS[a.src.name].header);
+        w.u16(a.maxLen);
+        w.zeros(6);
+        break;
+      case 'fin_timeout':
+        nxHeader(w, 16, NXAST_FIN_TIMEOUT);
+        w.u16(a.idle);
+        w.u16(a.hard);
+        w.zeros(2);
         break;
     }
   }
@@ -759,9 +912,16 @@ export class OpenFlowConnection {
   private negotiated = false;
   private closed = false;
   private readonly desc: string;
-  /** Messages handled, errors sent (for tests and status). */
+  /** Messages handled, errors sent, FLOW_REMOVED messages sent (for tests and status). */
   messages = 0;
   errors = 0;
+  flowRemovedSent = 0;
+  packetInSent = 0;
+  /** Role from ROLE_REQUEST (EQUAL until changed) and the async masks of SET_ASYNC. */
+  private role = 1;
+  /** packet_in, port_status, flow_removed masks: [master/equal, slave] each (OpenFlow 1.3 defaults). */
+  private readonly asyncMasks = Uint32Array.of(0x3, 0x0, 0x7, 0x7, 0xf, 0x0);
+  private unsubscribe: (() => void) | null = null;
 
   constructor(bridge: Bridge, send: (bytes: Uint8Array) => void, close: () => void, opts: OpenFlowConnectionOptions = {}) {
     this.bridge = bridge;
@@ -770,8 +930,19 @@ export class OpenFlowConnection {
     this.desc = opts.description ?? 'RingZero vswitch';
   }
 
-  /** Sends our HELLO (call once when the transport is up). */
+  /**
+   * Sends our HELLO (call once when the transport is up) and subscribes the session to the
+   * bridge's flow removals (OFPT_FLOW_REMOVED for flows added with send_flow_rem).
+   */
   start(): void {
+    if (this.unsubscribe == null) {
+      const a = this.bridge.addFlowRemovedListener((f, reason) => this.flowRemoved(f, reason));
+      const b = this.bridge.addPacketInListener((p) => this.packetIn(p));
+      this.unsubscribe = () => {
+        a();
+        b();
+      };
+    }
     const w = new Writer();
     const at = header(w, T_HELLO, 0);
     w.u16(1); // VERSIONBITMAP element
@@ -787,9 +958,67 @@ export class OpenFlowConnection {
 
   private shut(): void {
     if (this.closed) return;
+    this.detach();
     this.closed = true;
     this.pending = new Uint8Array(0);
     this.close();
+  }
+
+  /** Ends the subscription to bridge events (call when the transport closed). */
+  detach(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
+
+  /** Sends OFPT_PACKET_IN for a `controller` action when the async config lets the reason through. */
+  private packetIn(p: PacketIn): void {
+    if (this.closed || !this.negotiated) return;
+    const mask = this.asyncMasks[this.role === ROLE_SLAVE ? 1 : 0];
+    if (((mask >>> p.reason) & 1) === 0) return;
+    const w = new Writer();
+    const at = header(w, T_PACKET_IN, 0);
+    w.u32(0xffffffff); // buffer_id: unbuffered
+    w.u16(p.totalLength);
+    w.u8(p.reason);
+    w.u8(p.tableId);
+    w.u64(p.cookieHi, p.cookieLo);
+    const m = w.len;
+    w.u16(1);
+    w.u16(12);
+    w.u16(0x8000);
+    w.u8(F_IN_PORT << 1);
+    w.u8(4);
+    w.u32(p.inPort);
+    w.pad8(m);
+    w.zeros(2);
+    w.bytes(p.data);
+    finish(w, at);
+    this.packetInSent++;
+    this.send(w.result());
+  }
+
+  /** Sends OFPT_FLOW_REMOVED when the flow asked for it and the async config lets the reason through. */
+  private flowRemoved(f: Flow, reason: number): void {
+    if (this.closed || !this.negotiated || (f.flags & FF_SEND_FLOW_REM) === 0) return;
+    const mask = this.asyncMasks[4 + (this.role === ROLE_SLAVE ? 1 : 0)];
+    if (((mask >>> reason) & 1) === 0) return;
+    const w = new Writer();
+    const at = header(w, T_FLOW_REMOVED, 0);
+    const age = Math.max(0, this.bridge.now - f.created);
+    w.u64(f.cookieHi, f.cookieLo);
+    w.u16(f.priority);
+    w.u8(reason);
+    w.u8(f.table);
+    w.u32(Math.floor(age / 1000));
+    w.u32((age % 1000) * 1e6);
+    w.u16(f.idleTimeout);
+    w.u16(f.hardTimeout);
+    w.num64(f.nPackets);
+    w.num64(f.nBytes);
+    encodeMatch(w, f.value, f.mask);
+    finish(w, at);
+    this.flowRemovedSent++;
+    this.send(w.result());
   }
 
   receive(chunk: Uint8Array): void {
@@ -921,20 +1150,40 @@ export class OpenFlowConnection {
       }
       case T_ROLE_REQUEST: {
         if (m.length !== 24) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+        const role = dv.getUint32(8);
+        if (role > ROLE_SLAVE) throw new OfError(ET_ROLE_REQUEST_FAILED, RRFC_BAD_ROLE);
+        if (role !== ROLE_NOCHANGE) this.role = role;
         const w = new Writer();
         const at = header(w, T_ROLE_REPLY, xid);
-        w.bytes(m.subarray(8, 24));
+        w.u32(this.role);
+        w.bytes(m.subarray(12, 24));
         finish(w, at);
         this.send(w.result());
         return;
       }
+      case T_GET_ASYNC_REQUEST: {
+        if (m.length !== 8) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+        const w = new Writer();
+        const at = header(w, T_GET_ASYNC_REPLY, xid);
+        for (const v of this.asyncMasks) w.u32(v);
+        finish(w, at);
+        this.send(w.result());
+        return;
+      }
+      case T_SET_ASYNC:
+        if (m.length !== 32) throw new OfError(ET_BAD_REQUEST, BRC_BAD_LEN);
+        for (let i = 0; i < 6; i++) this.asyncMasks[i] = dv.getUint32(8 + 4 * i);
+        return;
       case T_FLOW_MOD:
+        if (this.role === ROLE_SLAVE) throw new OfError(ET_BAD_REQUEST, BRC_IS_SLAVE);
         this.flowMod(m, dv);
         return;
       case T_PACKET_OUT:
+        if (this.role === ROLE_SLAVE) throw new OfError(ET_BAD_REQUEST, BRC_IS_SLAVE);
         this.packetOut(m, dv);
         return;
       case T_PORT_MOD:
+        if (this.role === ROLE_SLAVE) throw new OfError(ET_BAD_REQUEST, BRC_IS_SLAVE);
         this.portMod(m, dv);
         return;
       case T_MULTIPART_REQUEST:
