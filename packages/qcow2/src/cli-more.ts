@@ -19,6 +19,7 @@ import {
 } from './format';
 import type { MeasureBitmap } from './measure';
 import { measureQcow2 } from './measure';
+import { expandSnapshotZeroClusters } from './downgrade';
 import type { ImageFormat, OpenedImage } from './node';
 import { createQcow2File, NodeFileStore, openImage, probeFormat } from './node';
 import { Qcow2Image } from './qcow2';
@@ -512,6 +513,7 @@ async function downgrade(img: Qcow2Image): Promise<void> {
     throw new CliError('Cannot downgrade an image with zstd compression type and existing compressed clusters');
   }
   await img.expandZeroClusters();
+  if (img.snapshots.length) await expandSnapshotZeroClusters(img);
   const hadBitmaps = h.extensions.some((e) => e.type === EXT_BITMAPS);
   h.compressionType = 0;
   h.incompatLo = 0;

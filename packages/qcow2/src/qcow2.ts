@@ -1586,6 +1586,12 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return this.store.pread(offset, this.clusterSize);
   }
 
+  /** After an L2 table was rewritten on disk directly: refresh its cached copy, if any. */
+  replaceCachedL2(offset: number, data: Uint8Array): void {
+    const t = this.l2Cache.get(offset);
+    if (t) t.data.set(data);
+  }
+
   /** Whether a data file is raw (guest offset == host offset). */
   get dataFileRaw(): boolean {
     return (this.header.autoclearLo & AUTOCLEAR_DATA_FILE_RAW) !== 0;
