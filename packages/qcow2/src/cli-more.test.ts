@@ -262,7 +262,8 @@ describe.skipIf(!Q)('amend', () => {
     const f = tw.r('s.qcow2');
     expect(runStatus('qemu-img', ['check', f]).status).toBe(0);
     expect(run('qemu-img', ['compare', tw.q('s.qcow2'), f])).toContain('identical');
-    expect(JSON.parse(run('qemu-img', ['info', '--output=json', f]))['format-specific'].data.compat).toBe('0.10');
+    const info = JSON.parse(run('qemu-img', ['info', '--output=json', f])) as { 'format-specific': { data: { compat: string } } };
+    expect(info['format-specific'].data.compat).toBe('0.10');
     run('qemu-img', ['snapshot', '-a', 's1', f]);
     expect(runStatus('qemu-img', ['check', f]).status).toBe(0);
     expect(run('qemu-img', ['compare', '-F', 'raw', f, tw.r('s1.raw')])).toContain('identical');

@@ -1,3 +1,4 @@
+import { BitmapTracker } from './bitmaps';
 import type { BlockDevice, BlockStatus, BlockStatusSource } from './device';
 import { checkRange, ImageError } from './device';
 import type { ByteStore } from './store';
@@ -5,9 +6,7 @@ import type { ClusterCodec } from './compress';
 import { getCodec } from './compress';
 import type { QcowHeader, SnapshotEntry } from './format';
 import {
-  AUTOCLEAR_BITMAPS,
   AUTOCLEAR_DATA_FILE_RAW,
-  EXT_BITMAPS,
   AUTOCLEAR_KNOWN,
   COMPAT_LAZY_REFCOUNTS,
   getU64,
@@ -149,6 +148,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   private cBufStart = 0;
   private cBufLen = 0;
   private bitmapsMarked = false;
+  private bitmapTracker: BitmapTracker | null = null;
   private closed = false;
   /** close() was called: new requests are refused. */
   private closing = false;
@@ -382,6 +382,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
         }
         pos += n;
       }
+      this.bitmapTracker?.dirty(offset, len);
     } finally {
       this.unlockRange(h);
     }
@@ -414,6 +415,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       await this.meta(async () => {
         await this.markDirtyIfLazy();
         await this.writeCompressedLocked(offset, data, compressed);
+        this.bitmapTracker?.dirty(offset, data.length);
         await this.trimCachesAsync();
       });
     } finally {
@@ -446,6 +448,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       await this.meta(async () => {
         await this.markDirtyIfLazy();
         await this.zeroRange(offset, length, discard);
+        this.bitmapTracker?.dirty(offset, length);
         await this.trimCachesAsync();
       });
     } finally {
@@ -460,6 +463,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       if (this.closed) return;
       if (!this.readOnly) {
         await this.flushMetadata();
+        if (this.bitmapTracker) await this.bitmapTracker.finish();
         if (this.dirtyMarked) {
           this.header.incompatLo &= ~INCOMPAT_DIRTY;
           await this.writeFeatureWords();
@@ -978,46 +982,17 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   }
 
   private async markDirtyIfLazy(): Promise<void> {
-    if (!this.bitmapsMarked) await this.markBitmapsInUse();
+    if (!this.bitmapsMarked) {
+      // Before the first change of guest data: persistent bitmaps are flagged in-use and the
+      // enabled ones start recording (see bitmaps.ts).
+      this.bitmapsMarked = true;
+      this.bitmapTracker = await BitmapTracker.start(this);
+    }
     if (this.dirtyMarked || this.header.version < 3 || !(this.header.compatLo & COMPAT_LAZY_REFCOUNTS)) return;
     this.header.incompatLo |= INCOMPAT_DIRTY;
     await this.writeFeatureWords();
     await this.store.flush();
     this.dirtyMarked = true;
-  }
-
-  /**
-   * Before the first change of guest data: persistent bitmaps that track writes ("auto") are
-   * not updated by this library, so they get the in-use flag, which tells QEMU they are
-   * inconsistent (as after a writer that did not close cleanly). The directory and its other
-   * entries stay as they are; disabled bitmaps stay valid.
-   */
-  private async markBitmapsInUse(): Promise<void> {
-    this.bitmapsMarked = true;
-    const h = this.header;
-    if (h.version < 3 || !(h.autoclearLo & AUTOCLEAR_BITMAPS)) return;
-    const ext = h.extensions.find((e) => e.type === EXT_BITMAPS);
-    if (!ext || ext.data.length < 24) return;
-    const edv = new DataView(ext.data.buffer, ext.data.byteOffset, ext.data.byteLength);
-    const nb = edv.getUint32(0);
-    const size = getU64(edv, 8);
-    const off = getU64(edv, 16);
-    if (size > 64 << 20 || off % this.clusterSize || off + size > (await this.store.size())) return;
-    const dir = await this.store.pread(off, size);
-    const dv = new DataView(dir.buffer, dir.byteOffset, dir.byteLength);
-    let changed = false;
-    let p = 0;
-    for (let i = 0; i < nb && p + 24 <= dir.length; i++) {
-      const flags = dv.getUint32(p + 12);
-      if (flags & 2 && !(flags & 1)) {
-        dv.setUint32(p + 12, (flags | 1) >>> 0);
-        changed = true;
-      }
-      p = (p + 24 + dv.getUint32(p + 20) + dv.getUint16(p + 18) + 7) & ~7;
-    }
-    if (!changed) return;
-    await this.store.pwrite(off, dir);
-    await this.store.flush();
   }
 
   /** Mark the image corrupt (read-write) and fail the request with EIO. */
