@@ -157,6 +157,11 @@ describe('concurrent requests', () => {
         maxInFlight = Math.max(maxInFlight, js.maxInFlight);
         const got = await img.read(0, SIZE);
         expect(Buffer.compare(Buffer.from(got), Buffer.from(model))).toBe(0);
+        // readIntoBuffer fills only what it reads as zeros: a dirty buffer must not show through.
+        const dirtyBuf = new Uint8Array(SIZE + 100).fill(0xaa);
+        await img.readIntoBuffer(0, dirtyBuf, 50, SIZE);
+        expect(Buffer.compare(Buffer.from(dirtyBuf.subarray(50, 50 + SIZE)), Buffer.from(model))).toBe(0);
+        expect(dirtyBuf[49] === 0xaa && dirtyBuf[50 + SIZE] === 0xaa).toBe(true);
         const r = await checkImage(img);
         expect(r.messages.filter((m) => m.startsWith('ERROR') || m.startsWith('Leaked'))).toEqual([]);
         expect(r.corruptions + r.leaks).toBe(0);
@@ -226,6 +231,28 @@ describe('concurrent requests', () => {
         expect([0, 3]).toContain(runStatus('qemu-img', ['check', f]).status);
       }
     }
+  });
+
+  it('readIntoBuffer over a dirty buffer: zero clusters, holes and the part past a shorter backing file read as zeros', async () => {
+    const base = new MemoryByteStore();
+    await createQcow2(base, { size: 200_000, clusterSize: 4096 });
+    const b = await Qcow2Image.open(base);
+    await b.write(0, pattern(200_000, 9));
+    await b.close();
+    const top = new MemoryByteStore();
+    await createQcow2(top, { size: SIZE, clusterSize: 4096, backingFile: 'base' });
+    const img = await Qcow2Image.open(top, { openBacking: () => Qcow2Image.open(base, { readOnly: true }) });
+    await img.write(8192, pattern(5000, 3));
+    await img.writeZeroes(16_384, 8192);
+    await img.write(300_000, pattern(10_000, 4));
+    const want = await img.read(0, SIZE);
+    expect(want.some((x) => x !== 0)).toBe(true);
+    const buf = new Uint8Array(SIZE).fill(0x5c);
+    await img.readIntoBuffer(0, buf, 0, SIZE);
+    expect(Buffer.compare(Buffer.from(buf), Buffer.from(want))).toBe(0);
+    expect(buf[250_000]).toBe(0); // past the backing file's end
+    expect(buf[20_000]).toBe(0); // zero clusters
+    await img.close();
   });
 
   it('a flush waits for the writes issued before it and later requests wait for the flush', async () => {

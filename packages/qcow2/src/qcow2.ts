@@ -320,7 +320,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     this.checkOpen();
     checkRange(this, offset, length);
     const out = new Uint8Array(length);
-    await this.readShared(offset, out, 0, length);
+    await this.readShared(offset, out, 0, length, false);
     return out;
   }
 
@@ -328,20 +328,20 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   async readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
     this.checkOpen();
     checkRange(this, offset, length);
-    out.fill(0, outOff, outOff + length);
-    await this.readShared(offset, out, outOff, length);
+    // Only what reads as zeros is zero-filled (not the whole buffer first).
+    await this.readShared(offset, out, outOff, length, true);
   }
 
   /**
    * Reads look clusters up under the metadata lock (compressed clusters are inflated there
    * too), then move plain data and backing-file data outside it, beside other requests.
    */
-  private async readShared(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+  private async readShared(offset: number, out: Uint8Array, outOff: number, length: number, zeroFill: boolean): Promise<void> {
     const h = await this.lockCluster(offset, length, false);
     try {
       const plan: number[] = [];
       await this.meta(async () => {
-        await this.readInto(offset, out, outOff, length, plan);
+        await this.readInto(offset, out, outOff, length, plan, zeroFill);
         this.trimCaches();
       });
       const ds = this.dataStore;
@@ -1128,15 +1128,21 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   /**
    * Read guest range into out[outOff..]; out must be zero-filled for that range. With `plan`,
    * plain data and backing reads are not done but appended to it as [0 data / 1 backing,
-   * offset, outOff, length] for the caller to do after leaving the metadata lock.
+   * offset, outOff, length] for the caller to do after leaving the metadata lock. With
+   * `zeroFill`, `out` need not be zero-filled: what reads as zeros is filled here.
    */
-  async readInto(offset: number, out: Uint8Array, outOff: number, length: number, plan: number[] | null = null): Promise<void> {
+  async readInto(offset: number, out: Uint8Array, outOff: number, length: number, plan: number[] | null = null, zeroFill = false): Promise<void> {
     if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     let runHost = -1;
     let runOut = 0;
     let runLen = 0;
     const backing = async (at: number, o: number, n: number): Promise<void> => {
+      if (zeroFill) {
+        // Past the end of the backing file (or without one) the range reads as zeros.
+        const covered = this.backing ? Math.max(0, Math.min(n, this.backing.size - at)) : 0;
+        if (covered < n) out.fill(0, o + covered, o + n);
+      }
       if (plan) {
         if (this.backing && at < this.backing.size) plan.push(1, at, o, n);
       } else await this.readBacking(at, out, o, n);
@@ -1213,7 +1219,8 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
           await flushRun();
           throw corruptError(`Invalid L2 entry at L2 offset 0x${t.offset.toString(16)} index 0x${l2i.toString(16)}`);
         default:
-          // Zero: the output is already zero-filled.
+          // Zero: the output is already zero-filled, unless asked to fill it.
+          if (zeroFill) out.fill(0, outOff + pos, outOff + pos + n);
           break;
       }
       pos += n;
