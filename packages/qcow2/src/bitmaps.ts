@@ -15,6 +15,8 @@ const TABLE_ALL_ONES = 1;
 const MAX_TABLE_SIZE = 0x8000000;
 const MIN_GRAN_BITS = 9;
 const MAX_GRAN_BITS = 31;
+/** QEMU's BME_MAX_PHYS_SIZE: bitmaps of more bytes than this are not loaded. */
+const MAX_BITMAP_BYTES = 0x20000000;
 /** Dirty granules are kept in pages of 32768 bits (4 KiB), allocated when first touched. */
 const PAGE_BITS = 32768;
 
@@ -75,9 +77,9 @@ function geometry(img: Qcow2Image, e: BitmapEntry): { bits: number; clusters: nu
 }
 
 async function readTable(img: Qcow2Image, e: BitmapEntry): Promise<Float64Array | null> {
-  const { clusters } = geometry(img, e);
-  // A table of more than 64 MiB is refused (QEMU's own limit on table bytes is 64 MiB too).
-  if (e.tableSize < clusters || clusters > 8 << 20) return null;
+  const { bits, clusters } = geometry(img, e);
+  // Bitmaps bigger than QEMU loads are refused (their tables stay under 64 MiB that way).
+  if (e.tableSize < clusters || bits / 8 > MAX_BITMAP_BYTES) return null;
   const raw = await img.store.pread(e.tableOffset, clusters * 8);
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const t = new Float64Array(clusters);
@@ -200,6 +202,17 @@ export class BitmapTracker {
         if (!l) byCluster.set(c, (l = []));
         l.push(pi);
       }
+      // Bitmap clusters are updated in place, so a damaged table must not aim those writes at
+      // anything else: every cluster written (table, data) must lie in the file, outside the
+      // image's own metadata, and have refcount 1. Otherwise the flags stay set (inconsistent).
+      const fileEnd = await img.store.size();
+      const owned = async (off: number, len: number): Promise<boolean> => {
+        if (off <= 0 || off % cs || off + len > fileEnd || img.metadataOverlap(off, len)) return false;
+        for (let o = off; o < off + len; o += cs) if ((await img.getRefcount(o / cs)) !== 1) return false;
+        return true;
+      };
+      if (!(await owned(tr.entry.tableOffset, Math.ceil((t.length * 8) / cs) * cs))) return;
+      for (const c of byCluster.keys()) if (c < t.length && t[c] > TABLE_ALL_ONES && !(await owned(t[c], cs))) return;
       let tableChanged = false;
       for (const [c, pis] of byCluster) {
         if (c >= t.length || t[c] === TABLE_ALL_ONES) continue;
@@ -216,8 +229,6 @@ export class BitmapTracker {
         const lastBit = Math.min(bits, (c + 1) * bitsPerCluster) - c * bitsPerCluster;
         for (let i = lastBit; i < Math.min(bitsPerCluster, Math.ceil(lastBit / 8) * 8); i++) data[i >>> 3] &= ~(1 << (i & 7));
         data.fill(0, Math.ceil(lastBit / 8));
-        const what = img.metadataOverlap(off, cs);
-        if (what && !fresh) return;
         await img.store.pwrite(off, data);
         if (fresh) {
           t[c] = off;
