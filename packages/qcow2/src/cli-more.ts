@@ -1,12 +1,12 @@
 // ringzero-img commands that work on chains and whole images: commit, rebase, measure, amend
 // and dd, with qemu-img's syntax, messages and exit codes.
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { Out } from './cli-util';
 import { CliError, createOptionsFrom, fmtArg, fullBackingName, has, last, onOff, open, parse, parseOptions, parseSize, readBitmaps, toJson } from './cli-util';
 import { changeRefcountWidth, checkImage } from './check';
 import { validateCreateOptions } from './create';
 import { RawDevice } from './device';
-import type { BlockDevice } from './device';
+import type { BlockDevice, BlockStatus } from './device';
 import {
   AUTOCLEAR_DATA_FILE_RAW,
   COMPAT_LAZY_REFCOUNTS,
@@ -19,6 +19,7 @@ import {
 } from './format';
 import type { MeasureBitmap } from './measure';
 import { measureQcow2 } from './measure';
+import { expandSnapshotZeroClusters } from './downgrade';
 import type { ImageFormat, OpenedImage } from './node';
 import { createQcow2File, NodeFileStore, openImage, probeFormat } from './node';
 import { Qcow2Image } from './qcow2';
@@ -275,6 +276,60 @@ async function cmdRebase(argv: string[], out: Out): Promise<number> {
 
 // ------------------------------------------------------------------------------- measure
 
+/**
+ * QEMU asks the host file, under a data extent, whether it is a hole (SEEK_DATA); Node cannot.
+ * The file is read once: when the bytes it occupies on disk (st_blocks) are those of its
+ * non-zero blocks (give or take the file system's extent blocks), every all-zero block of the
+ * file system's block size is a hole, and so is anything past the end of the file. Otherwise
+ * (a file that is not sparse, or that also holds written zeros) nothing is taken for a hole,
+ * which can only make `required` larger than QEMU's, never smaller. Null: no holes.
+ */
+async function hostHoles(path: string): Promise<{ run: (off: number, len: number) => Promise<{ zero: boolean; length: number }>; close: () => Promise<void> } | null> {
+  const st = await stat(path);
+  const fileSize = st.size;
+  const allocated = st.blocks * 512;
+  if (allocated >= fileSize) return null;
+  const bs = Math.max(512, Math.min(st.blksize || 4096, 1 << 20));
+  const store = await NodeFileStore.open(path, { readOnly: true });
+  const buf = new Uint8Array(1 << 20);
+  const blockZero = (b: Uint8Array, a: number, e: number): boolean => {
+    for (let i = a; i < e; i++) if (b[i] !== 0) return false;
+    return true;
+  };
+  let dataBytes = 0;
+  let runs = 0;
+  let prevData = false;
+  for (let off = 0; off < fileSize; off += buf.length) {
+    const n = Math.min(buf.length, fileSize - off);
+    await store.preadInto(off, buf, 0, n);
+    for (let i = 0; i < n; i += bs) {
+      const d = !blockZero(buf, i, Math.min(i + bs, n));
+      if (d) dataBytes += bs;
+      if (d && !prevData) runs++;
+      prevData = d;
+    }
+  }
+  if (allocated - dataBytes > bs * (2 + Math.ceil(runs / 256))) {
+    await store.close();
+    return null;
+  }
+  return {
+    close: () => store.close(),
+    run: async (off: number, len: number) => {
+      if (off >= fileSize) return { zero: true, length: len };
+      const limit = Math.min(len, fileSize - off);
+      // Scan whole blocks from the one holding `off`, at most 1 MiB per call.
+      const start = off - (off % bs);
+      const n = Math.min(buf.length, Math.ceil((off + limit) / bs) * bs - start);
+      await store.preadInto(start, buf, 0, n);
+      const kind = blockZero(buf, 0, Math.min(bs, n));
+      let e = Math.min(bs, n);
+      while (e < n && blockZero(buf, e, Math.min(e + bs, n)) === kind) e += bs;
+      return { zero: kind, length: Math.max(1, Math.min(limit, start + e - off)) };
+    },
+  };
+}
+
 async function cmdMeasure(argv: string[], out: Out): Promise<number> {
   const p = parse(argv, ['-f', '-O', '-o', '-l', '--size', '--output', '--object', '-T'], ['-U', '--force-share', '--image-opts', '-h']);
   const output = last(p, '--output') ?? 'human';
@@ -300,6 +355,7 @@ async function cmdMeasure(argv: string[], out: Out): Promise<number> {
   let required: number;
   let fully: number;
   let bitmaps: number | null = null;
+  let holes: Awaited<ReturnType<typeof hostHoles>> = null;
   try {
     if (src) size = src.size;
     if (outFmt === 'raw') {
@@ -322,10 +378,19 @@ async function cmdMeasure(argv: string[], out: Out): Promise<number> {
       if (src instanceof Qcow2Image && src.header.version >= 3) {
         list = ((await readBitmaps(src)) ?? []).map((b) => ({ name: b.name, granularity: b.granularity, diskSize: src.size }));
       }
+      // Data the image stores in its own file (raw, or qcow2 without an external data file)
+      // may still lie over holes of that file, which QEMU does not count.
+      if (src && file !== undefined && (src instanceof RawDevice || (src instanceof Qcow2Image && src.dataStore === src.store))) holes = await hostHoles(file);
+      const status = async (off: number, len: number): Promise<BlockStatus> => {
+        const e = await src!.blockStatus(off, len);
+        if (!holes || e.depth !== 0 || !e.data || e.zero || e.compressed || e.offset == null) return e;
+        const h = await holes.run(e.offset, e.length);
+        return { ...e, length: h.length, zero: h.zero };
+      };
       const r = await measureQcow2(
         size,
         { clusterSize: c.clusterSize ?? 65536, refcountBits: c.refcountBits ?? 16, extendedL2: c.extendedL2 ?? false, version },
-        src ? (off, len) => src.blockStatus(off, len) : null,
+        src ? status : null,
         { backing: c.backingFile !== undefined, preallocation: c.preallocation ?? 'off', bitmaps: list },
       );
       required = r.required;
@@ -336,6 +401,7 @@ async function cmdMeasure(argv: string[], out: Out): Promise<number> {
     if (e instanceof CliError) throw e;
     throw new CliError((e as Error).message);
   } finally {
+    if (holes) await holes.close();
     if (src) await src.close();
   }
   if (output === 'json') {
@@ -447,6 +513,7 @@ async function downgrade(img: Qcow2Image): Promise<void> {
     throw new CliError('Cannot downgrade an image with zstd compression type and existing compressed clusters');
   }
   await img.expandZeroClusters();
+  if (img.snapshots.length) await expandSnapshotZeroClusters(img);
   const hadBitmaps = h.extensions.some((e) => e.type === EXT_BITMAPS);
   h.compressionType = 0;
   h.incompatLo = 0;

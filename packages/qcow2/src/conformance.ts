@@ -120,6 +120,62 @@ export function blockDeviceConformance(make: (size: number) => Promise<{ dev: Bl
       },
     },
     {
+      name: 'requests on a closed device return rejected promises (never a synchronous throw)',
+      run: async () => {
+        const { dev } = await make(size);
+        await dev.write(0, pattern(4096, 6));
+        await dev.close();
+        const calls: [string, () => Promise<unknown>][] = [
+          ['read', () => dev.read(0, 512)],
+          ['write', () => dev.write(0, new Uint8Array(512))],
+          ['discard', () => dev.discard(0, 65_536)],
+          ['writeZeroes', () => dev.writeZeroes(0, 4096)],
+          ['flush', () => dev.flush()],
+          ['write out of range', () => dev.write(size, new Uint8Array(1))],
+        ];
+        for (const [what, call] of calls) {
+          let p: Promise<unknown>;
+          try {
+            p = call();
+          } catch {
+            fail(`${what} on a closed device threw synchronously`);
+          }
+          let rejected = false;
+          await p.catch(() => {
+            rejected = true;
+          });
+          if (!rejected) fail(`${what} on a closed device did not reject`);
+        }
+        await dev.close();
+      },
+    },
+    {
+      name: 'bad arguments give rejected promises, not synchronous throws',
+      run: async () => {
+        const { dev } = await make(size);
+        const calls: [string, () => Promise<unknown>][] = [
+          ['read past the end', () => dev.read(size, 1)],
+          ['negative write', () => dev.write(-1, new Uint8Array(1))],
+          ['fractional discard', () => dev.discard(0.5, 512)],
+          ['huge writeZeroes', () => dev.writeZeroes(0, size + 1)],
+        ];
+        for (const [what, call] of calls) {
+          let p: Promise<unknown>;
+          try {
+            p = call();
+          } catch {
+            fail(`${what} threw synchronously`);
+          }
+          let rejected = false;
+          await p.catch(() => {
+            rejected = true;
+          });
+          if (!rejected) fail(`${what} did not reject`);
+        }
+        await dev.close();
+      },
+    },
+    {
       name: 'data survives flush, close and reopen',
       run: async () => {
         const { dev, reopen } = await make(size);

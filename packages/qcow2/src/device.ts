@@ -57,6 +57,7 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
   readonly readOnly: boolean;
   private _size: number;
   private readonly store: ByteStore;
+  private closed = false;
 
   private constructor(store: ByteStore, size: number, readOnly: boolean) {
     this.store = store;
@@ -77,13 +78,15 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
     return this._size;
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.checkOpen();
     checkRange(this, offset, length);
     return this.store.pread(offset, length);
   }
 
   /** Read into `out[outOff..outOff+length)` without allocating. */
   async readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    this.checkOpen();
     checkRange(this, offset, length);
     if (this.store.preadInto) await this.store.preadInto(offset, out, outOff, length);
     else out.set(await this.store.pread(offset, length), outOff);
@@ -95,8 +98,9 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
     await this.store.pwrite(offset, data);
   }
 
-  flush(): Promise<void> {
-    return this.store.flush();
+  async flush(): Promise<void> {
+    this.checkOpen();
+    await this.store.flush();
   }
 
   async discard(offset: number, length: number): Promise<void> {
@@ -123,7 +127,9 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
     this._size = size;
   }
 
-  blockStatus(offset: number, length: number): Promise<BlockStatus> {
+  async blockStatus(offset: number, length: number): Promise<BlockStatus> {
+    this.checkOpen();
+    checkRange(this, offset, length);
     return Promise.resolve({
       start: offset,
       length: Math.min(length, this._size - offset),
@@ -137,10 +143,17 @@ export class RawDevice implements BlockDevice, BlockStatusSource {
   }
 
   close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
     return this.store.close();
   }
 
+  private checkOpen(): void {
+    if (this.closed) throw new ImageError('Device is closed', 'EBADF');
+  }
+
   private checkWritable(): void {
+    this.checkOpen();
     if (this.readOnly) throw new ImageError('Device is read-only', 'EACCES');
   }
 }

@@ -14,3 +14,5 @@ export type { QcowHeader, SnapshotEntry, HeaderExtension } from './format';
 export { parseHeader, serializeHeader } from './format';
 export type { MeasureTarget, MeasureResult, MeasureBitmap, StatusQuery } from './measure';
 export { measureQcow2, fullyAllocatedSize, refcountMetadataSize, bitmapsSize } from './measure';
+export type { BitmapEntry, BitmapDirectory } from './bitmaps';
+export { loadBitmapDirectory, readBitmap } from './bitmaps';

@@ -1,3 +1,4 @@
+import { BitmapTracker } from './bitmaps';
 import type { BlockDevice, BlockStatus, BlockStatusSource } from './device';
 import { checkRange, ImageError } from './device';
 import type { ByteStore } from './store';
@@ -5,9 +6,7 @@ import type { ClusterCodec } from './compress';
 import { getCodec } from './compress';
 import type { QcowHeader, SnapshotEntry } from './format';
 import {
-  AUTOCLEAR_BITMAPS,
   AUTOCLEAR_DATA_FILE_RAW,
-  EXT_BITMAPS,
   AUTOCLEAR_KNOWN,
   COMPAT_LAZY_REFCOUNTS,
   getU64,
@@ -64,6 +63,28 @@ interface Table {
   dirty: boolean;
 }
 
+/**
+ * A request's hold on a guest byte range (cluster-aligned). Requests whose ranges overlap and
+ * at least one of which writes run in submission order; the others run side by side.
+ */
+interface RangeHold {
+  start: number;
+  end: number;
+  write: boolean;
+  done: Promise<void>;
+  release: () => void;
+}
+
+/** What one write step left to do outside the metadata lock. */
+interface WritePlan {
+  /** Bytes of the request this step covers. */
+  n: number;
+  /** Host offset to write them at, or -1 when the step already wrote them. */
+  host: number;
+  /** The clusters were freshly allocated: their L2 entries are set after the data write. */
+  alloc: boolean;
+}
+
 function entryOffset(hi: number, lo: number): number {
   return (hi & HI_OFFSET_MASK) * TWO32 + ((lo & LO_OFFSET_MASK) >>> 0);
 }
@@ -73,8 +94,11 @@ function corruptError(msg: string): ImageError {
 }
 
 /**
- * A qcow2 image opened over a ByteStore. Every public operation is serialized through one
- * queue, so concurrent callers never race on allocation or see half-updated tables.
+ * A qcow2 image opened over a ByteStore. Several requests can be in flight: each holds its
+ * guest range (cluster-aligned), so overlapping requests run in submission order while the
+ * others overlap; every metadata lookup or change (L1/L2, refcounts, allocation) runs under
+ * one metadata lock, and guest data moves outside it. Newly allocated clusters get their L2
+ * entry only after their data is written. `flush()` and whole-image operations are barriers.
  *
  * Crash consistency: guest data is written in place immediately; metadata changes are kept in
  * the L2/refcount caches and written by `flush()` in dependency order, with a store barrier
@@ -124,7 +148,11 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   private cBufStart = 0;
   private cBufLen = 0;
   private bitmapsMarked = false;
+  private bitmapTracker: BitmapTracker | null = null;
   private closed = false;
+  /** close() was called: new requests are refused. */
+  private closing = false;
+  private holds: RangeHold[] = [];
   private l2Set = new Set<number>();
   private rbSet = new Set<number>();
 
@@ -219,11 +247,58 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return (this.header.incompatLo & INCOMPAT_CORRUPT) !== 0;
   }
 
-  /** Run `fn` after every earlier operation finished (the image's one queue). */
+  /**
+   * Run `fn` as a barrier: after every earlier request finished and before any later one
+   * starts, holding the metadata lock (whole-image operations: snapshots, check, flush).
+   */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.withRange(0, Infinity, true, () => this.meta(fn));
+  }
+
+  /** Run `fn` under the metadata lock (FIFO); never wait for a range inside it. */
+  private meta<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn);
     this.queue = p.catch(() => undefined);
     return p;
+  }
+
+  /** Take [start, end) after every earlier conflicting request (FIFO per overlap). */
+  private lockRange(start: number, end: number, write: boolean): Promise<RangeHold> {
+    let waits: Promise<void>[] | null = null;
+    const holds = this.holds;
+    for (let i = 0; i < holds.length; i++) {
+      const h = holds[i];
+      if ((write || h.write) && h.start < end && start < h.end) (waits ??= []).push(h.done);
+    }
+    let release!: () => void;
+    const done = new Promise<void>((r) => {
+      release = r;
+    });
+    const hold: RangeHold = { start, end, write, done, release };
+    holds.push(hold);
+    if (!waits) return Promise.resolve(hold);
+    return (waits.length === 1 ? waits[0] : Promise.all(waits)).then(() => hold);
+  }
+
+  private unlockRange(h: RangeHold): void {
+    const i = this.holds.indexOf(h);
+    if (i >= 0) this.holds.splice(i, 1);
+    h.release();
+  }
+
+  private async withRange<T>(start: number, end: number, write: boolean, fn: () => Promise<T>): Promise<T> {
+    const h = await this.lockRange(start, end, write);
+    try {
+      return await fn();
+    } finally {
+      this.unlockRange(h);
+    }
+  }
+
+  /** The cluster-aligned range a request at [offset, offset+length) holds. */
+  private lockCluster(offset: number, length: number, write: boolean): Promise<RangeHold> {
+    const cs = this.clusterSize;
+    return this.lockRange(Math.floor(offset / cs) * cs, Math.ceil((offset + length) / cs) * cs, write);
   }
 
   loadL1(bytes: Uint8Array, n: number): void {
@@ -241,34 +316,76 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   // ---------------------------------------------------------------- public block device API
 
-  read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.checkOpen();
     checkRange(this, offset, length);
-    return this.exclusive(async () => {
-      const out = new Uint8Array(length);
-      await this.readInto(offset, out, 0, length);
-      this.trimCaches();
-      return out;
-    });
+    const out = new Uint8Array(length);
+    await this.readShared(offset, out, 0, length, false);
+    return out;
   }
 
   /** Read into `out[outOff..outOff+length)` (any previous content is overwritten). */
-  readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+  async readIntoBuffer(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    this.checkOpen();
     checkRange(this, offset, length);
-    return this.exclusive(async () => {
-      out.fill(0, outOff, outOff + length);
-      await this.readInto(offset, out, outOff, length);
-      this.trimCaches();
-    });
+    // Only what reads as zeros is zero-filled (not the whole buffer first).
+    await this.readShared(offset, out, outOff, length, true);
   }
 
-  write(offset: number, data: Uint8Array): Promise<void> {
+  /**
+   * Reads look clusters up under the metadata lock (compressed clusters are inflated there
+   * too), then move plain data and backing-file data outside it, beside other requests.
+   */
+  private async readShared(offset: number, out: Uint8Array, outOff: number, length: number, zeroFill: boolean): Promise<void> {
+    const h = await this.lockCluster(offset, length, false);
+    try {
+      const plan: number[] = [];
+      await this.meta(async () => {
+        await this.readInto(offset, out, outOff, length, plan, zeroFill);
+        this.trimCaches();
+      });
+      const ds = this.dataStore;
+      for (let i = 0; i < plan.length; i += 4) {
+        const at = plan[i + 1];
+        const o = plan[i + 2];
+        const n = plan[i + 3];
+        if (plan[i] === 1) await this.readBacking(at, out, o, n);
+        else if (ds.preadInto) await ds.preadInto(at, out, o, n);
+        else out.set(await ds.pread(at, n), o);
+      }
+    } finally {
+      this.unlockRange(h);
+    }
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
-    return this.exclusive(async () => {
-      await this.markDirtyIfLazy();
-      await this.writeData(offset, data, 0, data.length);
-      await this.trimCachesAsync();
-    });
+    const h = await this.lockCluster(offset, data.length, true);
+    try {
+      const plan: WritePlan = { n: 0, host: -1, alloc: false };
+      const len = data.length;
+      let pos = 0;
+      while (pos < len) {
+        const at = offset + pos;
+        const from = pos;
+        await this.meta(async () => {
+          await this.markDirtyIfLazy();
+          await this.trimCachesAsync();
+          await this.writeStep(at, data, from, len - from, plan);
+        });
+        const n = plan.n;
+        if (plan.host >= 0) {
+          const host = plan.host;
+          await this.dataStore.pwrite(host, data.subarray(from, from + n));
+          if (plan.alloc) await this.meta(() => this.commitAlloc(at, host, n));
+        }
+        pos += n;
+      }
+      this.bitmapTracker?.dirty(offset, len);
+    } finally {
+      this.unlockRange(h);
+    }
   }
 
   /** Write one full cluster compressed (falls back to a plain write when it doesn't shrink). */
@@ -286,51 +403,67 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
    * zero-padded cluster with limit `clusterSize - 1` (null: did not shrink; undefined:
    * compress here).
    */
-  writePrecompressed(offset: number, data: Uint8Array, compressed: Uint8Array | null | undefined): Promise<void> {
+  async writePrecompressed(offset: number, data: Uint8Array, compressed: Uint8Array | null | undefined): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
     if (offset % this.clusterSize || (data.length !== this.clusterSize && offset + data.length !== this.size)) {
       throw new ImageError('Compressed writes must cover one whole cluster', 'EINVAL');
     }
     if (compressed && compressed.length >= this.clusterSize) throw new ImageError('Compressed data larger than a cluster', 'EINVAL');
-    return this.exclusive(async () => {
-      await this.markDirtyIfLazy();
-      await this.writeCompressedLocked(offset, data, compressed);
-      await this.trimCachesAsync();
-    });
+    const h = await this.lockCluster(offset, data.length, true);
+    try {
+      await this.meta(async () => {
+        await this.markDirtyIfLazy();
+        await this.writeCompressedLocked(offset, data, compressed);
+        this.bitmapTracker?.dirty(offset, data.length);
+        await this.trimCachesAsync();
+      });
+    } finally {
+      this.unlockRange(h);
+    }
   }
 
-  flush(): Promise<void> {
-    if (this.readOnly) return Promise.resolve();
-    return this.exclusive(() => this.flushMetadata());
+  /** A barrier: waits for every earlier request, then makes their metadata durable. */
+  async flush(): Promise<void> {
+    this.checkOpen();
+    if (this.readOnly) return;
+    await this.exclusive(() => this.flushMetadata());
   }
 
-  discard(offset: number, length: number): Promise<void> {
+  async discard(offset: number, length: number): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, length);
-    return this.exclusive(async () => {
-      await this.markDirtyIfLazy();
-      await this.zeroRange(offset, length, true);
-      await this.trimCachesAsync();
-    });
+    await this.zeroShared(offset, length, true);
   }
 
-  writeZeroes(offset: number, length: number): Promise<void> {
+  async writeZeroes(offset: number, length: number): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, length);
-    return this.exclusive(async () => {
-      await this.markDirtyIfLazy();
-      await this.zeroRange(offset, length, false);
-      await this.trimCachesAsync();
-    });
+    await this.zeroShared(offset, length, false);
+  }
+
+  private async zeroShared(offset: number, length: number, discard: boolean): Promise<void> {
+    const h = await this.lockCluster(offset, length, true);
+    try {
+      await this.meta(async () => {
+        await this.markDirtyIfLazy();
+        await this.zeroRange(offset, length, discard);
+        this.bitmapTracker?.dirty(offset, length);
+        await this.trimCachesAsync();
+      });
+    } finally {
+      this.unlockRange(h);
+    }
   }
 
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    if (this.closed || this.closing) return this.closed ? Promise.resolve() : this.exclusive(() => Promise.resolve());
+    this.closing = true;
     return this.exclusive(async () => {
       if (this.closed) return;
       if (!this.readOnly) {
         await this.flushMetadata();
+        if (this.bitmapTracker) await this.bitmapTracker.finish();
         if (this.dirtyMarked) {
           this.header.incompatLo &= ~INCOMPAT_DIRTY;
           await this.writeFeatureWords();
@@ -344,9 +477,15 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     });
   }
 
-  blockStatus(offset: number, length: number): Promise<BlockStatus> {
+  async blockStatus(offset: number, length: number): Promise<BlockStatus> {
+    this.checkOpen();
     checkRange(this, offset, length);
-    return this.exclusive(() => this.blockStatusLocked(offset, length));
+    const h = await this.lockCluster(offset, length, false);
+    try {
+      return await this.meta(() => this.blockStatusLocked(offset, length));
+    } finally {
+      this.unlockRange(h);
+    }
   }
 
   // ---------------------------------------------------------------- classification
@@ -843,46 +982,17 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   }
 
   private async markDirtyIfLazy(): Promise<void> {
-    if (!this.bitmapsMarked) await this.markBitmapsInUse();
+    if (!this.bitmapsMarked) {
+      // Before the first change of guest data: persistent bitmaps are flagged in-use and the
+      // enabled ones start recording (see bitmaps.ts).
+      this.bitmapsMarked = true;
+      this.bitmapTracker = await BitmapTracker.start(this);
+    }
     if (this.dirtyMarked || this.header.version < 3 || !(this.header.compatLo & COMPAT_LAZY_REFCOUNTS)) return;
     this.header.incompatLo |= INCOMPAT_DIRTY;
     await this.writeFeatureWords();
     await this.store.flush();
     this.dirtyMarked = true;
-  }
-
-  /**
-   * Before the first change of guest data: persistent bitmaps that track writes ("auto") are
-   * not updated by this library, so they get the in-use flag, which tells QEMU they are
-   * inconsistent (as after a writer that did not close cleanly). The directory and its other
-   * entries stay as they are; disabled bitmaps stay valid.
-   */
-  private async markBitmapsInUse(): Promise<void> {
-    this.bitmapsMarked = true;
-    const h = this.header;
-    if (h.version < 3 || !(h.autoclearLo & AUTOCLEAR_BITMAPS)) return;
-    const ext = h.extensions.find((e) => e.type === EXT_BITMAPS);
-    if (!ext || ext.data.length < 24) return;
-    const edv = new DataView(ext.data.buffer, ext.data.byteOffset, ext.data.byteLength);
-    const nb = edv.getUint32(0);
-    const size = getU64(edv, 8);
-    const off = getU64(edv, 16);
-    if (size > 64 << 20 || off % this.clusterSize || off + size > (await this.store.size())) return;
-    const dir = await this.store.pread(off, size);
-    const dv = new DataView(dir.buffer, dir.byteOffset, dir.byteLength);
-    let changed = false;
-    let p = 0;
-    for (let i = 0; i < nb && p + 24 <= dir.length; i++) {
-      const flags = dv.getUint32(p + 12);
-      if (flags & 2 && !(flags & 1)) {
-        dv.setUint32(p + 12, (flags | 1) >>> 0);
-        changed = true;
-      }
-      p = (p + 24 + dv.getUint32(p + 20) + dv.getUint16(p + 18) + 7) & ~7;
-    }
-    if (!changed) return;
-    await this.store.pwrite(off, dir);
-    await this.store.flush();
   }
 
   /** Mark the image corrupt (read-write) and fail the request with EIO. */
@@ -912,11 +1022,15 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return null;
   }
 
-  private async checkedDataWrite(host: number, data: Uint8Array): Promise<void> {
+  private async checkOverlap(host: number, len: number): Promise<void> {
     if (this.dataStore === this.store) {
-      const what = this.metadataOverlap(host, data.length);
+      const what = this.metadataOverlap(host, len);
       if (what) await this.signalCorruption(`Preventing invalid write on metadata (overlaps with ${what})`);
     }
+  }
+
+  private async checkedDataWrite(host: number, data: Uint8Array): Promise<void> {
+    await this.checkOverlap(host, data.length);
     await this.dataStore.pwrite(host, data);
   }
 
@@ -1011,15 +1125,33 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     await this.store.pwrite(this.cBufStart, this.cBuf!.subarray(0, n));
   }
 
-  /** Read guest range into out[outOff..]; out must be zero-filled for that range. */
-  async readInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+  /**
+   * Read guest range into out[outOff..]; out must be zero-filled for that range. With `plan`,
+   * plain data and backing reads are not done but appended to it as [0 data / 1 backing,
+   * offset, outOff, length] for the caller to do after leaving the metadata lock. With
+   * `zeroFill`, `out` need not be zero-filled: what reads as zeros is filled here.
+   */
+  async readInto(offset: number, out: Uint8Array, outOff: number, length: number, plan: number[] | null = null, zeroFill = false): Promise<void> {
     if (this.cBufLen) await this.flushCompressedBuffer();
     const cs = this.clusterSize;
     let runHost = -1;
     let runOut = 0;
     let runLen = 0;
+    const backing = async (at: number, o: number, n: number): Promise<void> => {
+      if (zeroFill) {
+        // Past the end of the backing file (or without one) the range reads as zeros.
+        const covered = this.backing ? Math.max(0, Math.min(n, this.backing.size - at)) : 0;
+        if (covered < n) out.fill(0, o + covered, o + n);
+      }
+      if (plan) {
+        if (this.backing && at < this.backing.size) plan.push(1, at, o, n);
+      } else await this.readBacking(at, out, o, n);
+    };
     const flushRun = async (): Promise<void> => {
-      if (runLen) {
+      if (runLen && plan) {
+        plan.push(0, runHost, runOut, runLen);
+        runLen = 0;
+      } else if (runLen) {
         const ds = this.dataStore;
         if (ds.preadInto) await ds.preadInto(runHost, out, runOut, runLen);
         else out.set(await ds.pread(runHost, runLen), runOut);
@@ -1038,7 +1170,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
         // Whole L2 range unallocated.
         const n = Math.min(length - pos, (l1i + 1) * this.l2Entries * cs - off);
         await flushRun();
-        await this.readBacking(off, out, outOff + pos, n);
+        await backing(off, outOff + pos, n);
         pos += n;
         continue;
       }
@@ -1081,13 +1213,14 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
         }
         case KIND_UNALLOCATED:
           await flushRun();
-          await this.readBacking(off, out, outOff + pos, n);
+          await backing(off, outOff + pos, n);
           break;
         case KIND_INVALID:
           await flushRun();
           throw corruptError(`Invalid L2 entry at L2 offset 0x${t.offset.toString(16)} index 0x${l2i.toString(16)}`);
         default:
-          // Zero: the output is already zero-filled.
+          // Zero: the output is already zero-filled, unless asked to fill it.
+          if (zeroFill) out.fill(0, outOff + pos, outOff + pos + n);
           break;
       }
       pos += n;
@@ -1097,66 +1230,96 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
 
   // ---------------------------------------------------------------- write path
 
+  /** A whole write under the metadata lock (internal callers: zeroing, preallocation). */
   private async writeData(offset: number, src: Uint8Array, srcOff: number, length: number): Promise<void> {
-    if (this.cBufLen) await this.flushCompressedBuffer();
-    const cs = this.clusterSize;
+    const plan: WritePlan = { n: 0, host: -1, alloc: false };
     let pos = 0;
     while (pos < length) {
-      const off = offset + pos;
-      const gci = Math.floor(off / cs);
-      const inCl = off - gci * cs;
-      const l1i = Math.floor(gci / this.l2Entries);
-      const l2i = gci - l1i * this.l2Entries;
-      const t = await this.getL2ForWrite(l1i);
-      const e = l2i * this.l2EntryBytes;
-      const hi = t.dv.getUint32(e);
-      const lo = t.dv.getUint32(e + 4);
-      let n = Math.min(cs - inCl, length - pos);
-      if (!this.extendedL2) {
-        const kind = this.kindOf(hi, lo, 0, 0, inCl);
-        if (kind === KIND_NORMAL && hi & HI_COPIED) {
-          // In place; extend over following clusters that are contiguous on the host.
-          const host = entryOffset(hi, lo);
-          if (host % cs) await this.signalCorruption(`Cluster allocation offset 0x${host.toString(16)} unaligned`);
-          let total = n;
-          let j = l2i + 1;
-          while (pos + total < length && j < this.l2Entries) {
-            const h2 = t.dv.getUint32(j * 8);
-            const l2 = t.dv.getUint32(j * 8 + 4);
-            if (!(h2 & HI_COPIED) || h2 & HI_COMPRESSED || l2 & 1 || entryOffset(h2, l2) !== host + (j - l2i) * cs) break;
-            total += Math.min(cs, length - pos - total);
-            j++;
-          }
-          await this.checkedDataWrite(host + inCl, src.subarray(srcOff + pos, srcOff + pos + total));
-          pos += total;
-          continue;
-        }
-        if (inCl === 0 && n === cs && (kind === KIND_UNALLOCATED || kind === KIND_ZERO_PLAIN)) {
-          // Bulk: a run of whole unallocated clusters gets one contiguous allocation and one write.
-          let k = 1;
-          while (pos + (k + 1) * cs <= length && l2i + k < this.l2Entries) {
-            const h2 = t.dv.getUint32((l2i + k) * 8);
-            const l2 = t.dv.getUint32((l2i + k) * 8 + 4);
-            const k2 = this.kindOf(h2, l2, 0, 0, 0);
-            if (k2 !== KIND_UNALLOCATED && k2 !== KIND_ZERO_PLAIN) break;
-            k++;
-          }
-          const host = await this.allocData(gci, k);
-          await this.checkedDataWrite(host, src.subarray(srcOff + pos, srcOff + pos + k * cs));
-          const t2 = await this.getL2ForWrite(l1i);
-          for (let i = 0; i < k; i++) {
-            const h = host + i * cs;
-            t2.dv.setUint32((l2i + i) * 8, HI_COPIED | Math.floor(h / TWO32));
-            t2.dv.setUint32((l2i + i) * 8 + 4, h >>> 0);
-          }
-          this.touch(this.l2Cache, t2);
-          pos += k * cs;
-          continue;
-        }
+      await this.writeStep(offset + pos, src, srcOff + pos, length - pos, plan);
+      const n = plan.n;
+      if (plan.host >= 0) {
+        await this.dataStore.pwrite(plan.host, src.subarray(srcOff + pos, srcOff + pos + n));
+        if (plan.alloc) await this.commitAlloc(offset + pos, plan.host, n);
       }
-      n = await this.writeClusterGeneral(l1i, l2i, gci, inCl, src, srcOff + pos, n);
       pos += n;
     }
+  }
+
+  /**
+   * One step of a write, under the metadata lock. Fast cases leave the data write to the
+   * caller (`plan.host`): a run of private clusters written in place, or a run of whole
+   * unallocated clusters given one contiguous allocation (then `plan.alloc`: the caller sets
+   * their L2 entries with `commitAlloc` once the data is written). Everything else (partial
+   * clusters, copy-on-write, subclusters, compressed) is done here.
+   */
+  private async writeStep(offset: number, src: Uint8Array, srcOff: number, length: number, plan: WritePlan): Promise<void> {
+    if (this.cBufLen) await this.flushCompressedBuffer();
+    const cs = this.clusterSize;
+    const gci = Math.floor(offset / cs);
+    const inCl = offset - gci * cs;
+    const l1i = Math.floor(gci / this.l2Entries);
+    const l2i = gci - l1i * this.l2Entries;
+    const t = await this.getL2ForWrite(l1i);
+    const e = l2i * this.l2EntryBytes;
+    const hi = t.dv.getUint32(e);
+    const lo = t.dv.getUint32(e + 4);
+    const n = Math.min(cs - inCl, length);
+    plan.host = -1;
+    plan.alloc = false;
+    if (!this.extendedL2) {
+      const kind = this.kindOf(hi, lo, 0, 0, inCl);
+      if (kind === KIND_NORMAL && hi & HI_COPIED) {
+        // In place; extend over following clusters that are contiguous on the host.
+        const host = entryOffset(hi, lo);
+        if (host % cs) await this.signalCorruption(`Cluster allocation offset 0x${host.toString(16)} unaligned`);
+        let total = n;
+        let j = l2i + 1;
+        while (total < length && j < this.l2Entries) {
+          const h2 = t.dv.getUint32(j * 8);
+          const l2 = t.dv.getUint32(j * 8 + 4);
+          if (!(h2 & HI_COPIED) || h2 & HI_COMPRESSED || l2 & 1 || entryOffset(h2, l2) !== host + (j - l2i) * cs) break;
+          total += Math.min(cs, length - total);
+          j++;
+        }
+        await this.checkOverlap(host + inCl, total);
+        plan.n = total;
+        plan.host = host + inCl;
+        return;
+      }
+      if (inCl === 0 && n === cs && (kind === KIND_UNALLOCATED || kind === KIND_ZERO_PLAIN)) {
+        // Bulk: a run of whole unallocated clusters gets one contiguous allocation and one write.
+        let k = 1;
+        while ((k + 1) * cs <= length && l2i + k < this.l2Entries) {
+          const h2 = t.dv.getUint32((l2i + k) * 8);
+          const l2 = t.dv.getUint32((l2i + k) * 8 + 4);
+          const k2 = this.kindOf(h2, l2, 0, 0, 0);
+          if (k2 !== KIND_UNALLOCATED && k2 !== KIND_ZERO_PLAIN) break;
+          k++;
+        }
+        const host = await this.allocData(gci, k);
+        await this.checkOverlap(host, k * cs);
+        plan.n = k * cs;
+        plan.host = host;
+        plan.alloc = true;
+        return;
+      }
+    }
+    plan.n = await this.writeClusterGeneral(l1i, l2i, gci, inCl, src, srcOff, n);
+  }
+
+  /** Point the L2 entries of whole clusters [offset, offset+n) at host (data already written). */
+  private async commitAlloc(offset: number, host: number, n: number): Promise<void> {
+    const cs = this.clusterSize;
+    const gci = offset / cs;
+    const l1i = Math.floor(gci / this.l2Entries);
+    const l2i = gci - l1i * this.l2Entries;
+    const t = await this.getL2ForWrite(l1i);
+    for (let i = 0; i < n / cs; i++) {
+      const h = host + i * cs;
+      t.dv.setUint32((l2i + i) * 8, HI_COPIED | Math.floor(h / TWO32));
+      t.dv.setUint32((l2i + i) * 8 + 4, h >>> 0);
+    }
+    this.touch(this.l2Cache, t);
   }
 
   /** Write within one cluster through copy-on-write / allocation. Returns bytes consumed. */
@@ -1369,9 +1532,13 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     return st;
   }
 
+  private checkOpen(): void {
+    if (this.closed || this.closing) throw new ImageError('Image is closed', 'EBADF');
+  }
+
   private checkWritable(): void {
+    this.checkOpen();
     if (this.readOnly) throw new ImageError('Image is read-only', 'EACCES');
-    if (this.closed) throw new ImageError('Image is closed', 'EBADF');
   }
 
   /** Flush cached metadata without taking the queue (for use inside `exclusive`). */
@@ -1399,6 +1566,12 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
     const t = this.l2Cache.get(offset);
     if (t) return t.data;
     return this.store.pread(offset, this.clusterSize);
+  }
+
+  /** After an L2 table was rewritten on disk directly: refresh its cached copy, if any. */
+  replaceCachedL2(offset: number, data: Uint8Array): void {
+    const t = this.l2Cache.get(offset);
+    if (t) t.data.set(data);
   }
 
   /** Whether a data file is raw (guest offset == host offset). */
