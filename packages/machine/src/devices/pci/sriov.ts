@@ -268,6 +268,11 @@ export class SriovCapability {
       if (nv !== this.regs[o]) changed = true;
       this.regs[o] = nv;
     }
+    if (enabled && ((before ^ this.control) & PCI_SRIOV_CTRL_ARI) !== 0) {
+      // ARI Capable Hierarchy may not change while VFs exist (their routing IDs would move).
+      this.set(PCI_SRIOV_CTRL, 2, (this.control & ~PCI_SRIOV_CTRL_ARI) | (before & PCI_SRIOV_CTRL_ARI));
+      this.ignoredWrites++;
+    }
     if (touches(PCI_SRIOV_SYS_PGSIZE, 4)) {
       if (enabled) this.ignoredWrites++;
       else {
