@@ -68,11 +68,9 @@ export class IommuDmaMemory implements GuestMemory {
   ) {}
   isRam(addr: number, length: number): boolean {
     if (!(length >= 0) || !Number.isSafeInteger(addr) || addr < 0) return false;
-    // A probe, not a DMA: translation failures are not recorded here (the DMA that follows is).
-    const faults = this.iommu.faults.length;
+    // A device checking its buffer is the start of its DMA: a refused page is recorded as a fault.
     let ok = true;
     for (let a = addr - (addr % 4096); a < addr + length && ok; a += 4096) ok = this.iommu.translate(this.sid, a, false);
-    this.iommu.faults.length = faults;
     return ok;
   }
   private rd(addr: number, n: number): number {

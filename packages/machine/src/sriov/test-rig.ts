@@ -20,7 +20,7 @@ export interface Vm {
   cfgWrite(bus: number, dev: number, fn: number, reg: number, size: number, v: number): void;
 }
 
-export function makeVm(ramBytes = 8 << 20): Vm {
+export function makeVm(ramBytes: number = 8 << 20): Vm {
   const pio = new PortIoBus();
   const mmio = new MmioBus();
   const sink = new RecordingInterruptSink();

@@ -31,17 +31,68 @@ export interface VebStats {
   runts: number;
 }
 
-function macKey(buf: Uint8Array, at: number): number {
-  return (buf[at] * 0x100 + buf[at + 1]) * 0x1_0000_0000 + ((buf[at + 2] << 24) | (buf[at + 3] << 16) | (buf[at + 4] << 8) | buf[at + 5]) >>> 0;
+/**
+ * MAC -> port table: open addressing over typed arrays, keyed by the MAC's high 16 and low 32
+ * bits (no allocation per lookup). Configured entries (a function's own MAC) are never
+ * overwritten by learning; learned entries are dropped together when the table fills up.
+ */
+class MacTable {
+  private readonly hi = new Uint16Array(MAX_LEARNED * 2);
+  private readonly lo = new Uint32Array(MAX_LEARNED * 2);
+  private readonly port = new Int8Array(MAX_LEARNED * 2).fill(-1);
+  private readonly fixed = new Uint8Array(MAX_LEARNED * 2);
+  private readonly mask = MAX_LEARNED * 2 - 1;
+  learnedCount = 0;
+
+  private slot(hi: number, lo: number): number {
+    let i = (Math.imul(lo ^ (hi << 7), 0x9e3779b1) >>> 20) & this.mask;
+    while (this.port[i] >= 0 && (this.hi[i] !== hi || this.lo[i] !== lo)) i = (i + 1) & this.mask;
+    return i;
+  }
+
+  get(hi: number, lo: number): number {
+    return this.port[this.slot(hi, lo)];
+  }
+
+  set(hi: number, lo: number, port: number, fixed: boolean): void {
+    let i = this.slot(hi, lo);
+    if (this.port[i] >= 0) {
+      if (this.fixed[i] !== 0 && !fixed) return;
+      if (this.port[i] === port && this.fixed[i] === (fixed ? 1 : 0)) return;
+    } else if (!fixed) {
+      if (this.learnedCount >= MAX_LEARNED) {
+        this.rebuild(-1, true);
+        i = this.slot(hi, lo);
+      }
+      this.learnedCount++;
+    }
+    this.hi[i] = hi;
+    this.lo[i] = lo;
+    this.port[i] = port;
+    this.fixed[i] = fixed ? 1 : 0;
+  }
+
+  /** Drops the entries of `port` (and every learned entry when `dropLearned`). */
+  rebuild(port: number, dropLearned: boolean): void {
+    const keep: [number, number, number, number][] = [];
+    for (let i = 0; i <= this.mask; i++) {
+      if (this.port[i] < 0 || this.port[i] === port || (dropLearned && this.fixed[i] === 0)) continue;
+      keep.push([this.hi[i], this.lo[i], this.port[i], this.fixed[i]]);
+    }
+    this.port.fill(-1);
+    this.fixed.fill(0);
+    this.learnedCount = 0;
+    for (const [h, l, p, f] of keep) this.set(h, l, p, f !== 0);
+  }
 }
+
+const hi16 = (b: Uint8Array, at: number): number => (b[at] << 8) | b[at + 1];
+const lo32 = (b: Uint8Array, at: number): number => ((b[at + 2] << 24) | (b[at + 3] << 16) | (b[at + 4] << 8) | b[at + 5]) >>> 0;
 
 /** The embedded switch. Port 0 is the uplink; functions get ports 1 and up. */
 export class Veb {
   private readonly sinks: (VebSink | null)[] = [null];
-  /** Configured MAC -> port (a function's own address). */
-  private readonly configured = new Map<number, number>();
-  /** Learned source MAC -> port. */
-  private readonly learned = new Map<number, number>();
+  private readonly macs = new MacTable();
   /** Per port: frames received from it, frames delivered to it. */
   readonly rxFrames: Float64Array = new Float64Array(64);
   readonly txFrames: Float64Array = new Float64Array(64);
@@ -60,7 +111,7 @@ export class Veb {
     this.sinks[port] = sink;
     this.rxFrames[port] = 0;
     this.txFrames[port] = 0;
-    this.configured.set(macKey(mac, 0), port);
+    this.macs.set(hi16(mac, 0), lo32(mac, 0), port, true);
     return port;
   }
 
@@ -68,8 +119,7 @@ export class Veb {
   removePort(port: number): void {
     if (port <= 0 || port >= this.sinks.length) return;
     this.sinks[port] = null;
-    for (const [k, p] of this.configured) if (p === port) this.configured.delete(k);
-    for (const [k, p] of this.learned) if (p === port) this.learned.delete(k);
+    this.macs.rebuild(port, false);
   }
 
   /** A frame sent by function port `port` (or by the uplink, port 0). */
@@ -79,25 +129,24 @@ export class Veb {
       return true;
     }
     this.rxFrames[port]++;
-    const src = macKey(buf, offset + 6);
-    if ((buf[offset + 6] & 1) === 0 && this.configured.get(src) !== port) {
-      if (this.learned.size >= MAX_LEARNED && !this.learned.has(src)) this.learned.clear();
-      this.learned.set(src, port);
-    }
+    if ((buf[offset + 6] & 1) === 0) this.macs.set(hi16(buf, offset + 6), lo32(buf, offset + 6), port, false);
     const group = (buf[offset] & 1) !== 0;
     if (!group) {
-      const dst = macKey(buf, offset);
-      const to = this.configured.get(dst) ?? this.learned.get(dst);
-      if (to !== undefined && to !== port && this.sinks[to] != null) {
+      const to = this.macs.get(hi16(buf, offset), lo32(buf, offset));
+      if (to === port) {
+        this.stats.dropped++; // the destination is where the frame came from
+        return true;
+      }
+      if (to >= 0 && to !== port && this.sinks[to] != null) {
         this.send(port, to, buf, offset, length);
         return true;
       }
-      if (port !== VEB_UPLINK && to === undefined) {
+      if (port !== VEB_UPLINK && to < 0) {
         this.send(port, VEB_UPLINK, buf, offset, length);
         return true;
       }
       if (port !== VEB_UPLINK) {
-        this.stats.dropped++; // to itself
+        this.stats.dropped++; // to a port that went away
         return true;
       }
     }

@@ -48,6 +48,8 @@ export interface SriovVirtioNetOptions {
 }
 
 const SRIOV_AT = 0x100;
+/** Where a machine places VF BARs (as firmware): 16 MiB below the assigned-device window, inside the 32-bit PCI window. */
+export const SRIOV_VF_BAR_WINDOW: readonly [number, number] = [0xde00_0000, 0xdf00_0000];
 /** The PF's and each VF's PCI device ID (modern virtio-net). */
 export const VIRTIO_NET_PCI_DEVICE_ID = 0x1041;
 const VIRTIO_VENDOR = 0x1af4;
