@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canPrepareGuests, extractVmlinux, prepareGuest, writeInitramfs } from '../node';
+import type { Bridge } from '@ringzero/vswitch';
 import { Machine } from '../machine/machine';
+import { VfAssignment } from '../passthrough/assigned';
 
 const enabled = process.env.RINGZERO_DEBIAN_SRIOV === '1';
 const canApt = canPrepareGuests();
@@ -79,4 +81,85 @@ describe.skipIf(!enabled || !canApt || !hasXz)('SR-IOV with the Debian amd64 ker
       rmSync(dir, { recursive: true, force: true });
     }
   }, 1_800_000);
+
+  it('a VF assigned to a second VM is its eth0 and pings the first VM through the embedded switch; no IPv4 unicast crosses the vswitch', async () => {
+    const guest = prepareGuest({ arch: 'amd64' });
+    const dir = mkdtempSync(join(tmpdir(), 'rz-debian-sriov2-'));
+    try {
+      const initA = writeInitramfs(guest, join(dir, 'a.gz'), {
+        script: [
+          'PF=/sys/bus/pci/devices/0000:00:01.0',
+          'echo 2 > $PF/sriov_numvfs && echo "A-VFS $(ls /sys/class/net | tr \'\\n\' \' \')"',
+          'echo 0000:00:01.2 > /sys/bus/pci/drivers/virtio-pci/unbind && echo "A-UNBOUND $(ls /sys/class/net | tr \'\\n\' \' \')"',
+          'ip link set eth0 up; ip addr add 10.9.0.1/24 dev eth0',
+          'echo "A-READY"',
+          'while true; do sleep 5; done',
+        ].join('\n'),
+      });
+      const initB = writeInitramfs(guest, join(dir, 'b.gz'), {
+        script: [
+          'echo "B-NET $(ls /sys/class/net | tr \'\\n\' \' \') $(cat /sys/class/net/eth0/address) $(basename $(readlink /sys/class/net/eth0/device/driver))"',
+          'ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0',
+          'ping -c 3 -W 5 10.9.0.1; echo "PING rc=$?"',
+        ].join('\n'),
+      });
+      const vmlinux = extractVmlinux(new Uint8Array(readFileSync(guest.kernel))).vmlinux;
+      const bridges = new Map<string, Bridge>();
+      const common = { memory: 256 << 20, kernel: vmlinux, cmdline: 'console=ttyS0 panic=-1', time: 'deterministic' } as const;
+      const a = await Machine.build(
+        { ...common, initrd: new Uint8Array(readFileSync(initA)), netdevs: [{ type: 'switch', id: 'n0' }], devices: [{ type: 'virtio-net', netdev: 'n0', mac: '52:54:00:12:34:56', sriovTotalVfs: 2 }] },
+        { bridges },
+      );
+      const b = await Machine.build({ ...common, initrd: new Uint8Array(readFileSync(initB)) }, { bridges });
+      const nic = a.sriovNics[0];
+      const uplink = bridges.get('br0')!.port('vm-n0-0')!;
+      // Watch what the device sends up to the vswitch.
+      const upIpv4Unicast: number[] = [];
+      nic.setUplink({
+        deliver: (buf, o, n) => {
+          if ((buf[o] & 1) === 0 && buf[o + 12] === 0x08 && buf[o + 13] === 0x00) upIpv4Unicast.push(n);
+          uplink.receive(buf, o, n);
+          return true;
+        },
+      });
+      let logA = '';
+      let logB = '';
+      let assignment: VfAssignment | null = null;
+      let bDone: Promise<unknown> | null = null;
+      const ready = new Promise<void>((resolve) => {
+        a.on('serial', (bytes) => {
+          logA += Buffer.from(bytes).toString('latin1');
+          if (assignment == null && logA.includes('A-READY')) {
+            assignment = new VfAssignment(nic, 1, b, { slot: 1 });
+            assignment.attach();
+            resolve();
+          }
+        });
+      });
+      b.on('serial', (bytes) => (logB += Buffer.from(bytes).toString('latin1')));
+      const aDone = a.start();
+      await Promise.race([ready, aDone]);
+      const before = { local: nic.veb.stats.local, up: uplink.stats() };
+      if (assignment != null) bDone = b.start();
+      const infoB = bDone != null ? await bDone : null;
+      await a.stop();
+      await aDone;
+      const textA = logA.replace(/\r/g, '');
+      const textB = logB.replace(/\r/g, '');
+      console.log(textA.split('\n').filter((l) => /^A-|sriov|iov/i.test(l)).join('\n'));
+      console.log(textB.split('\n').filter((l) => /^B-|PING|packets|bytes from/i.test(l)).join('\n'));
+      console.log(`VEB ${JSON.stringify(nic.veb.stats)} (local before B: ${before.local}) uplink ${JSON.stringify(uplink.stats())} ipv4-unicast-up ${upIpv4Unicast.length} faults ${JSON.stringify(assignment == null ? null : (assignment as VfAssignment).container.takeFaults())}`);
+      expect(textA, textA.slice(-2000)).toMatch(/^A-VFS eth0 eth1 eth2 lo $/m);
+      expect(textA).toMatch(/^A-UNBOUND eth0 eth1 lo $/m);
+      expect(infoB).not.toBeNull();
+      expect(textB, textB.slice(-3000)).toMatch(/^B-NET eth0 lo 52:54:00:5f:56:02 virtio-pci$/m);
+      expect(textB).toMatch(/3 packets transmitted, 3 packets received/);
+      expect(textB).toMatch(/^PING rc=0$/m);
+      expect(nic.veb.stats.local - before.local).toBeGreaterThanOrEqual(6);
+      expect(upIpv4Unicast).toEqual([]);
+      expect(`${textA}${textB}`).not.toMatch(/WARNING:|BUG:|Oops|Call Trace|Kernel panic/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 3_600_000);
 });

@@ -2,6 +2,7 @@
 // bus 0 with its VF BARs placed as firmware would) and a VF of one Machine assigned to another.
 import { describe, expect, it } from 'vitest';
 import * as S from '../devices/pci/sriov';
+import type { Bridge } from '@ringzero/vswitch';
 import { Machine } from '../machine/machine';
 import { MachineConfigError, validateMachineDescription } from '../machine/config';
 import { ScriptedVcpu, type RecordingApic } from '../machine/scripted-vcpu';
@@ -33,7 +34,7 @@ describe('SR-IOV in the machine description and CLI', () => {
   });
 
   it('Machine.build places the PF with its SR-IOV capability and VF BARs; a VF assigned to a second Machine interrupts that Machine', async () => {
-    const bridges = new Map();
+    const bridges = new Map<string, Bridge>();
     const a = await Machine.build(
       { memory: 64 << 20, kernel: tinyMultiboot(), netdevs: [{ type: 'switch', id: 'n0' }], devices: [{ type: 'virtio-rng' }, { type: 'virtio-net', netdev: 'n0', sriovTotalVfs: 3 }] },
       { vcpu, bridges },
