@@ -85,7 +85,7 @@ export class VfPassthroughDevice implements PassthroughDevice {
   }
 
   attachDma(memory: GuestMemory | null): void {
-    this.vf.dma.target = memory;
+    this.vf.setDma(memory);
   }
 
   reset(): void {

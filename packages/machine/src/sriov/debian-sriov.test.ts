@@ -5,7 +5,7 @@
 // PF are switched by the device's embedded switch (its counters, read on the host, say so; the
 // vswitch port saw none of them), and `echo 0` removes the VFs.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +15,11 @@ import { Machine } from '../machine/machine';
 import { VfAssignment } from '../passthrough/assigned';
 
 const enabled = process.env.RINGZERO_DEBIAN_SRIOV === '1';
+/** Optional: a directory where the guests' serial output is appended as it comes (to watch a long run). */
+const watchDir = process.env.RINGZERO_SERIAL_LOG_DIR;
+const watch = (name: string, bytes: Uint8Array): void => {
+  if (watchDir !== undefined) appendFileSync(join(watchDir, name), bytes);
+};
 const canApt = canPrepareGuests();
 const hasXz = !spawnSync('xz', ['--version']).error;
 if (!enabled) console.warn('SKIPPED: RINGZERO_DEBIAN_SRIOV is not 1: the Debian guest does not create SR-IOV VFs in this run (a boot takes minutes)');
@@ -57,7 +62,10 @@ describe.skipIf(!enabled || !canApt || !hasXz)('SR-IOV with the Debian amd64 ker
       const nic = machine.sriovNics[0];
       const uplink = machine.bridges.get('br0')!.port('vm-n0-0')!;
       let log = '';
-      machine.on('serial', (b) => (log += Buffer.from(b).toString('latin1')));
+      machine.on('serial', (b) => {
+        log += Buffer.from(b).toString('latin1');
+        watch('sriov-1vm.log', b);
+      });
       const info = await machine.start();
       const text = log.replace(/\r/g, '');
       console.log(text.split('\n').filter((l) => /SRIOV|NET-|ENABLE|NUMVFS|^VF |ARP|ETH1|DISABLE|iov|sriov|virtfn/i.test(l)).join('\n'));
@@ -80,7 +88,7 @@ describe.skipIf(!enabled || !canApt || !hasXz)('SR-IOV with the Debian amd64 ker
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 1_800_000);
+  }, 3_300_000);
 
   it('a VF assigned to a second VM is its eth0 and pings the first VM through the embedded switch; no IPv4 unicast crosses the vswitch', async () => {
     const guest = prepareGuest({ arch: 'amd64' });
@@ -129,6 +137,7 @@ describe.skipIf(!enabled || !canApt || !hasXz)('SR-IOV with the Debian amd64 ker
       const ready = new Promise<void>((resolve) => {
         a.on('serial', (bytes) => {
           logA += Buffer.from(bytes).toString('latin1');
+          watch('sriov-a.log', bytes);
           if (assignment == null && logA.includes('A-READY')) {
             assignment = new VfAssignment(nic, 1, b, { slot: 1 });
             assignment.attach();
@@ -136,7 +145,10 @@ describe.skipIf(!enabled || !canApt || !hasXz)('SR-IOV with the Debian amd64 ker
           }
         });
       });
-      b.on('serial', (bytes) => (logB += Buffer.from(bytes).toString('latin1')));
+      b.on('serial', (bytes) => {
+        logB += Buffer.from(bytes).toString('latin1');
+        watch('sriov-b.log', bytes);
+      });
       const aDone = a.start();
       await Promise.race([ready, aDone]);
       const before = { local: nic.veb.stats.local, up: uplink.stats() };

@@ -82,12 +82,10 @@ class VfFunction implements PciFunction {
 
 /** One virtual function: a virtio-net device behind its own virtio-pci transport. */
 export class VirtioNetVf {
-  readonly net: VirtioNet;
-  readonly transport: VirtioPci;
-  readonly overlay: ExpressOverlay;
+  net!: VirtioNet;
+  transport!: VirtioPci;
+  overlay!: ExpressOverlay;
   readonly function: PciFunction;
-  /** Where its DMA goes (the PF's VM, or the VM it is assigned to). */
-  readonly dma: RetargetableMemory;
   readonly windows: VfBarWindow[];
   readonly mac: Uint8Array;
   /** Where its MSI-X messages go (the PF's VM, or the VM it is assigned to). */
@@ -102,25 +100,41 @@ export class VirtioNetVf {
     readonly index: number,
     mac: Uint8Array,
     memory: GuestMemory,
-    veb: Veb,
-    queueSize: number,
+    private readonly veb: Veb,
+    private readonly queueSize: number,
   ) {
     this.mac = mac;
-    this.dma = new RetargetableMemory(memory);
-    const opts: VirtioNetOptions = { mac, send: (b, o, n) => veb.input(this.vebPort, b, o, n), queueSize };
+    this.setDma(memory);
+    this.function = new VfFunction(this);
+    this.windows = this.transport.bars.map((b) => new VfBarWindow(this, b.index));
+  }
+
+  /**
+   * Function-level reset with a new DMA target (the owning VM's RAM, an IOMMU view, or nothing):
+   * the virtio-net device and its transport are made afresh around it, so the data path calls
+   * the memory directly (no indirection per access). Queues, MSI-X table and config state start
+   * over, as after an FLR.
+   */
+  setDma(memory: GuestMemory | null): void {
+    if (this.transport !== undefined) {
+      this.transport.core.reset();
+      this.veb.removePort(this.vebPort);
+    }
+    const opts: VirtioNetOptions = { mac: this.mac, send: (b, o, n) => this.veb.input(this.vebPort, b, o, n), queueSize: this.queueSize };
     this.net = new VirtioNet(opts);
-    this.transport = new VirtioPci(this.net, this.dma, { msi: (lo, hi, d) => this.msi?.(lo, hi, d), transitional: false });
-    this.vebPort = veb.addPort(this.net, mac);
+    this.transport = new VirtioPci(this.net, memory ?? NO_MEMORY, { msi: (lo, hi, d) => this.msi?.(lo, hi, d), transitional: false });
+    this.vebPort = this.veb.addPort(this.net, this.mac);
     const ov = new ExpressOverlay(this.transport, { type: PCI_EXP_TYPE_RC_END, flr: false });
     ov.own(0x00, 4, 0xffffffff); // vendor and device ID read as 0xFFFF in a VF
     ov.own(0x10, 24, 0); // BARs: read-only zero (the PF's VF BARs place them)
     ov.own(0x3d, 1, 0); // no INTx
     ov.clear[0x04] = 0x03; // I/O and memory space enable: hard-wired to 0 (VF MSE rules)
     this.overlay = ov;
-    this.function = new VfFunction(this);
-    this.windows = this.transport.bars.map((b) => new VfBarWindow(this, b.index));
   }
 }
+
+/** DMA with nowhere to go: every access fails. */
+const NO_MEMORY: GuestMemory = new RetargetableMemory(null);
 
 /** The PF as a PCI function: the virtio-pci transport, made PCI Express, plus SR-IOV. */
 class SriovPfFunction extends VirtioPciFunction {
@@ -271,7 +285,6 @@ export class SriovVirtioNet {
     else if (vf.routingId >= 0) this.root.detach((vf.routingId >> 3) & 31, vf.routingId & 7, vf.routingId >> 8);
     vf.transport.core.reset();
     vf.msi = null;
-    vf.dma.target = null;
     this.veb.removePort(vf.vebPort);
   }
 
@@ -282,7 +295,7 @@ export class SriovVirtioNet {
     vf.assigned = owner;
     if (this.context != null) this.mapVf(vf, this.context.mmio);
     this.root.detach((vf.routingId >> 3) & 31, vf.routingId & 7, vf.routingId >> 8);
-    vf.transport.core.reset();
+    vf.setDma(null);
     return vf;
   }
 
@@ -290,8 +303,7 @@ export class SriovVirtioNet {
   returnVf(vf: VirtioNetVf): void {
     if (this.vfs[vf.index] !== vf || vf.assigned == null) return;
     vf.assigned = null;
-    vf.transport.core.reset();
-    vf.dma.target = this.memory;
+    vf.setDma(this.memory);
     vf.msi = (lo, hi, d): void => this.context?.interrupts.deliverMsi(lo, hi, d);
     try {
       this.root.attach(vf.function, (vf.routingId >> 3) & 31, vf.routingId & 7, vf.routingId >> 8);
