@@ -2,3 +2,4 @@
 // The boot-time benchmark against qemu-system-x86_64 arrives with the machine; today this runs
 // the device-dispatch figures (no peer: QEMU's dispatch cannot be timed apart from its exits).
 import './devices';
+import './sriov';

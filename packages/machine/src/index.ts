@@ -7,3 +7,4 @@ export * from './boot/index';
 export * from './bus/index';
 export * from './devices/index';
 export * from './machine/index';
+export * from './sriov/index';

@@ -27,3 +27,4 @@ export {
   type ScriptStep,
   type VcpuScript,
 } from './machine/scripted-vcpu';
+export { FakePassthroughDevice, type FakePassthroughOptions } from './passthrough/testing';

@@ -31,6 +31,8 @@ export const F_HI_ACCESS_PLATFORM = 0x2;
 export const F_HI_RING_PACKED = 0x4;
 /** hi word, bit 3 (feature 35) */
 export const F_HI_IN_ORDER = 0x8;
+/** hi word, bit 5 (feature 37, PCI only): the device is an SR-IOV physical function. */
+export const F_HI_SR_IOV = 0x20;
 
 // Split ring descriptor flags (le16 flags of struct virtq_desc).
 export const VIRTQ_DESC_F_NEXT = 1;

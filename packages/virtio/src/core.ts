@@ -2,6 +2,7 @@ import type { GuestMemory } from '@ringzero/mmu-ept';
 import {
   F_EVENT_IDX,
   F_HI_IN_ORDER,
+  F_HI_SR_IOV,
   F_HI_RING_PACKED,
   F_HI_VERSION_1,
   F_INDIRECT_DESC,
@@ -103,7 +104,7 @@ export class VirtioCore implements VirtioContext {
   private readonly queues: (Virtqueue | null)[];
   private readonly sink: InterruptSink;
 
-  constructor(device: VirtioDevice, mem: GuestMemory, sink: InterruptSink, opts: { packed?: boolean; inOrder?: boolean } = {}) {
+  constructor(device: VirtioDevice, mem: GuestMemory, sink: InterruptSink, opts: { packed?: boolean; inOrder?: boolean; sriov?: boolean } = {}) {
     this.device = device;
     this.mem = mem;
     this.sink = sink;
@@ -116,7 +117,7 @@ export class VirtioCore implements VirtioContext {
     this.queues = new Array<Virtqueue | null>(n).fill(null);
     this.offeredLo = (device.featuresLo | F_INDIRECT_DESC | F_EVENT_IDX) >>> 0;
     const inOrder = opts.inOrder === true && device.supportsInOrder === true ? F_HI_IN_ORDER : 0;
-    this.offeredHi = (device.featuresHi | F_HI_VERSION_1 | (opts.packed === false ? 0 : F_HI_RING_PACKED) | inOrder) >>> 0;
+    this.offeredHi = (device.featuresHi | F_HI_VERSION_1 | (opts.packed === false ? 0 : F_HI_RING_PACKED) | inOrder | (opts.sriov === true ? F_HI_SR_IOV : 0)) >>> 0;
     this.resetQueues();
     device.attach(this);
   }

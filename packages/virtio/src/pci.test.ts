@@ -12,7 +12,7 @@ import { DriverSplitQueue } from './testing/split-driver';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function setup(opts: { transitional?: boolean } = {}) {
+function setup(opts: { transitional?: boolean; sriov?: boolean } = {}) {
   const mem = new FlatGuestMemory(4 << 20);
   const alloc = new GuestAllocator(0x10000, mem.limit);
   const backend = new MemoryBlockBackend(1 << 20);
@@ -209,5 +209,20 @@ describe('virtio-pci legacy I/O interface', () => {
     out(P.LEGACY_STATUS, 1, 0);
     expect(io(P.LEGACY_QUEUE_PFN, 4)).toBe(0);
     expect(fn.core.legacy).toBe(false);
+  });
+});
+
+describe('VIRTIO_F_SR_IOV', () => {
+  it('is offered (feature 37) only when asked, and a driver may accept it', () => {
+    const plain = pciDriverTransport(setup().fn);
+    expect(plain.readDeviceFeatures(1) & 0x20).toBe(0);
+    const { fn } = setup({ sriov: true });
+    const t = pciDriverTransport(fn);
+    expect(t.readDeviceFeatures(1) & 0x20).toBe(0x20);
+    t.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    t.writeDriverFeatures(1, 0x21); // VERSION_1 | SR_IOV
+    t.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | 8);
+    expect(t.getStatus() & 8).toBe(8); // FEATURES_OK kept
+    expect(fn.core.featuresHi & 0x20).toBe(0x20);
   });
 });

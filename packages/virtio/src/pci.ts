@@ -43,6 +43,11 @@ export interface VirtioPciOptions {
   packed?: boolean;
   /** Offer VIRTIO_F_IN_ORDER when the device supports it (default false, as QEMU's in_order=off). */
   inOrder?: boolean;
+  /**
+   * Offer VIRTIO_F_SR_IOV (feature 37): the function is an SR-IOV physical function whose
+   * SR-IOV capability the machine adds in PCI Express extended configuration space. Default false.
+   */
+  sriov?: boolean;
 }
 
 export const PCI_VENDOR_VIRTIO = 0x1af4;
@@ -165,7 +170,7 @@ export class VirtioPci {
     this.intx = opts.intx ?? ((): void => undefined);
     const legacyId = LEGACY_DEVICE_ID[device.deviceId];
     const transitional = (opts.transitional ?? true) && legacyId !== undefined;
-    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true, inOrder: opts.inOrder ?? false });
+    this.core = new VirtioCore(device, mem, this, { packed: opts.packed ?? true, inOrder: opts.inOrder ?? false, sriov: opts.sriov ?? false });
     this.msixVectors = device.queueCount + 1;
     this.msixTable = new Uint32Array(4 * this.msixVectors);
     this.msixPba = new Uint32Array(Math.ceil(this.msixVectors / 32));

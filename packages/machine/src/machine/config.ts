@@ -40,7 +40,13 @@ export type NetdevDescription =
 
 /** A device on the PCI bus. */
 export type DeviceDescription =
-  | { readonly type: 'virtio-net'; readonly netdev: string; readonly mac?: string }
+  | {
+      readonly type: 'virtio-net';
+      readonly netdev: string;
+      readonly mac?: string;
+      /** Makes the NIC an SR-IOV physical function with this many VFs (1-7; see README "SR-IOV"). */
+      readonly sriovTotalVfs?: number;
+    }
   | { readonly type: 'virtio-rng' }
   | { readonly type: 'virtio-console' };
 
@@ -184,7 +190,10 @@ export function validateMachineDescription(value: unknown): MachineDescription {
     const w = `devices[${i}]`;
     if (!isObject(v)) fail(`${w} must be an object`);
     if (v.type === 'virtio-net') {
-      checkKeys(v, w, ['type', 'netdev', 'mac']);
+      checkKeys(v, w, ['type', 'netdev', 'mac', 'sriovTotalVfs']);
+      if (v.sriovTotalVfs !== undefined && (typeof v.sriovTotalVfs !== 'number' || !Number.isInteger(v.sriovTotalVfs) || v.sriovTotalVfs < 1 || v.sriovTotalVfs > 7)) {
+        fail(`${w}.sriovTotalVfs must be 1-7 (the VFs are functions 1-7 of the NIC's slot)`);
+      }
       if (typeof v.netdev !== 'string' || !ids.has(v.netdev)) fail(`${w}: netdev '${String(v.netdev)}' is not defined`);
       if (usedNetdevs.has(v.netdev)) fail(`${w}: netdev '${v.netdev}' is already used by another NIC`);
       usedNetdevs.add(v.netdev);

@@ -52,6 +52,7 @@ import {
   type VcpuPort,
 } from './vcpu-port';
 import { VirtioPciFunction } from './virtio-function';
+import { SRIOV_VF_BAR_WINDOW, SriovVirtioNet } from '../sriov/virtio-net-sriov';
 
 /** What the machine needs from its host (files, disks, tunnels). `@ringzero/machine/node` has `nodeMachineHost`. */
 export interface MachineHost {
@@ -203,6 +204,8 @@ export class Machine {
   readonly com1: Uart16550 | null;
   readonly pci: PciRoot;
   readonly pciDevices: readonly MachinePciDevice[];
+  /** The SR-IOV NICs (virtio-net with `sriovTotalVfs`): their VFs, embedded switch, assignment. */
+  readonly sriovNics: readonly SriovVirtioNet[];
   readonly boot: DirectBoot;
   readonly bridges: Map<string, Bridge>;
   private readonly sink: ApicSink;
@@ -328,6 +331,7 @@ export class Machine {
     };
     (d.drives ?? []).forEach((drive, i) => add('virtio-blk', new VirtioBlk(drives[i], drive.serial !== undefined ? { serial: drive.serial } : {})));
     let nic = 0;
+    const sriovNics: SriovVirtioNet[] = [];
     for (const dev of d.devices ?? []) {
       if (dev.type === 'virtio-rng') add('virtio-rng', new VirtioRng());
       else if (dev.type === 'virtio-console') add('virtio-console', new VirtioConsole({ output: (b, o, n) => this.emit('console', b.slice(o, o + n)) }));
@@ -335,6 +339,17 @@ export class Machine {
         const mac = dev.mac !== undefined ? parseMac(dev.mac) : Uint8Array.from([...DEFAULT_MAC_PREFIX, 0x56 + nic]);
         const bridge = netBridges.get(dev.netdev);
         if (bridge === undefined) throw new MachineConfigError(`netdev '${dev.netdev}' is not defined`);
+        if (dev.sriovTotalVfs !== undefined) {
+          const sr = new SriovVirtioNet({ mac, totalVfs: dev.sriovTotalVfs, memory: this.memory, root: this.pci, name: `virtio-net-sriov@${slot}` });
+          const up = bridge.addPort(`vm-${dev.netdev}-${nic}`, sr.uplink);
+          sr.setUplink({ deliver: (b, o, n) => (up.receive(b, o, n), true) });
+          this.pci.attach(sr.function, slot);
+          devices.push({ slot, kind: 'virtio-net', function: sr.function, transport: sr.transport, device: sr.pf });
+          sriovNics.push(sr);
+          slot++;
+          nic++;
+          continue;
+        }
         let port: { receive(b: Uint8Array, o: number, n: number): void } | null = null;
         const net = new VirtioNet({ mac, send: (b, o, n) => (port?.receive(b, o, n), true) });
         port = bridge.addPort(`vm-${dev.netdev}-${nic}`, net);
@@ -344,6 +359,9 @@ export class Machine {
     }
     this.pciDevices = devices;
     this.assignBars();
+    this.sriovNics = sriovNics;
+    let vfAt = SRIOV_VF_BAR_WINDOW[0];
+    for (const sr of sriovNics) vfAt = sr.assignVfBars(vfAt, SRIOV_VF_BAR_WINDOW[1]);
 
     // Firmware tables and the kernel.
     this.boot = prepareDirectBoot(this.memory, files.kernel, {

@@ -23,7 +23,7 @@ export const BOOT_USAGE = `usage: ringzero [options]
   -drive file=F[,format=qcow2|raw][,if=virtio][,readonly=on]
   -netdev switch,id=ID[,bridge=NAME]
   -netdev vxlan,id=ID,remote=HOST[:PORT],vni=N[,localport=PORT]
-  -device virtio-net-pci,netdev=ID[,mac=52:54:00:12:34:56]
+  -device virtio-net-pci,netdev=ID[,mac=52:54:00:12:34:56][,sriov_totalvfs=N]  (N 1-7: SR-IOV PF)
   -device virtio-rng-pci | virtio-serial-pci
   -device isa-debug-exit[,iobase=0xf4][,iosize=0x04]   exit status (value << 1) | 1
   -serial stdio|none           COM1 on the terminal (Ctrl-A X quits)
@@ -173,13 +173,15 @@ export function parseBootArgs(argv: readonly string[]): CliMachine {
         break;
       }
       case '-device': {
-        const p = props(flag, value(i++, flag), ['netdev', 'mac', 'iobase', 'iosize', 'id', 'bus', 'addr'], true);
+        const p = props(flag, value(i++, flag), ['netdev', 'mac', 'iobase', 'iosize', 'id', 'bus', 'addr', 'sriov_totalvfs'], true);
         const type = p.get('');
         if (type === 'virtio-net-pci' || type === 'virtio-net') {
           const netdev = p.get('netdev');
           if (netdev === undefined) fail(`-device ${type}: netdev=ID is required`);
           const mac = p.get('mac');
-          devices.push({ type: 'virtio-net', netdev, ...(mac !== undefined ? { mac } : {}) });
+          const vfs = p.get('sriov_totalvfs');
+          if (vfs !== undefined && !/^[1-7]$/.test(vfs)) fail(`-device ${type}: sriov_totalvfs=${vfs} must be 1-7`);
+          devices.push({ type: 'virtio-net', netdev, ...(mac !== undefined ? { mac } : {}), ...(vfs !== undefined ? { sriovTotalVfs: Number(vfs) } : {}) });
         } else if (type === 'virtio-rng-pci' || type === 'virtio-rng') devices.push({ type: 'virtio-rng' });
         else if (type === 'virtio-serial-pci' || type === 'virtio-serial' || type === 'virtconsole') {
           if (!devices.some((d) => d.type === 'virtio-console')) devices.push({ type: 'virtio-console' });

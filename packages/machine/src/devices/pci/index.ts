@@ -11,3 +11,14 @@ export {
 } from './function';
 export { PciRoot, PciSlotError, pciSwizzle, type PciAssignment, type PciRootOptions, type PciRootState, type PciWindows } from './host';
 export * as pciRegs from './regs';
+export {
+  SriovCapability,
+  SriovConfigError,
+  PCI_EXT_CAP_ID_SRIOV,
+  PCI_SRIOV_CAP_SIZE,
+  type SriovBarSpec,
+  type SriovCapabilityOptions,
+  type SriovCapabilityState,
+  type SriovRouting,
+} from './sriov';
+export * as sriovRegs from './sriov';
