@@ -12,7 +12,11 @@
 import { ARITH_FLAGS, DF } from '../constants';
 import { OPS } from '../optable';
 import { F_INV64, F_ONLY64, type OpDef } from '../table';
-import { DATA_ADDR, DATA_LEN } from './native';
+import { DATA_ADDR } from './case';
+import { Mulberry32 as Rng } from './rng';
+
+/** Data bytes the integer cases fill (the runner carries DATA_LEN; the rest stays zero). */
+const DATA_LEN = 512;
 
 export interface GenCase {
   /** Human-readable: which op and form. */
@@ -26,27 +30,6 @@ export interface GenCase {
   data: Uint8Array;
   /** EFLAGS bits compared. */
   flagMask: number;
-}
-
-/** mulberry32: small seeded PRNG. */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  u32(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-  int(n: number): number {
-    return this.u32() % n;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
 }
 
 const EDGE = [0, 1, 2, 3, 0x7f, 0x80, 0x81, 0xff, 0x100, 0x7fff, 0x8000, 0x8001, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff];
