@@ -8,7 +8,7 @@
  */
 import { Cpu } from '../cpu';
 import { PagedMemory, PROT_EXEC, PROT_READ, PROT_WRITE } from '../user/paged-memory';
-import { AC_VEC, BP, BR, DB, DE, EXIT_BUDGET, EXIT_EXCEPTION, EXIT_SOFTINT, GP, MF, NM, NP, PF_VEC, SS_VEC, UD, XM } from '../constants';
+import { AC_VEC, BP, BR, CS, DB, DE, DS, ES, SS, EXIT_BUDGET, EXIT_EXCEPTION, EXIT_SOFTINT, GP, MF, NM, NP, PF_VEC, SS_VEC, UD, XM } from '../constants';
 import { fullTagWord } from '../x87/env';
 import { statusWord } from '../x87/misc';
 
@@ -17,6 +17,9 @@ export const DATA_ADDR = 0x70001000;
 export const CODE_MAX = 256;
 /** Bytes of the data page carried in and out (the page itself is 4 KiB; the rest is zero). */
 export const DATA_LEN = 1024;
+/** Where offsets 0xfe00-0xffff of the 16-bit data segments land (DS; ES + 0x100; SS + 0x200). */
+export const HI_ADDR: number = DATA_ADDR + 0xfe00;
+export const HI_LEN = 1024;
 export const FX_LEN = 512;
 export const ENV_LEN = 32;
 /** FXSAVE image offsets. */
@@ -31,7 +34,19 @@ export const ENV_FCW = 0;
 export const ENV_FSW = 4;
 export const ENV_FTW = 8;
 
-export type CodeBits = 64 | 32;
+export type CodeBits = 64 | 32 | 16;
+
+/**
+ * 16-bit code: the LDT segments the native runner installs (and the emulator mirrors). CS has
+ * base CODE_ADDR; the data segments have limit 0xffff and bases DATA_ADDR (DS), + 0x100 (ES),
+ * + 0x200 (SS): low offsets land in the data page and offsets from 0xfe00 in the hi area, so
+ * 16-bit address and SP wrap-around are observable.
+ */
+export const SEG16_BASE: number = DATA_ADDR;
+export const SEL16_CS = 0x07;
+export const SEL16_DS = 0x0f;
+export const SEL16_ES = 0x17;
+export const SEL16_SS = 0x1f;
 
 /** One test case. */
 export interface NativeCase {
@@ -42,12 +57,14 @@ export interface NativeCase {
   rflags: number;
   /** The start of the data page (at most DATA_LEN bytes; the rest is zero). */
   data: Uint8Array;
+  /** The memory at HI_ADDR (at most HI_LEN bytes; zero when omitted). */
+  hi?: Uint8Array;
   /** x87/SSE state as an FXSAVE image, loaded with FXRSTOR; defaultFxImage() when omitted. */
   fx?: Uint8Array;
 }
 
 export interface NativeResult {
-  /** POSIX signal number (0: none; SIGFPE 8, SIGILL 4, SIGSEGV 11, SIGTRAP 5, SIGBUS 7, SIGALRM 14: timeout). */
+  /** POSIX signal number (0: none; SIGFPE 8, SIGILL 4, SIGSEGV 11, SIGTRAP 5, SIGBUS 7; SIGVTALRM 26: timeout). */
   signal: number;
   /** Offset of the faulting instruction from CODE_ADDR when signal != 0. */
   faultOffset: number;
@@ -55,6 +72,8 @@ export interface NativeResult {
   rflags: number;
   /** DATA_LEN bytes. */
   data: Uint8Array;
+  /** HI_LEN bytes at HI_ADDR. */
+  hi: Uint8Array;
   /** FXSAVE image after the snippet (or at the fault). */
   fx: Uint8Array;
   /** FNSTENV block after the snippet (zero after a fault). */
@@ -141,26 +160,43 @@ export function emulate(c: NativeCase): NativeResult {
   const mem = new PagedMemory();
   mem.map(CODE_ADDR, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC);
   mem.map(DATA_ADDR, 0x1000, PROT_READ | PROT_WRITE);
+  mem.map(DATA_ADDR + 0xf000, 0x2000, PROT_READ | PROT_WRITE);
   mem.poke(CODE_ADDR, c.code);
   mem.poke(DATA_ADDR, c.data);
+  if (c.hi) mem.poke(HI_ADDR, c.hi);
   const cpu = new Cpu(mem);
-  cpu.csize = c.mode === 64 ? 8 : 4;
+  cpu.csize = c.mode / 8;
   cpu.ssize = cpu.csize;
+  // 16-bit code runs at IP 0 of its code segment; 64/32-bit code in flat segments.
+  const base = c.mode === 16 ? CODE_ADDR : 0;
+  if (c.mode === 16) {
+    const segs: readonly (readonly [number, number, number])[] = [
+      [CS, SEL16_CS, CODE_ADDR],
+      [DS, SEL16_DS, SEG16_BASE],
+      [ES, SEL16_ES, SEG16_BASE + 0x100],
+      [SS, SEL16_SS, SEG16_BASE + 0x200],
+    ];
+    for (const [s, sel, b] of segs) {
+      cpu.segSel[s] = sel;
+      cpu.segBase[s] = b;
+      cpu.segLimit[s] = 0xffff;
+    }
+  }
   for (let r = 0; r < 16; r++) {
     cpu.lo[r] = c.regs[r * 2];
     cpu.hi[r] = c.regs[r * 2 + 1];
   }
   cpu.setFlags(c.rflags);
   loadFxImage(cpu, c.fx ?? defaultFxImage());
-  cpu.rip = CODE_ADDR;
-  const end = CODE_ADDR + c.code.length;
+  cpu.rip = CODE_ADDR - base;
+  const end = cpu.rip + c.code.length;
   let signal = 0;
   let faultOffset = 0;
   for (let steps = 0; steps < 10000 && cpu.rip !== end; steps++) {
     const ex = cpu.run(1);
     if (ex === EXIT_EXCEPTION || ex === EXIT_SOFTINT) {
       signal = SIG_OF_VECTOR[cpu.faultVector] ?? 100 + cpu.faultVector;
-      faultOffset = cpu.rip - CODE_ADDR;
+      faultOffset = cpu.rip - (CODE_ADDR - base);
       break;
     }
     if (ex !== EXIT_BUDGET) {
@@ -180,5 +216,5 @@ export function emulate(c: NativeCase): NativeResult {
     ev.setUint16(ENV_FSW, statusWord(cpu), true);
     ev.setUint16(ENV_FTW, fullTagWord(cpu), true);
   }
-  return { signal, faultOffset, regs, rflags: cpu.getFlags(), data: mem.peek(DATA_ADDR, DATA_LEN)!, fx: saveFxImage(cpu), env };
+  return { signal, faultOffset, regs, rflags: cpu.getFlags(), data: mem.peek(DATA_ADDR, DATA_LEN)!, hi: mem.peek(HI_ADDR, HI_LEN)!, fx: saveFxImage(cpu), env };
 }

@@ -96,6 +96,12 @@ export function compare(mode: CodeBits, n: NativeResult, e: NativeResult, o: Com
       break;
     }
   }
+  for (let i = 0; i < n.hi.length; i++) {
+    if (n.hi[i] !== e.hi[i]) {
+      d.push(`hi[${i}] native ${h(n.hi[i], 2)} emu ${h(e.hi[i], 2)}`);
+      break;
+    }
+  }
   return d.join('; ');
 }
 
@@ -140,13 +146,13 @@ export interface DiffPair {
 /** Assembles (one nasm run per code size, each distinct text once), runs natively and in the emulator. */
 export function runPairs(h: NativeRunner, cases: readonly DiffCase[]): DiffPair[] {
   const codeOf = new Map<string, Uint8Array>();
-  for (const mode of [64, 32] as const) {
+  for (const mode of [64, 32, 16] as const) {
     const texts = [...new Set(cases.filter((c) => c.mode === mode).map((c) => c.text))];
     if (texts.length === 0) continue;
     const codes = h.assemble(texts, mode);
     texts.forEach((t, i) => codeOf.set(`${mode}:${t}`, codes[i]));
   }
-  const full = cases.map((c) => ({ mode: c.mode, code: codeOf.get(`${c.mode}:${c.text}`)!, regs: c.regs, rflags: c.rflags, data: c.data, ...(c.fx ? { fx: c.fx } : {}) }));
+  const full = cases.map((c) => ({ mode: c.mode, code: codeOf.get(`${c.mode}:${c.text}`)!, regs: c.regs, rflags: c.rflags, data: c.data, ...(c.hi ? { hi: c.hi } : {}), ...(c.fx ? { fx: c.fx } : {}) }));
   const native = h.run(full);
   return cases.map((c, i) => ({ c, code: full[i].code, native: native[i], emu: emulate(full[i]) }));
 }

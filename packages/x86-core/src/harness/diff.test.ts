@@ -18,7 +18,7 @@ const PER_FORM = Number(process.env.RZ_DIFF_CASES ?? 6);
 
 /** Integer cases compare their own flag mask (the SDM-defined flags), everything else in full. */
 function diffCase(c: GenCase): DiffCase {
-  return { label: c.name, text: c.text, mode: c.mode, regs: c.regs, rflags: c.rflags, data: c.data, cmp: { flagMask: c.flagMask } };
+  return { label: c.name, text: c.text, mode: c.mode, regs: c.regs, rflags: c.rflags, data: c.data, ...(c.hi ? { hi: c.hi } : {}), cmp: { flagMask: c.flagMask } };
 }
 
 const why = nativeUnavailable();

@@ -10,10 +10,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CODE_MAX, DATA_LEN, ENV_LEN, FX_LEN, defaultFxImage, type CodeBits, type NativeCase, type NativeResult } from './case';
+import { CODE_MAX, DATA_LEN, ENV_LEN, FX_LEN, HI_LEN, defaultFxImage, type CodeBits, type NativeCase, type NativeResult } from './case';
 
-const CASE_BYTES = 8 + CODE_MAX + 17 * 8 + DATA_LEN + FX_LEN;
-const RESULT_BYTES = 16 + 17 * 8 + DATA_LEN + FX_LEN + ENV_LEN;
+const CASE_BYTES = 8 + CODE_MAX + 17 * 8 + DATA_LEN + HI_LEN + FX_LEN;
+const RESULT_BYTES = 16 + 17 * 8 + DATA_LEN + HI_LEN + FX_LEN + ENV_LEN;
 
 function which(tool: string): boolean {
   try {
@@ -94,7 +94,7 @@ export class NativeHarness {
     cases.forEach((c, i) => {
       const o = i * CASE_BYTES;
       if (c.code.length > CODE_MAX - 8) throw new Error('snippet too long');
-      if (c.data.length > DATA_LEN) throw new Error('data too long');
+      if (c.data.length > DATA_LEN || (c.hi?.length ?? 0) > HI_LEN) throw new Error('data too long');
       buf.writeUInt32LE(c.mode, o);
       buf.writeUInt32LE(c.code.length, o + 4);
       buf.set(c.code, o + 8);
@@ -102,7 +102,8 @@ export class NativeHarness {
       buf.writeUInt32LE(c.rflags >>> 0, o + 8 + CODE_MAX + 128);
       buf.writeUInt32LE(0, o + 8 + CODE_MAX + 132);
       buf.set(c.data, o + 8 + CODE_MAX + 136);
-      buf.set((c.fx ?? defaultFxImage()).subarray(0, FX_LEN), o + 8 + CODE_MAX + 136 + DATA_LEN);
+      if (c.hi) buf.set(c.hi, o + 8 + CODE_MAX + 136 + DATA_LEN);
+      buf.set((c.fx ?? defaultFxImage()).subarray(0, FX_LEN), o + 8 + CODE_MAX + 136 + DATA_LEN + HI_LEN);
     });
     const inFile = join(this.dir, 'cases.bin');
     const outFile = join(this.dir, 'results.bin');
@@ -116,17 +117,33 @@ export class NativeHarness {
       const regs = new Uint32Array(32);
       for (let r = 0; r < 32; r++) regs[r] = out.readUInt32LE(o + 16 + r * 4);
       const d = o + 16 + 136;
+      const f = d + DATA_LEN + HI_LEN;
       res.push({
         signal: out.readUInt32LE(o),
         faultOffset: Number(out.readBigInt64LE(o + 8)),
         regs,
         rflags: out.readUInt32LE(o + 16 + 128),
         data: new Uint8Array(out.subarray(d, d + DATA_LEN)),
-        fx: new Uint8Array(out.subarray(d + DATA_LEN, d + DATA_LEN + FX_LEN)),
-        env: new Uint8Array(out.subarray(d + DATA_LEN + FX_LEN, d + DATA_LEN + FX_LEN + ENV_LEN)),
+        hi: new Uint8Array(out.subarray(d + DATA_LEN, f)),
+        fx: new Uint8Array(out.subarray(f, f + FX_LEN)),
+        env: new Uint8Array(out.subarray(f + FX_LEN, f + FX_LEN + ENV_LEN)),
       });
     }
     return res;
+  }
+
+  /**
+   * Why 16-bit code cannot run natively here (modify_ldt refused: some kernels and sandboxes
+   * disable it), or null when it can.
+   */
+  unavailable16(): string | null {
+    try {
+      const [code] = this.assemble(['nop'], 16);
+      const [r] = this.run([{ mode: 16, code, regs: new Uint32Array(32), rflags: 0x202, data: new Uint8Array(0) }]);
+      return r.signal === 0 ? null : `16-bit code faulted natively (signal ${r.signal})`;
+    } catch (e) {
+      return `modify_ldt unavailable (${String(e).split('\n')[0]})`;
+    }
   }
 
   dispose(): void {

@@ -5,10 +5,16 @@
 ; rz_enter(state, code): 64-bit code; the snippet ends with `jmp [abs rz_exit_ptr]`.
 ; rz_enter32(state, code): 32-bit code in the compatibility-mode segment 0x23 (low halves of the
 ; first 8 registers); the snippet ends with `jmp [abs32 rz_exit32_ptr]`.
+; rz_enter16(state): 16-bit code in the LDT code segment SEL_CS16 (D = 0, base CODE_ADDR, the
+; runner installs it with modify_ldt), entered by IRETQ with SS:SP, FLAGS and DS/ES set to the
+; 16-bit LDT data segments, at the runner's stub at IP 0xf00 (IRET to a 16-bit stack segment
+; leaves ESP[31:16] as they were, so the stub loads all of ESP) which jumps to the snippet at 0; the snippet ends with `jmp far dword [cs:ptr]` to
+; rz_exit16 in the 64-bit code segment 0x33.
 bits 64
 section .data
 global rz_exit_ptr
 global rz_exit32_ptr
+global rz_exit16
 global fx_ptr
 global env_ptr
 fx_ptr:    dq 0
@@ -32,6 +38,11 @@ stack32_top:
 section .text
 global rz_enter
 global rz_enter32
+global rz_enter16
+SEL_CS16 equ 0x07  ; LDT entry 0, RPL 3
+SEL_DS16 equ 0x0f  ; LDT entry 1
+SEL_ES16 equ 0x17  ; LDT entry 2
+SEL_SS16 equ 0x1f  ; LDT entry 3
 
 ; FXSAVE/FNSTENV the snippet's x87/SSE state, then give C a clean FPU, MXCSR and RFLAGS.
 %macro save_fpu 0
@@ -151,6 +162,49 @@ rz_back64:
 %endrep
   mov ecx, [rel save32 + 32]
   mov [rax + 128], rcx
+  host_restore
+
+rz_enter16:
+  host_save
+  mov r8d, SEL_DS16
+  mov ds, r8d
+  mov r8d, SEL_ES16
+  mov es, r8d
+  push qword SEL_SS16
+  push qword [rdi + 32]
+  push qword [rdi + 128]
+  push qword SEL_CS16
+  push qword 0xf00           ; the runner's 16-bit entry stub (sets all of ESP, jumps to IP 0)
+  mov rax, [rdi + 0]
+  mov rcx, [rdi + 8]
+  mov rdx, [rdi + 16]
+  mov rbx, [rdi + 24]
+  mov rbp, [rdi + 40]
+  mov rsi, [rdi + 48]
+  mov rdi, [rdi + 56]
+  iretq
+rz_exit16:
+  ; back in 64-bit code: only the low 32 bits of the registers are meaningful
+  mov [rel save_rax], rax
+  mov rax, [rel state_ptr]
+  mov [rax + 8], rcx
+  mov [rax + 16], rdx
+  mov [rax + 24], rbx
+  mov [rax + 32], rsp
+  mov [rax + 40], rbp
+  mov [rax + 48], rsi
+  mov [rax + 56], rdi
+  mov rsp, [rel host_rsp]
+  pushfq
+  pop qword [rax + 128]
+  mov ecx, 0x2b
+  mov ss, ecx
+  xor ecx, ecx
+  mov ds, ecx
+  mov es, ecx
+  save_fpu
+  mov rcx, [rel save_rax]
+  mov [rax + 0], rcx
   host_restore
 
 bits 32
