@@ -7,7 +7,7 @@
  * (x87-gen.ts) generators all produce this one format.
  */
 import { Cpu } from '../cpu';
-import { PagedMemory, PROT_EXEC, PROT_READ, PROT_WRITE } from '../user/paged-memory';
+import { PROT_EXEC, PROT_READ, PROT_WRITE, UserMemory } from '../user/memory';
 import { AC_VEC, BP, BR, CS, DB, DE, DS, ES, SS, EXIT_BUDGET, EXIT_EXCEPTION, EXIT_SOFTINT, GP, MF, NM, NP, PF_VEC, SS_VEC, UD, XM } from '../constants';
 import { fullTagWord } from '../x87/env';
 import { statusWord } from '../x87/misc';
@@ -157,13 +157,13 @@ export function saveFxImage(cpu: Cpu): Uint8Array {
  * memory, as ringzero-user uses, so the decode cache is exercised too), all features on.
  */
 export function emulate(c: NativeCase): NativeResult {
-  const mem = new PagedMemory();
+  const mem = new UserMemory();
   mem.map(CODE_ADDR, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC);
   mem.map(DATA_ADDR, 0x1000, PROT_READ | PROT_WRITE);
   mem.map(DATA_ADDR + 0xf000, 0x2000, PROT_READ | PROT_WRITE);
-  mem.poke(CODE_ADDR, c.code);
-  mem.poke(DATA_ADDR, c.data);
-  if (c.hi) mem.poke(HI_ADDR, c.hi);
+  mem.writeFrom(CODE_ADDR, c.code, 0);
+  mem.writeFrom(DATA_ADDR, c.data, 0);
+  if (c.hi) mem.writeFrom(HI_ADDR, c.hi, 0);
   const cpu = new Cpu(mem);
   cpu.csize = c.mode / 8;
   cpu.ssize = cpu.csize;
@@ -216,5 +216,5 @@ export function emulate(c: NativeCase): NativeResult {
     ev.setUint16(ENV_FSW, statusWord(cpu), true);
     ev.setUint16(ENV_FTW, fullTagWord(cpu), true);
   }
-  return { signal, faultOffset, regs, rflags: cpu.getFlags(), data: mem.peek(DATA_ADDR, DATA_LEN)!, hi: mem.peek(HI_ADDR, HI_LEN)!, fx: saveFxImage(cpu), env };
+  return { signal, faultOffset, regs, rflags: cpu.getFlags(), data: mem.readBytes(DATA_ADDR, DATA_LEN, 0)!, hi: mem.readBytes(HI_ADDR, HI_LEN, 0)!, fx: saveFxImage(cpu), env };
 }
