@@ -354,9 +354,16 @@ export class ProcessTable implements ProcessHost {
    * Runs process p for up to `budget` instructions: until its slice ends, it blocks, it ends or
    * the runner must stop. Returns a stop reason for the whole run, or null.
    */
-  private runSlice(p: Proc, budget: number): { reason: 'unimplemented'; message: string } | null {
+  private runSlice(p: Proc, budget: number, wasBlocked: boolean): { reason: 'unimplemented'; message: string } | null {
     const k = p.kernel;
+    // signals sent by other processes since this one last ran (a blocked call is retried first:
+    // sigsuspend must see them and return -EINTR)
+    if (!wasBlocked) {
+      k.deliverSignals(p.cpu);
+      if (k.done) return null;
+    }
     let left = budget;
+    const n = this.procs.size;
     while (left > 0) {
       const cpu = p.cpu;
       const before = cpu.retired;
@@ -364,7 +371,7 @@ export class ProcessTable implements ProcessHost {
       left -= cpu.retired - before + 1;
       switch (exit) {
         case EXIT_BUDGET:
-          continue;
+          break;
         case EXIT_SYSCALL:
           k.syscall(cpu);
           break;
@@ -386,7 +393,8 @@ export class ProcessTable implements ProcessHost {
           k.raise(SIGILL, `unexpected CPU exit ${exit}`, true);
       }
       k.deliverSignals(p.cpu);
-      if (k.done || k.blocked || p.vforkWaiting || p.cpu !== cpu) return null;
+      // a new process (fork) ends an unbounded slice: from now on everyone gets slices
+      if (k.done || k.blocked || p.vforkWaiting || p.cpu !== cpu || this.procs.size !== n) return null;
     }
     return null;
   }
@@ -411,7 +419,7 @@ export class ProcessTable implements ProcessHost {
         k.noBlock = stalled;
         const before = p.cpu.retired;
         const alone = this.procs.size === 1;
-        const stop = this.runSlice(p, Math.min(left, alone ? Infinity : SLICE));
+        const stop = this.runSlice(p, Math.min(left, alone ? Infinity : SLICE), wasBlocked);
         k.noBlock = false;
         if (stop) return { ...stop, retired: retired() };
         if (!k.blocked || !wasBlocked || p.cpu.retired - before > 1 || k.done) progressed = true;
