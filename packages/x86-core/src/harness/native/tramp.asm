@@ -56,6 +56,17 @@ SEL_SS16 equ 0x1f  ; LDT entry 3
   popfq
 %endmacro
 
+; Stores RCX..RDI (RSP included) into the state block at RAX.
+%macro store_rcx_rdi 0
+  mov [rax + 8], rcx
+  mov [rax + 16], rdx
+  mov [rax + 24], rbx
+  mov [rax + 32], rsp
+  mov [rax + 40], rbp
+  mov [rax + 48], rsi
+  mov [rax + 56], rdi
+%endmacro
+
 %macro host_save 0
   push rbx
   push rbp
@@ -104,13 +115,7 @@ rz_enter:
 rz_exit:
   mov [rel save_rax], rax
   mov rax, [rel state_ptr]
-  mov [rax + 8], rcx
-  mov [rax + 16], rdx
-  mov [rax + 24], rbx
-  mov [rax + 32], rsp
-  mov [rax + 40], rbp
-  mov [rax + 48], rsi
-  mov [rax + 56], rdi
+  store_rcx_rdi
   mov [rax + 64], r8
   mov [rax + 72], r9
   mov [rax + 80], r10
@@ -187,13 +192,7 @@ rz_exit16:
   ; back in 64-bit code: only the low 32 bits of the registers are meaningful
   mov [rel save_rax], rax
   mov rax, [rel state_ptr]
-  mov [rax + 8], rcx
-  mov [rax + 16], rdx
-  mov [rax + 24], rbx
-  mov [rax + 32], rsp
-  mov [rax + 40], rbp
-  mov [rax + 48], rsi
-  mov [rax + 56], rdi
+  store_rcx_rdi
   mov rsp, [rel host_rsp]
   pushfq
   pop qword [rax + 128]
