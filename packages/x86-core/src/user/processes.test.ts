@@ -27,6 +27,7 @@ const SCRIPTS: Record<string, string> = {
   'a child killed by a signal, a trap in a child': '$B sh -c "kill -9 \\$\\$"; echo killed $?; $B sh -c "trap \\"echo child caught; exit 4\\" TERM; kill -TERM \\$\\$; echo not reached"; echo child $?',
   'background job, wait, multi-line substitution': '$B sleep 0 & wait $!; echo waited $?; x=$($B echo a; $B echo b); echo "$x" | $B wc -l; $B echo done',
   '#! script, exec': './script.sh one two; echo script $?; exec $B echo replaced',
+  'exec failures: missing, a directory, a device': '$B sh -c "/nonexistent/prog"; echo missing $?; $B sh -c "/tmp"; echo dir $?; $B sh -c "/dev/zero" 2>/dev/null; echo dev $?',
 };
 
 let dir = '';

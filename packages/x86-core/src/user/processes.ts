@@ -47,6 +47,8 @@ const CLONE_VFORK = 0x4000;
 const CLONE_THREAD = 0x10000;
 const CLONE_CHILD_SETTID = 0x01000000;
 const WNOHANG = 1;
+/** Largest program file execve reads. */
+const MAX_EXEC_BYTES = 512 << 20;
 /** Instructions a process runs before the next one gets the CPU (when there are several). */
 const SLICE = 1 << 18;
 
@@ -263,7 +265,10 @@ export class ProcessTable implements ProcessHost {
     let bytes: Uint8Array;
     for (let depth = 0; ; depth++) {
       try {
-        if (fs.statSync(prog).isDirectory()) return -EACCES;
+        // only regular files of a bounded size (not /dev/zero, not a FIFO)
+        const st = fs.statSync(prog);
+        if (!st.isFile()) return -EACCES;
+        if (st.size > MAX_EXEC_BYTES) return -ENOEXEC;
         bytes = new Uint8Array(fs.readFileSync(prog));
       } catch (e) {
         const c = (e as { code?: string }).code;
