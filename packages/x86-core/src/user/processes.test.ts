@@ -88,6 +88,31 @@ describe.skipIf(noCc != null)('a C program (gcc -static): signal handlers, fork,
   });
 });
 
+/** Builds fixtures/signals32.asm as an i386 static ELF (RT: rt frame or sigframe); null when the tools cannot. */
+function buildSignals32(rt: boolean): string | null {
+  const obj = path.join(dir, `sig32-${rt}.o`);
+  const exe = path.join(dir, `sig32-${rt}`);
+  const a = spawnSync('nasm', ['-f', 'elf32', `-DRT=${rt ? 1 : 0}`, `-DFLAGS=${rt ? 0x04000004 : 0x04000000}`, '-o', obj, path.join(__dirname, 'fixtures/signals32.asm')]);
+  const l = a.status === 0 ? spawnSync('ld', ['-m', 'elf_i386', '-static', '-o', exe, obj]) : a;
+  return l.status === 0 ? exe : null;
+}
+
+describe.skipIf(!hasTool('nasm') || !hasTool('ld'))('i386 signal frames (nasm program)', () => {
+  for (const rt of [true, false]) {
+    it(`${rt ? 'SA_SIGINFO: rt_sigframe and rt_sigreturn' : 'sigframe and sigreturn'}: the handler sees the signal and the registers come back`, ({ skip }) => {
+      const exe = buildSignals32(rt);
+      if (!exe) {
+        console.warn('SKIPPED: nasm -f elf32 / ld -m elf_i386 failed: the i386 signal frame test is not run');
+        return skip();
+      }
+      const spec: RunSpec = { program: exe, argv: [exe], env: [], cwd: dir };
+      const native = runNative(spec);
+      expect(native.status).toBe(rt ? 21 : 10);
+      same(spec);
+    });
+  }
+});
+
 describe.skipIf(!hasTool('nasm') || !hasTool('ld'))('process table under hostile system calls', () => {
   it('fork/vfork/clone/execve/wait4/kill/rt_sigreturn/rt_sigaction with random arguments never throw and stay bounded', () => {
     // The program loops on getpid forever; the calls below run between its instructions.
