@@ -8,7 +8,7 @@
  * BENCH_SCALE multiplies the iteration counts.
  */
 import { AddressSpace, HostMemory } from '@ringzero/mmu-ept';
-import { Cpu, EXIT_BUDGET, PagedMemory, PROT_EXEC, PROT_READ, PROT_WRITE, RSP } from '../src/index';
+import { Cpu, EXIT_BUDGET, PROT_EXEC, PROT_READ, PROT_WRITE, RSP, UserMemory } from '../src/index';
 import { EXIT_IO, EXIT_MMIO, Vcpu } from '../src/system/index';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1') || 1;
@@ -118,9 +118,9 @@ const MI = 10_000_000 * SCALE;
 let flatMips: number;
 {
   // The user-mode memory of x86-core 1 (no paging structures, decode cache on).
-  const mem = new PagedMemory();
+  const mem = new UserMemory();
   mem.map(0, 4 * 1024 * 1024, PROT_READ | PROT_WRITE | PROT_EXEC);
-  mem.poke(0x1000, Uint8Array.from(LOOP64));
+  mem.writeFrom(0x1000, Uint8Array.from(LOOP64));
   const cpu = new Cpu(mem);
   cpu.rip = 0x1000;
   cpu.setRegNumber(RSP, 0x8000);

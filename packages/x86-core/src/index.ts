@@ -17,6 +17,5 @@ export * from './constants';
 export type { OpDef, Exec } from './table';
 // The user-mode runner's isomorphic parts (the runner itself is Node-only: "./node").
 export { UserMemory, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, USER_TOP, type UserMemoryOptions } from './user/memory';
-export { PagedMemory } from './user/paged-memory';
 export { parseElf, loadElf, setupStack, ElfError, STACK_TOP, STACK_TOP32, type ElfInfo, type ElfSegment, type StackSetup } from './user/elf';
 export * from './system/index';

@@ -16,4 +16,5 @@ export {
   type UserRunResult,
   type UserRunReason,
 } from './user/run';
-export { LinuxKernel, MMAP_TOP, MMAP_TOP32, type KernelOptions } from './user/kernel';
+export { LinuxKernel, MMAP_TOP, MMAP_TOP32, SYS_BLOCK, SYS_NORESULT, type KernelOptions, type ProcessHost } from './user/kernel';
+export { ProcessTable, Proc, loadImage, type Image, type ImageOptions, type TableResult } from './user/processes';

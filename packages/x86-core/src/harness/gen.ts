@@ -12,48 +12,33 @@
 import { ARITH_FLAGS, DF } from '../constants';
 import { OPS } from '../optable';
 import { F_INV64, F_ONLY64, type OpDef } from '../table';
-import { DATA_ADDR, DATA_LEN } from './native';
+import { DATA_ADDR, HI_LEN, type CodeBits } from './case';
+import { Mulberry32 as Rng } from './rng';
+
+/** Data bytes the integer cases fill (the runner carries DATA_LEN; the rest stays zero). */
+const DATA_LEN = 512;
 
 export interface GenCase {
   /** Human-readable: which op and form. */
   name: string;
   /** OPS index this case was generated for (-1: template). */
   op: number;
-  mode: 64 | 32;
+  mode: CodeBits;
   text: string;
   regs: Uint32Array;
   rflags: number;
   data: Uint8Array;
+  /** 16-bit code: the memory at HI_ADDR (offsets from 0xfe00 of the 16-bit data segments). */
+  hi?: Uint8Array;
   /** EFLAGS bits compared. */
   flagMask: number;
-}
-
-/** mulberry32: small seeded PRNG. */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  u32(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-  int(n: number): number {
-    return this.u32() % n;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
 }
 
 const EDGE = [0, 1, 2, 3, 0x7f, 0x80, 0x81, 0xff, 0x100, 0x7fff, 0x8000, 0x8001, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff];
 const HI_EDGE = [0, 0, 0xffffffff, 0xffffffff, 0x7fffffff, 0x80000000, 1];
 
 /** A random 32-bit word, one time in two an edge value. */
-function word(rng: Rng): number {
+export function word(rng: Rng): number {
   const k = rng.int(8);
   if (k < 4) return rng.pick(EDGE);
   if (k === 4) return rng.int(16);
@@ -82,33 +67,71 @@ function regName(r: number, size: number, legacy8: boolean): string {
 
 const SIZE_KW: Record<number, string> = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qword' };
 
-/** The data base register: r15 in 64-bit code, ebp in 32-bit code; rSP points into data too. */
-function dataBase(mode: 64 | 32): number {
-  return mode === 64 ? 15 : 5;
+/**
+ * The data base register: r15 in 64-bit code, ebp in 32-bit code; rSP points into data too.
+ * 16-bit code addresses its data segments with the 16-bit forms instead (addr16).
+ */
+function dataBase(mode: CodeBits): number {
+  return mode === 64 ? 15 : mode === 32 ? 5 : -1;
 }
 
-/** Registers a generated operand may use (not rSP, not the data base). */
-function freeRegs(mode: 64 | 32): number[] {
+/** Registers a generated operand may use (not rSP, not the data base, not `used`). */
+function freeRegs(mode: CodeBits, used: readonly number[] = []): number[] {
   const out: number[] = [];
-  for (let r = 0; r < (mode === 64 ? 16 : 8); r++) if (r !== 4 && r !== dataBase(mode)) out.push(r);
+  for (let r = 0; r < (mode === 64 ? 16 : 8); r++) if (r !== 4 && r !== dataBase(mode) && !used.includes(r)) out.push(r);
   return out;
 }
 
+/** The 16-bit addressing forms: base/index registers (BX 3, BP 5, SI 6, DI 7). */
+const ADDR16: readonly (readonly number[])[] = [[3, 6], [3, 7], [5, 6], [5, 7], [6], [7], [5], [3], []];
+const R16_NAMES: Record<number, string> = { 3: 'bx', 5: 'bp', 6: 'si', 7: 'di' };
+
+/**
+ * A 16-bit memory operand whose offset is t (mod 64 KiB): picks a form and a displacement and
+ * solves the registers for t, so base + index + displacement wraps around 64 KiB as often as
+ * not. The upper halves of the registers are random (16-bit addressing must ignore them).
+ */
+export function addr16(rng: Rng, regs: Uint32Array, t: number): { text: string; used: readonly number[] } {
+  const form = rng.pick(ADDR16);
+  const k = rng.int(3);
+  const disp = form.length === 0 ? t & 0xffff : k === 0 ? 0 : k === 1 ? rng.int(256) - 128 : rng.u32() & 0xffff;
+  const vals = form.length === 2 ? [word(rng) & 0xffff] : [];
+  if (form.length > 0) vals.push((t - disp - (vals[0] ?? 0)) & 0xffff);
+  form.forEach((r, i) => {
+    regs[r * 2] = ((rng.u32() & 0xffff0000) | vals[i]) >>> 0;
+  });
+  const terms = form.map((r) => R16_NAMES[r]);
+  const sd = ((disp & 0xffff) << 16) >> 16;
+  if (sd !== 0 || terms.length === 0) terms.push(terms.length === 0 ? `${disp & 0xffff}` : `${sd}`);
+  return { text: `[${terms.join('+').replace('+-', '-')}]`, used: form };
+}
+
+/** A data offset for 16-bit code: in 0xfe00-0xfff0 (the hi area) or 0-0x1f0 (the data page). */
+export function target16(rng: Rng): number {
+  return rng.int(2) === 0 ? -0x200 + rng.int(0x1f0) : rng.int(0x1f0);
+}
+
 /** Fresh random state: registers, flags (random status flags, IF set), data bytes. */
-function baseState(rng: Rng, mode: 64 | 32): { regs: Uint32Array; rflags: number; data: Uint8Array } {
+export function baseState(rng: Rng, mode: CodeBits): { regs: Uint32Array; rflags: number; data: Uint8Array; hi?: Uint8Array } {
   const regs = new Uint32Array(32);
   for (let r = 0; r < 16; r++) {
     regs[r * 2] = word(rng);
     regs[r * 2 + 1] = mode === 64 ? hiWord(rng, regs[r * 2]) : 0;
   }
   const db = dataBase(mode);
-  regs[db * 2] = DATA_ADDR;
-  regs[db * 2 + 1] = 0;
-  regs[8] = DATA_ADDR + 0x1f0;
+  if (db >= 0) {
+    regs[db * 2] = DATA_ADDR;
+    regs[db * 2 + 1] = 0;
+  }
+  regs[8] = mode === 16 ? 0x100 : DATA_ADDR + 0x1f0;
   regs[9] = 0;
   const data = new Uint8Array(DATA_LEN);
   for (let i = 0; i < DATA_LEN; i++) data[i] = rng.int(4) === 0 ? rng.pick([0, 0xff, 0x80, 0x7f]) : rng.int(256);
-  return { regs, rflags: 0x202 | (rng.u32() & ARITH_FLAGS), data };
+  const rflags = 0x202 | (rng.u32() & ARITH_FLAGS);
+  if (mode !== 16) return { regs, rflags, data };
+  const hi = new Uint8Array(HI_LEN);
+  for (let i = 0; i < HI_LEN; i++) hi[i] = rng.int(256);
+  return { regs, rflags, data, hi };
 }
 
 const SIMPLE_OPERANDS = new Set(['Eb', 'Ev', 'Ew', 'Ed', 'Gb', 'Gv', 'Ib', 'Iz', 'Iv', 'AL', 'rAX', 'Zv', 'Zb', '1', 'CL', 'M', 'Mq', 'Mv', 'Mb']);
@@ -118,7 +141,7 @@ const SKIP = new Set([
   'prefetchnta', 'prefetcht0', 'prefetcht1', 'prefetcht2', 'clflush', 'lea', 'nop', 'push', 'pop', '(bad)', 'jmp', 'call', 'ret', 'leave', 'popf', 'pushf',
 ]);
 
-function sizesFor(o: OpDef, mode: 64 | 32): number[] {
+function sizesFor(o: OpDef, mode: CodeBits): number[] {
   const ops = o.operands.split(',');
   if (o.flags & 2 /* F_BYTE */) return [1];
   if (o.mnem === 'movsxd') return [8];
@@ -143,17 +166,19 @@ function immText(v: number): string {
  * One case for table entry o at operand size `size`, memory or register form. Returns null
  * when the entry is not generated (unsupported operand kinds, skipped mnemonics).
  */
-function tableCase(rng: Rng, opIndex: number, o: OpDef, mode: 64 | 32, size: number, memForm: boolean): GenCase | null {
+function tableCase(rng: Rng, opIndex: number, o: OpDef, mode: CodeBits, size: number, memForm: boolean): GenCase | null {
   if (SKIP.has(o.mnem)) return null;
   if (o.flags & F_INV64 && mode === 64) return null;
-  if (o.flags & F_ONLY64 && mode === 32) return null;
+  if (o.flags & F_ONLY64 && mode !== 64) return null;
   const kinds = o.operands === '' ? [] : o.operands.split(',');
   if (!kinds.every((k) => SIMPLE_OPERANDS.has(k))) return null;
-  const { regs, rflags, data } = baseState(rng, mode);
-  const free = freeRegs(mode);
-  // AH..BH only where no REX prefix is needed: 32-bit code, or all-byte register forms.
-  const legacy8 = mode === 32 || (size === 1 && !memForm && rng.int(3) === 0);
-  const pool8 = legacy8 ? [0, 1, 2, 3, 4, 5, 6, 7] : free;
+  const { regs, rflags, data, hi } = baseState(rng, mode);
+  const btReg = /^bt[src]?$/.test(o.mnem) && memForm && kinds[1] === 'Gv';
+  const a16 = mode === 16 && memForm ? addr16(rng, regs, btReg ? 0x70 + rng.int(0x40) : target16(rng)) : null;
+  const free = freeRegs(mode, a16?.used);
+  // AH..BH only where no REX prefix is needed: 32/16-bit code, or all-byte register forms.
+  const legacy8 = mode !== 64 || (size === 1 && !memForm && rng.int(3) === 0);
+  const pool8 = legacy8 ? [0, 1, 2, 3, 4, 5, 6, 7].filter((r) => free.includes(r & 3)) : free;
   const pick = (sz: number): number => rng.pick(sz === 1 ? pool8 : legacy8 && mode === 64 ? free.filter((r) => r < 8) : free);
   const db = mode === 64 ? 'r15' : 'ebp';
   const memDisp = o.mnem === 'cmpxchg8b' && size === 8 ? 16 * rng.int(14) : rng.int(DATA_LEN / 2 - 16);
@@ -170,7 +195,7 @@ function tableCase(rng: Rng, opIndex: number, o: OpDef, mode: 64 | 32, size: num
         const sz = k === 'Eb' || k === 'Mb' ? 1 : k === 'Ew' ? 2 : k === 'Ed' ? 4 : k === 'Mq' ? (size === 8 ? 16 : 8) : size;
         if (memForm) {
           const kw = sz === 16 ? 'oword' : SIZE_KW[sz];
-          parts.push(`${kw} [${db} + ${memDisp}]`);
+          parts.push(`${kw} ${a16 ? a16.text : `[${db} + ${memDisp}]`}`);
         } else parts.push(regName(pick(sz), sz, legacy8));
         break;
       }
@@ -237,24 +262,24 @@ function tableCase(rng: Rng, opIndex: number, o: OpDef, mode: 64 | 32, size: num
     text = `mov ${regName(0, size, false)}, ${parts[0]}\n${text}`;
   }
   // BT* with a register offset into memory: keep the offset inside the data page.
-  if (/^bt[src]?$/.test(o.mnem) && memForm && kinds[1] === 'Gv') {
+  if (btReg) {
     const r = free.find((x) => parts[1] === regName(x, size, false)) ?? 0;
     const off = rng.int(1600) - 800;
     regs[r * 2] = off >>> 0;
     regs[r * 2 + 1] = off < 0 ? 0xffffffff : 0;
-    text = text.replace(`[${db} + ${memDisp}]`, `[${db} + 256]`);
+    if (!a16) text = text.replace(`[${db} + ${memDisp}]`, `[${db} + 256]`);
   }
-  return { name: `${o.mnem} ${o.operands} o${size * 8}${memForm ? ' mem' : ''}`, op: opIndex, mode, text, regs, rflags, data, flagMask };
+  return { name: `${o.mnem} ${o.operands} o${size * 8}${memForm ? ' mem' : ''}`, op: opIndex, mode, text, regs, rflags, data, ...(hi ? { hi } : {}), flagMask };
 }
 
 /** Table-driven cases: `perForm` per (entry, operand size, register/memory form, mode). */
-export function tableCases(seed: number, perForm: number, modes: readonly (64 | 32)[] = [64, 32]): GenCase[] {
+export function tableCases(seed: number, perForm: number, modes: readonly CodeBits[] = [64, 32]): GenCase[] {
   const rng = new Rng(seed);
   const out: GenCase[] = [];
   OPS.forEach((o, i) => {
     for (const mode of modes) {
       for (const size of sizesFor(o, mode)) {
-        if (size === 8 && mode === 32) continue;
+        if (size === 8 && mode !== 64) continue;
         for (const memForm of [false, true]) {
           for (let k = 0; k < perForm; k++) {
             const c = tableCase(rng, i, o, mode, size, memForm);

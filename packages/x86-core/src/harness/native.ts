@@ -1,59 +1,19 @@
 /**
  * The host side of the differential tests (Node only, never reachable from index.ts): builds
- * the native runner (runner.c + tramp.asm, with the installed gcc and nasm) in a fresh temp
- * dir, assembles snippets with nasm, runs cases natively and returns the host CPU's results.
+ * the one native runner (native/runner.c + native/tramp.asm, with the installed gcc and nasm)
+ * in a fresh temp dir, assembles snippets with nasm, runs cases natively and returns the host
+ * CPU's results. The integer, x87 and SSE/MMX tests all use it; the case and result format is
+ * in case.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CODE_MAX, DATA_LEN, ENV_LEN, FX_LEN, HI_LEN, defaultFxImage, type CodeBits, type NativeCase, type NativeResult } from './case';
 
-export const CODE_ADDR = 0x70000000;
-export const DATA_ADDR = 0x70001000;
-export const CODE_MAX = 256;
-export const DATA_LEN = 512;
-const CASE_BYTES = 8 + CODE_MAX + 17 * 8 + DATA_LEN + 512;
-const RESULT_BYTES = 16 + 17 * 8 + DATA_LEN + 512;
-
-/** One test case: 64- or 32-bit code, initial registers (lo/hi), RFLAGS, data page bytes. */
-export interface NativeCase {
-  mode: 64 | 32;
-  code: Uint8Array;
-  /** regs[r * 2] = low half, regs[r * 2 + 1] = high half (uint32). */
-  regs: Uint32Array;
-  rflags: number;
-  data: Uint8Array;
-  /**
-   * x87/SSE state as a 512-byte FXSAVE image (FCW, FSW, FTW, ST0-7, MXCSR, XMM0-15), loaded
-   * with FXRSTOR before the snippet; defaultFxImage() when omitted.
-   */
-  fx?: Uint8Array;
-}
-
-/** The FXSAVE image of a freshly initialised FPU (FNINIT + MXCSR 0x1f80), XMM registers zero. */
-export function defaultFxImage(): Uint8Array {
-  const fx = new Uint8Array(512);
-  fx[0] = 0x7f; // FCW 0x037f
-  fx[1] = 0x03;
-  fx[24] = 0x80; // MXCSR 0x1f80
-  fx[25] = 0x1f;
-  fx[28] = 0xff; // MXCSR_MASK 0xffff (ignored by FXRSTOR)
-  fx[29] = 0xff;
-  return fx;
-}
-
-export interface NativeResult {
-  /** POSIX signal number (0: none; SIGFPE 8, SIGILL 4, SIGSEGV 11, SIGTRAP 5, SIGBUS 7). */
-  signal: number;
-  /** Offset of the faulting instruction from CODE_ADDR when signal != 0. */
-  faultOffset: number;
-  regs: Uint32Array;
-  rflags: number;
-  data: Uint8Array;
-  /** FXSAVE image after the snippet (or at the fault). */
-  fx: Uint8Array;
-}
+const CASE_BYTES = 8 + CODE_MAX + 17 * 8 + DATA_LEN + HI_LEN + FX_LEN;
+const RESULT_BYTES = 16 + 17 * 8 + DATA_LEN + HI_LEN + FX_LEN + ENV_LEN;
 
 function which(tool: string): boolean {
   try {
@@ -71,28 +31,31 @@ export function nativeUnavailable(): string | null {
   return null;
 }
 
+/** Builds the runner into dir (which must exist); returns its path. */
+export function buildRunner(dir: string): string {
+  const src = fileURLToPath(new URL('./native/', import.meta.url));
+  execFileSync('nasm', ['-f', 'elf64', '-o', join(dir, 'tramp.o'), join(src, 'tramp.asm')]);
+  const runner = join(dir, 'runner');
+  execFileSync('gcc', ['-O1', '-no-pie', '-o', runner, join(src, 'runner.c'), join(dir, 'tramp.o')]);
+  return runner;
+}
+
 export class NativeHarness {
   readonly dir: string;
   private readonly runner: string;
 
-  constructor() {
+  /** runner: a runner already built by buildRunner (the vitest global setup builds it once). */
+  constructor(runner?: string) {
     this.dir = mkdtempSync(join(tmpdir(), 'rz-x86-diff-'));
-    const src = fileURLToPath(new URL('./native/', import.meta.url));
-    execFileSync('nasm', ['-f', 'elf64', '-o', join(this.dir, 'tramp.o'), join(src, 'tramp.asm')]);
-    this.runner = join(this.dir, 'runner');
-    execFileSync('gcc', ['-O1', '-no-pie', '-o', this.runner, join(src, 'runner.c'), join(this.dir, 'tramp.o')]);
+    this.runner = runner ?? buildRunner(this.dir);
   }
 
   /**
-   * Assembles snippets (nasm syntax, `bits` 64 or 32) in one nasm run; returns their bytes.
-   * Each snippet is assembled as if at CODE_ADDR.
+   * Assembles snippets (nasm syntax) in one nasm run and returns their bytes, each assembled as
+   * if at CODE_ADDR. Snippets must be position independent (relative branches inside the
+   * snippet only). One bad line fails the batch (the error names it).
    */
-  /**
-   * Assembles snippets (nasm syntax, `bits` 64 or 32) in one nasm run and returns their bytes.
-   * Snippets must be position independent (relative branches inside the snippet only).
-   * Returns null for a snippet nasm rejects is not possible: one bad line fails the batch.
-   */
-  assemble(snippets: readonly string[], bits: 64 | 32): Uint8Array[] {
+  assemble(snippets: readonly string[], bits: CodeBits): Uint8Array[] {
     const lines: string[] = [`bits ${bits}`, 'section .text'];
     snippets.forEach((s, i) => lines.push(`s${i}_start:`, s, `s${i}_end:`));
     snippets.forEach((_s, i) => lines.push(`dd s${i}_end - s${i}_start`));
@@ -131,14 +94,16 @@ export class NativeHarness {
     cases.forEach((c, i) => {
       const o = i * CASE_BYTES;
       if (c.code.length > CODE_MAX - 8) throw new Error('snippet too long');
+      if (c.data.length > DATA_LEN || (c.hi?.length ?? 0) > HI_LEN) throw new Error('data too long');
       buf.writeUInt32LE(c.mode, o);
       buf.writeUInt32LE(c.code.length, o + 4);
       buf.set(c.code, o + 8);
       for (let r = 0; r < 32; r++) buf.writeUInt32LE(c.regs[r], o + 8 + CODE_MAX + r * 4);
       buf.writeUInt32LE(c.rflags >>> 0, o + 8 + CODE_MAX + 128);
       buf.writeUInt32LE(0, o + 8 + CODE_MAX + 132);
-      buf.set(c.data.subarray(0, DATA_LEN), o + 8 + CODE_MAX + 136);
-      buf.set((c.fx ?? defaultFxImage()).subarray(0, 512), o + 8 + CODE_MAX + 136 + DATA_LEN);
+      buf.set(c.data, o + 8 + CODE_MAX + 136);
+      if (c.hi) buf.set(c.hi, o + 8 + CODE_MAX + 136 + DATA_LEN);
+      buf.set((c.fx ?? defaultFxImage()).subarray(0, FX_LEN), o + 8 + CODE_MAX + 136 + DATA_LEN + HI_LEN);
     });
     const inFile = join(this.dir, 'cases.bin');
     const outFile = join(this.dir, 'results.bin');
@@ -151,16 +116,34 @@ export class NativeHarness {
       const o = i * RESULT_BYTES;
       const regs = new Uint32Array(32);
       for (let r = 0; r < 32; r++) regs[r] = out.readUInt32LE(o + 16 + r * 4);
+      const d = o + 16 + 136;
+      const f = d + DATA_LEN + HI_LEN;
       res.push({
         signal: out.readUInt32LE(o),
         faultOffset: Number(out.readBigInt64LE(o + 8)),
         regs,
         rflags: out.readUInt32LE(o + 16 + 128),
-        data: new Uint8Array(out.subarray(o + 16 + 136, o + 16 + 136 + DATA_LEN)),
-        fx: new Uint8Array(out.subarray(o + 16 + 136 + DATA_LEN, o + 16 + 136 + DATA_LEN + 512)),
+        data: new Uint8Array(out.subarray(d, d + DATA_LEN)),
+        hi: new Uint8Array(out.subarray(d + DATA_LEN, f)),
+        fx: new Uint8Array(out.subarray(f, f + FX_LEN)),
+        env: new Uint8Array(out.subarray(f + FX_LEN, f + FX_LEN + ENV_LEN)),
       });
     }
     return res;
+  }
+
+  /**
+   * Why 16-bit code cannot run natively here (modify_ldt refused: some kernels and sandboxes
+   * disable it), or null when it can.
+   */
+  unavailable16(): string | null {
+    try {
+      const [code] = this.assemble(['nop'], 16);
+      const [r] = this.run([{ mode: 16, code, regs: new Uint32Array(32), rflags: 0x202, data: new Uint8Array(0) }]);
+      return r.signal === 0 ? null : `16-bit code faulted natively (signal ${r.signal})`;
+    } catch (e) {
+      return `modify_ldt unavailable (${String(e).split('\n')[0]})`;
+    }
   }
 
   dispose(): void {

@@ -2,26 +2,29 @@
  * Differential tests of the MMX/SSE/SSE2/SSE3/SSSE3 group against the host CPU: each form runs
  * random cases (edge-heavy operands: NaNs, infinities, denormals, +-0, integer limits; random
  * MXCSR rounding, DAZ, FTZ, sticky flags and unmasked exceptions) natively through
- * harness/runner.c and in the emulator; GPRs, flags, MXCSR, XMM0-15, MM0-7 with the x87 tag word
+ * the shared native runner (src/harness) and in the emulator; GPRs, flags, MXCSR, XMM0-15, MM0-7 with the x87 tag word
  * and TOP, the data page and faults must agree. RZ_SSE_CASES sets cases per form (default 60,
  * i.e. a few hundred per mnemonic), RZ_SSE_SEED the seed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emulate, makeCase, Rng } from './harness/diff';
-import { nativeUnavailable, S_MXCSR, S_XMM, SseNative } from './harness/native';
-import { PER_FORM, pq, runForms, SEED, vw, type Form } from './harness/suite';
+import { FX_MXCSR, FX_XMM } from '../harness/case';
+import { runDiff, runPairs } from '../harness/compare';
+import { openHarness } from '../harness/harness';
+import { nativeUnavailable, type NativeHarness } from '../harness/native';
+import { XorShift128 } from '../harness/rng';
+import { PER_FORM, pq, SEED, sseCases, vw, type Form } from '../harness/sse-gen';
 
 const why = nativeUnavailable();
 if (why) console.warn(`SKIPPED: ${why}: the SSE differential tests against the host CPU are not run`);
 
-let native: SseNative;
+let native: NativeHarness;
 beforeAll(() => {
-  if (!why) native = new SseNative();
+  if (!why) native = openHarness();
 });
 afterAll(() => native?.dispose());
 
 function check(forms: Form[]): void {
-  const { cases, failures } = runForms(native, forms);
+  const { cases, failures } = runDiff(native, sseCases(forms), 3);
   expect(cases).toBeGreaterThan(0);
   expect(failures.join('\n')).toBe('');
 }
@@ -284,28 +287,22 @@ describe.skipIf(why != null)('MMX conversions, FXSAVE/FXRSTOR', () => {
 describe.skipIf(why != null)('RCP/RSQRT approximations', () => {
   it('agree with the host within the SDM bound (1.5 * 2^-12 relative), exactly on special values', () => {
     const forms: Form[] = [...vw('rcpps', F32), ...vw('rsqrtps', F32), ...scalar('rcpss', F32), ...scalar('rsqrtss', F32)];
-    const codes = native.assemble(forms.map((f) => f.asm));
-    const r = new Rng(SEED);
-    const cases = forms.flatMap((f, i) => Array.from({ length: PER_FORM }, () => makeCase(r, f.asm, codes[i], f)));
-    const res = native.run(cases);
     const bad: string[] = [];
     const tol = 1.5 * 2 ** -12;
-    cases.forEach((c, i) => {
-      const e = emulate(c);
-      const n = res[i];
-      const nx = new Float32Array(n.state.buffer.slice(S_XMM, S_XMM + 256));
-      const ex = new Float32Array(e.state.buffer.slice(S_XMM, S_XMM + 256));
+    for (const { c, native: n, emu: e } of runPairs(native, sseCases(forms, PER_FORM, SEED, new XorShift128(SEED)))) {
+      const nx = new Float32Array(n.fx.slice(FX_XMM, FX_XMM + 256).buffer);
+      const ex = new Float32Array(e.fx.slice(FX_XMM, FX_XMM + 256).buffer);
       const nu = new Uint32Array(nx.buffer);
       const eu = new Uint32Array(ex.buffer);
-      if (n.signal !== e.signal) bad.push(`${c.asm}: signal ${n.signal} vs ${e.signal}`);
+      if (n.signal !== e.signal) bad.push(`${c.text}: signal ${n.signal} vs ${e.signal}`);
       for (let k = 0; k < 64; k++) {
         const a = nx[k];
         const b = ex[k];
         const ok = nu[k] === eu[k] || (Number.isFinite(a) && a !== 0 && Math.abs(b - a) / Math.abs(a) <= tol * 1.01);
-        if (!ok && bad.length < 10) bad.push(`${c.asm}: xmm${k >> 2}[${k & 3}] native ${nu[k].toString(16)} emu ${eu[k].toString(16)}`);
+        if (!ok && bad.length < 10) bad.push(`${c.text}: xmm${k >> 2}[${k & 3}] native ${nu[k].toString(16)} emu ${eu[k].toString(16)}`);
       }
-      if (new Uint32Array(n.state.buffer.slice(S_MXCSR, S_MXCSR + 4))[0] !== new Uint32Array(e.state.buffer.slice(S_MXCSR, S_MXCSR + 4))[0]) bad.push(`${c.asm}: mxcsr differs`);
-    });
+      if (new Uint32Array(n.fx.slice(FX_MXCSR, FX_MXCSR + 4).buffer)[0] !== new Uint32Array(e.fx.slice(FX_MXCSR, FX_MXCSR + 4).buffer)[0]) bad.push(`${c.text}: mxcsr differs`);
+    }
     expect(bad.join('\n')).toBe('');
   });
 });

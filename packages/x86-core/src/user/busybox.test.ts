@@ -11,27 +11,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, removeTempDir, runEmulated, runNative, type RunSpec } from './test-support';
+import { findBusybox32, findBusybox64, makeTempDir, removeTempDir, runEmulated, runNative, type RunSpec } from './test-support';
 
-/** The project's cache of Debian packages (scripts fetch busybox-static for both architectures there). */
-const CACHE = [path.resolve(__dirname, '../../../../.cache/ringzero'), '/work/main/.cache/ringzero'];
-
-/** A static executable of the wanted class (2: x86-64, 1: i386) among the candidates. */
-function findBusybox(candidates: string[], cls: number): string | null {
-  for (const p of candidates) {
-    try {
-      const b = fs.readFileSync(p).subarray(0, 20);
-      if (b[0] === 0x7f && b[4] === cls && b[16] === 2 && b[18] === (cls === 2 ? 62 : 3)) return p;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
-
-const BUSYBOX = findBusybox(['/bin/busybox', ...CACHE.map((c) => path.join(c, 'amd64/busybox'))], 2);
+const BUSYBOX = findBusybox64();
 if (!BUSYBOX) console.warn('SKIPPED: busybox-static (amd64) not installed: the busybox applet tests against the native run are not run');
-const BUSYBOX32 = findBusybox(CACHE.map((c) => path.join(c, 'i386/busybox')), 1);
+const BUSYBOX32 = findBusybox32();
 if (!BUSYBOX32) console.warn('SKIPPED: busybox-static (i386) not in .cache/ringzero/i386: the 32-bit busybox applet tests are not run');
 
 

@@ -16,12 +16,15 @@ import { isatty } from 'node:tty';
 import { FS, GS, R8, R9, R10, RAX, RBP, RBX, RCX, RDI, RDX, RSI } from '../constants';
 import type { Cpu } from '../cpu';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, USER_TOP, type UserMemory } from './memory';
+import { pushSignalFrame, SA_NODEFER, SA_RESETHAND, sigreturn32, sigreturn64, type SigAction, type SigInfo } from './signal';
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_REMOVEDIR,
   AT_SYMLINK_NOFOLLOW,
+  E2BIG,
   EAGAIN,
+  EINTR,
   EBADF,
   ECHILD,
   EFAULT,
@@ -56,7 +59,9 @@ import {
   O_DIRECTORY,
   O_NONBLOCK,
   SIG_DEFAULT_IGNORED,
+  SIGCHLD,
   SIGKILL,
+  SIGSEGV,
   SIGPIPE,
   SIGSTOP,
   SYS,
@@ -122,6 +127,27 @@ class OpenFile {
   constructor(kind: number) {
     this.kind = kind;
   }
+}
+
+/** A system call that cannot complete yet: the scheduler runs other processes and retries it. */
+export const SYS_BLOCK = -0x10001;
+/** A system call that set every register itself (execve, rt_sigreturn): RAX is left alone. */
+export const SYS_NORESULT = -0x10002;
+
+/**
+ * The process table the kernel consults for fork/clone, execve, wait4 and kill to other
+ * processes (implemented by the scheduler, processes.ts). Without one, the process is alone:
+ * fork and execve return -ENOSYS, wait4 -ECHILD, kill reaches only itself.
+ */
+export interface ProcessHost {
+  /** fork/vfork/clone: a new process copying (or, for vfork, sharing) this one; the child's pid or -errno. */
+  fork(parent: LinuxKernel, cpu: Cpu, flags: number, stack: number, ctid: number): number;
+  /** execve: replaces the process image; SYS_NORESULT on success (registers set), else -errno. */
+  execve(k: LinuxKernel, cpu: Cpu, path: Buffer, argv: Buffer[], envp: Buffer[]): number;
+  /** wait4: a reaped child's pid (status written), 0 (WNOHANG), SYS_BLOCK, or -errno. */
+  wait4(k: LinuxKernel, pid: number, statusLa: number, options: number): number;
+  /** kill(pid, sig) to another process or group: 0 or -errno. */
+  kill(k: LinuxKernel, pid: number, sig: number): number;
 }
 
 export interface KernelOptions {
@@ -267,7 +293,25 @@ function dtypeOf(d: fs.Dirent): number {
 }
 
 export class LinuxKernel {
-  readonly mem: UserMemory;
+  /** The process's memory (replaced by execve). */
+  mem: UserMemory;
+  /** The process table (fork, execve, wait4, kill), or null for a lone process. */
+  procs: ProcessHost | null = null;
+  /** Process id and parent's process id. */
+  pid: number;
+  ppid: number = process.ppid;
+  /** The last system call could not complete: the scheduler switches and retries it. */
+  blocked = false;
+  /** Retry mode when nothing else can run: a call that would block fails with -EAGAIN instead. */
+  noBlock = false;
+  /** Pending signals (bit n-1 of lo/hi for signal n) and what each one carries. */
+  pendLo = 0;
+  pendHi = 0;
+  private readonly pendInfo = new Map<number, { info: SigInfo; why: string; force: boolean }>();
+  /** The mask to restore after rt_sigsuspend's handler, or -1. */
+  private suspendLo = 0;
+  private suspendHi = 0;
+  private suspended = false;
   /** Set when the process has ended: by exit (exitSignal 0) or by a signal. */
   done = false;
   exitStatus = 0;
@@ -285,17 +329,17 @@ export class LinuxKernel {
   private readonly files: (OpenFile | null)[] = [];
   private readonly cloexec: boolean[] = [];
   private cwd: Buffer;
-  private readonly exePath: string;
+  exePath: string;
   private readonly sigactions = new Map<number, Uint8Array>();
   private sigmaskLo = 0;
   private sigmaskHi = 0;
   private umaskValue = 0o022;
-  private readonly pid: number;
   private readonly debug: boolean;
   private readonly strace: boolean;
   private readonly log: (line: string) => void;
   private readonly scratch: Buffer = Buffer.allocUnsafe(CHUNK);
   private readonly args: Float64Array = new Float64Array(6);
+  private readonly options: KernelOptions;
 
   constructor(mem: UserMemory, options: KernelOptions) {
     this.mem = mem;
@@ -305,6 +349,7 @@ export class LinuxKernel {
     this.log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
     this.cwd = Buffer.from(options.cwd ?? process.cwd());
     this.mmapTop = this.mmapLow = options.compat32 ? MMAP_TOP32 : MMAP_TOP;
+    this.options = options;
     this.pid = process.pid;
     // fd 0
     if (options.stdin) {
@@ -321,6 +366,204 @@ export class LinuxKernel {
       } else this.files[fd] = this.inherit(fd, 1);
     }
     this.cloexec.push(false, false, false);
+  }
+
+  /**
+   * The kernel side of fork: a new kernel for a copy of this process (memory `mem`, pid) that
+   * shares every open file description (as Linux's fork does), and copies the working
+   * directory, umask, program break, mmap area, signal actions and mask.
+   */
+  forkKernel(mem: UserMemory, pid: number): LinuxKernel {
+    const k = new LinuxKernel(mem, { ...this.options, exePath: this.exePath, compat32: this.mmapTop === MMAP_TOP32 });
+    for (const f of k.files) if (f) k.release(f);
+    k.files.length = 0;
+    k.cloexec.length = 0;
+    this.files.forEach((f, fd) => {
+      k.files.push(f);
+      k.cloexec.push(this.cloexec[fd]);
+      if (f) f.refs++;
+    });
+    k.cwd = this.cwd;
+    k.umaskValue = this.umaskValue;
+    k.brkStart = this.brkStart;
+    k.brk = this.brk;
+    k.mmapLow = this.mmapLow;
+    for (const [sig, act] of this.sigactions) k.sigactions.set(sig, act.slice());
+    k.sigmaskLo = this.sigmaskLo;
+    k.sigmaskHi = this.sigmaskHi;
+    k.pid = pid;
+    k.ppid = this.pid;
+    k.procs = this.procs;
+    return k;
+  }
+
+  /**
+   * The kernel side of execve (after the new image is loaded into `mem`): close-on-exec
+   * descriptors are closed, caught signals return to their default action (ignored ones stay
+   * ignored), the program break and mmap area start afresh.
+   */
+  execImage(mem: UserMemory, exePath: string, brk: number, compat32: boolean): void {
+    this.mem = mem;
+    this.exePath = exePath;
+    for (let fd = 0; fd < this.files.length; fd++) if (this.files[fd] && this.cloexec[fd]) this.fdClose(fd);
+    for (const sig of [...this.sigactions.keys()]) if (this.action(sig).handler > 1) this.sigactions.delete(sig);
+    (this as { mmapTop: number }).mmapTop = compat32 ? MMAP_TOP32 : MMAP_TOP;
+    this.mmapLow = this.mmapTop;
+    this.setBrk(brk);
+  }
+
+  /** The action for sig in the x86-64 layout. */
+  action(sig: number): SigAction {
+    const a = this.sigactions.get(sig);
+    if (!a) return { handler: 0, flags: 0, restorer: 0, maskLo: 0, maskHi: 0 };
+    const dv = new DataView(a.buffer, a.byteOffset, 32);
+    const q = (o: number): number => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
+    return { handler: q(0), flags: dv.getUint32(8, true), restorer: q(16), maskLo: dv.getInt32(24, true), maskHi: dv.getInt32(28, true) };
+  }
+
+  private isBlockedSig(sig: number): boolean {
+    return sig <= 32 ? ((this.sigmaskLo >>> (sig - 1)) & 1) !== 0 : ((this.sigmaskHi >>> (sig - 33)) & 1) !== 0;
+  }
+
+  /**
+   * Sends signal sig to this process: it becomes pending (delivered by deliverSignals) unless
+   * it is ignored. force: a synchronous fault, whose signal cannot be ignored or blocked.
+   */
+  post(sig: number, info: SigInfo, why: string, force = false): void {
+    if (sig < 1 || sig > 64) return;
+    const h = this.action(sig).handler;
+    if (!force && sig !== SIGKILL && sig !== SIGSTOP && (h === 1 || (h === 0 && SIG_DEFAULT_IGNORED.has(sig)))) return;
+    if (sig <= 32) this.pendLo |= 1 << (sig - 1);
+    else this.pendHi |= 1 << (sig - 33);
+    this.pendInfo.set(sig, { info, why, force });
+  }
+
+  /** True when a pending signal can be delivered now (it would interrupt a blocking call). */
+  hasDeliverable(): boolean {
+    return (this.pendLo & ~this.sigmaskLo) !== 0 || (this.pendHi & ~this.sigmaskHi) !== 0 || this.forcedPending();
+  }
+
+  private forcedPending(): boolean {
+    for (const p of this.pendInfo.values()) if (p.force) return true;
+    return false;
+  }
+
+  /**
+   * Delivers pending signals (between instructions): a handler gets a signal frame, a default
+   * action ends the process (or is nothing, for signals ignored by default). Returns when the
+   * process runs a handler, has nothing deliverable left, or has ended.
+   */
+  deliverSignals(cpu: Cpu): void {
+    while (!this.done) {
+      let sig = 0;
+      for (let n = 1; n <= 64 && sig === 0; n++) {
+        const bit = n <= 32 ? (this.pendLo >>> (n - 1)) & 1 : (this.pendHi >>> (n - 33)) & 1;
+        if (bit && (!this.isBlockedSig(n) || this.pendInfo.get(n)?.force || n === SIGKILL || n === SIGSTOP)) sig = n;
+      }
+      if (sig === 0) return;
+      if (sig <= 32) this.pendLo &= ~(1 << (sig - 1));
+      else this.pendHi &= ~(1 << (sig - 33));
+      const p = this.pendInfo.get(sig)!;
+      this.pendInfo.delete(sig);
+      const act = this.action(sig);
+      const blocked = this.isBlockedSig(sig);
+      if (sig === SIGKILL || sig === SIGSTOP || act.handler === 0 || (p.force && (blocked || act.handler === 1))) {
+        if (!p.force && (SIG_DEFAULT_IGNORED.has(sig) || sig === SIGSTOP)) continue;
+        this.terminate(sig, p.why);
+        return;
+      }
+      if (act.handler === 1) continue;
+      const oldLo = this.suspended ? this.suspendLo : this.sigmaskLo;
+      const oldHi = this.suspended ? this.suspendHi : this.sigmaskHi;
+      this.suspended = false;
+      if (!pushSignalFrame(cpu, this.mem, act, p.info, oldLo, oldHi)) {
+        this.terminate(SIGSEGV, `segmentation fault: could not write the frame of signal ${sig}`);
+        return;
+      }
+      this.sigmaskLo |= act.maskLo;
+      this.sigmaskHi |= act.maskHi;
+      if ((act.flags & SA_NODEFER) === 0) {
+        if (sig <= 32) this.sigmaskLo |= 1 << (sig - 1);
+        else this.sigmaskHi |= 1 << (sig - 33);
+      }
+      if ((act.flags & SA_RESETHAND) !== 0) this.sigactions.delete(sig);
+      this.sigmaskLo &= ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
+      if (this.strace) this.log(`[ringzero-user] signal ${sig} delivered to its handler at 0x${act.handler.toString(16)}`);
+      return;
+    }
+  }
+
+  private terminate(sig: number, why: string): void {
+    this.done = true;
+    this.exitSignal = sig;
+    this.exitStatus = 128 + sig;
+    this.message = why;
+  }
+
+  /** rt_sigreturn / sigreturn: back from a handler to the interrupted state. */
+  private sysSigreturn(cpu: Cpu, rt: boolean): number {
+    const r = cpu.csize === 8 ? sigreturn64(cpu, this.mem) : sigreturn32(cpu, this.mem, rt);
+    if (!r) {
+      this.terminate(SIGSEGV, 'segmentation fault: bad signal frame in rt_sigreturn');
+      return SYS_NORESULT;
+    }
+    this.sigmaskLo = r.maskLo & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
+    this.sigmaskHi = r.maskHi;
+    return SYS_NORESULT;
+  }
+
+  /** rt_sigsuspend / pause: wait for a signal with a temporary mask; -EINTR after its handler. */
+  private sysSigsuspend(set: number, size: number): number {
+    let lo = this.sigmaskLo;
+    let hi = this.sigmaskHi;
+    if (set !== 0) {
+      if (size !== 8) return -EINVAL;
+      const b = this.mem.readBytes(set, 8);
+      if (!b) return -EFAULT;
+      const dv = new DataView(b.buffer);
+      lo = dv.getInt32(0, true);
+      hi = dv.getInt32(4, true);
+    }
+    if ((this.pendLo & ~lo) === 0 && (this.pendHi & ~hi) === 0) return this.noBlock ? -EINTR : SYS_BLOCK;
+    this.suspendLo = this.sigmaskLo;
+    this.suspendHi = this.sigmaskHi;
+    this.suspended = true;
+    this.sigmaskLo = lo;
+    this.sigmaskHi = hi;
+    return -EINTR;
+  }
+
+  /** Reads a NULL-terminated array of string pointers (argv/envp of execve). */
+  private strings(la: number, compat: boolean): Buffer[] | number {
+    const out: Buffer[] = [];
+    if (la === 0) return out;
+    const w = compat ? 4 : 8;
+    let total = 0;
+    for (let i = 0; ; i++) {
+      if (i > 0x10000) return -E2BIG;
+      const p = this.mem.readBytes(la + i * w, w);
+      if (!p) return -EFAULT;
+      const dv = new DataView(p.buffer);
+      const ptr = compat ? dv.getUint32(0, true) : dv.getUint32(0, true) + dv.getUint32(4, true) * 4294967296;
+      if (ptr === 0) return out;
+      const s = this.path(ptr);
+      if (typeof s === 'number') return s;
+      total += s.length + 1;
+      if (total > 2 << 20) return -E2BIG;
+      out.push(s);
+    }
+  }
+
+  private sysExecve(cpu: Cpu, dirfd: number, pathLa: number, argvLa: number, envpLa: number, compat: boolean): number {
+    if (!this.procs) return -ENOSYS;
+    let p = this.at(dirfd, pathLa);
+    if (typeof p === 'number') return p;
+    if (p.toString() === '/proc/self/exe') p = Buffer.from(this.exePath);
+    const argv = this.strings(argvLa, compat);
+    if (typeof argv === 'number') return argv;
+    const envp = this.strings(envpLa, compat);
+    if (typeof envp === 'number') return envp;
+    return this.procs.execve(this, cpu, p, argv, envp);
   }
 
   /** Wraps one of the host's standard descriptors (never closed on the host). */
@@ -447,9 +690,15 @@ export class LinuxKernel {
     a[3] = cpu.regNumber(R10);
     a[4] = cpu.regNumber(R8);
     a[5] = cpu.regNumber(R9);
-    const r = this.dispatch(cpu, nr, a);
-    if (this.strace) this.trace(SYSCALL_NAMES.get(nr) ?? `syscall_${nr}`, r);
-    if (this.done) return;
+    let r = this.dispatch(cpu, nr, a);
+    if (r === SYS_BLOCK && this.noBlock) r = -EAGAIN;
+    if (this.strace && r !== SYS_BLOCK) this.trace(SYSCALL_NAMES.get(nr) ?? `syscall_${nr}`, r === SYS_NORESULT ? '?' : r);
+    if (this.done || r === SYS_NORESULT) return;
+    if (r === SYS_BLOCK) {
+      this.blocked = true;
+      cpu.rip -= 2; // SYSCALL again when resumed
+      return;
+    }
     cpu.setRegNumber(RAX, r);
   }
 
@@ -467,13 +716,19 @@ export class LinuxKernel {
     a[3] = cpu.lo[RSI] >>> 0;
     a[4] = cpu.lo[RDI] >>> 0;
     a[5] = cpu.lo[RBP] >>> 0;
-    const r = this.dispatch32(cpu, nr, a);
-    if (this.strace) this.trace(`i386:${I386_NAMES.get(nr) ?? nr}`, r);
-    if (this.done) return;
+    let r = this.dispatch32(cpu, nr, a);
+    if (r === SYS_BLOCK && this.noBlock) r = -EAGAIN;
+    if (this.strace && r !== SYS_BLOCK) this.trace(`i386:${I386_NAMES.get(nr) ?? nr}`, r === SYS_NORESULT ? '?' : r);
+    if (this.done || r === SYS_NORESULT) return;
+    if (r === SYS_BLOCK) {
+      this.blocked = true;
+      cpu.rip -= 2; // INT 0x80 again when resumed
+      return;
+    }
     cpu.setReg(RAX, 4, r | 0, 0);
   }
 
-  private trace(name: string, r: number): void {
+  private trace(name: string, r: number | string): void {
     const hex = Array.from(this.args, (x) => '0x' + (x < 0 ? x + 2 ** 64 : x).toString(16));
     this.log(`[ringzero-user] ${name}(${hex.join(', ')}) = ${r}`);
   }
@@ -483,20 +738,13 @@ export class LinuxKernel {
     return -ENOSYS;
   }
 
-  /** Ends the process by signal `sig` unless it is ignored (force: a fault, never ignored); true when it ended. */
-  raise(sig: number, why: string, force = false): boolean {
-    const act = this.sigactions.get(sig);
-    const handler = act ? new DataView(act.buffer).getBigUint64(0, true) : 0n;
-    if (sig !== SIGKILL && sig !== SIGSTOP && !force) {
-      if (handler === 1n) return false; // SIG_IGN
-      if (handler === 0n && SIG_DEFAULT_IGNORED.has(sig)) return false;
-      if (handler > 1n && (this.debug || this.strace)) this.log(`[ringzero-user] signal ${sig} has a handler; delivery is not supported, using the default action`);
-    }
-    this.done = true;
-    this.exitSignal = sig;
-    this.exitStatus = 128 + sig;
-    this.message = why;
-    return true;
+  /**
+   * Sends the process signal `sig` from itself or the CPU (force: a synchronous fault, which
+   * cannot be ignored or blocked); addr: the fault address for siginfo (-1: none). Delivered
+   * by deliverSignals: to the handler, or by the default action.
+   */
+  raise(sig: number, why: string, force = false, addr = -1, code: number = force ? 1 : -6): void {
+    this.post(sig, { signo: sig, code, pid: this.pid, uid: process.getuid?.() ?? 0, addr, status: -1 }, why, force);
   }
 
   /** Ends the process with an exit status (exit / exit_group). */
@@ -619,9 +867,8 @@ export class LinuxKernel {
       case SYS.nanosleep: return this.sysSleep(a0, a1);
       case SYS.clock_nanosleep: return (i1 & 1) !== 0 ? 0 : this.sysSleep(a2, a3); // TIMER_ABSTIME: do not sleep
       case SYS.getpid: case SYS.gettid: case SYS.getpgrp: case SYS.getsid: case SYS.setsid: return this.pid;
-      case SYS.getpgid: return this.pid;
       case SYS.setpgid: return 0;
-      case SYS.getppid: return process.ppid;
+      case SYS.getpgid: return this.pid;
       case SYS.getuid: case SYS.geteuid: return process.getuid?.() ?? 0;
       case SYS.getgid: case SYS.getegid: return process.getgid?.() ?? 0;
       case SYS.getresuid: case SYS.getresgid: {
@@ -711,13 +958,23 @@ export class LinuxKernel {
       case SYS.kill: case SYS.tgkill: case SYS.tkill: {
         const target = nr === SYS.tgkill ? i1 : i0;
         const sig = nr === SYS.tgkill ? i2 : i1;
-        if (target !== this.pid && target !== 0 && target !== -1) return -ESRCH;
-        if (sig === 0) return 0;
         if (sig < 0 || sig > 64) return -EINVAL;
-        this.raise(sig, `killed by signal ${sig} (sent by the program itself)`);
+        if (target !== this.pid && target !== 0 && target !== -1) return this.procs ? this.procs.kill(this, target, sig) : -ESRCH;
+        if (target !== this.pid && this.procs) return this.procs.kill(this, target, sig);
+        if (sig === 0) return 0;
+        this.raise(sig, `killed by signal ${sig} (sent by the program itself)`, false, -1, nr === SYS.kill ? 0 : -6);
         return 0;
       }
-      case SYS.wait4: return -ECHILD;
+      case SYS.wait4: return this.procs ? this.procs.wait4(this, i0, a1, i2) : -ECHILD;
+      case SYS.fork: case SYS.vfork: return this.procs ? this.procs.fork(this, cpu, nr === SYS.vfork ? 0x4100 | SIGCHLD : SIGCHLD, 0, 0) : -ENOSYS;
+      case SYS.clone: return this.procs ? this.procs.fork(this, cpu, i0, a1, a3) : -ENOSYS;
+      case SYS.clone3: return -ENOSYS; // glibc falls back to clone
+      case SYS.execve: return this.sysExecve(cpu, AT_FDCWD, a0, a1, a2, cpu.csize !== 8);
+      case SYS.execveat: return this.sysExecve(cpu, i0, a1, a2, a3, false);
+      case SYS.rt_sigreturn: return this.sysSigreturn(cpu, true);
+      case SYS.rt_sigsuspend: return this.sysSigsuspend(a0, a1);
+      case SYS.pause: return this.sysSigsuspend(0, 8);
+      case SYS.getppid: return this.ppid;
       case SYS.alarm: return 0;
       case SYS.exit: case SYS.exit_group: this.exit(i0); return 0;
       default: return this.enosys(nr);
@@ -780,6 +1037,15 @@ export class LinuxKernel {
       case I386.utimensat: return this.sysUtimensat(i0, a1, a2, a3 | 0, true);
       case I386.set_thread_area: return this.sysSetThreadArea(cpu, a0);
       case I386.rseq: return -ENOSYS;
+      case I386.fork: return this.dispatch(cpu, SYS.fork, a);
+      case I386.vfork: return this.dispatch(cpu, SYS.vfork, a);
+      case I386.clone: return this.procs ? this.procs.fork(this, cpu, i0, a1, a4) : -ENOSYS; // flags, stack, ptid, tls, ctid
+      case I386.execve: return this.sysExecve(cpu, AT_FDCWD, a0, a1, a2, true);
+      case I386.waitpid: return this.procs ? this.procs.wait4(this, i0, a1, a2 | 0) : -ECHILD;
+      case I386.sigreturn: return this.sysSigreturn(cpu, false);
+      case I386.rt_sigreturn: return this.sysSigreturn(cpu, true);
+      case I386.rt_sigsuspend: return this.sysSigsuspend(a0, a1);
+      case I386.pause: return this.sysSigsuspend(0, 8);
       default:
         if (this.debug || this.strace) this.log(`[ringzero-user] unimplemented i386 system call ${nr}: -ENOSYS`);
         return -ENOSYS;
@@ -881,7 +1147,7 @@ export class LinuxKernel {
       }
       case K_PIPE_R: {
         const p = f.pipe!;
-        if (p.size === 0) return p.writers > 0 ? -EAGAIN : 0;
+        if (p.size === 0) return p.writers === 0 ? 0 : (f.flags & O_NONBLOCK) !== 0 || !this.procs ? -EAGAIN : SYS_BLOCK;
         let k = 0;
         while (k < n && p.chunks.length > 0) {
           const c = p.chunks[0];

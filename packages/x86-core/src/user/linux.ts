@@ -9,6 +9,8 @@ export const EPERM = 1;
 export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINTR = 4;
+export const E2BIG = 7;
+export const ENOEXEC = 8;
 export const EIO = 5;
 export const EBADF = 9;
 export const ECHILD = 10;
@@ -140,7 +142,7 @@ export const I386 = {
   llseek: 140, readv: 145, writev: 146, nanosleep: 162, rt_sigaction: 174, pread64: 180, pwrite64: 181,
   sigaltstack: 186, ugetrlimit: 191, mmap2: 192, truncate64: 193, ftruncate64: 194, stat64: 195, lstat64: 196,
   fstat64: 197, set_thread_area: 243, utimensat: 320, clock_gettime: 265, clock_getres: 266, clock_nanosleep: 267, fstatat64: 300,
-  rseq: 386,
+  rseq: 386, fork: 2, vfork: 190, clone: 120, execve: 11, waitpid: 7, sigreturn: 119, rt_sigreturn: 173, rt_sigsuspend: 179, pause: 29,
 } as const;
 
 const i386Names = new Map<number, string>(Object.entries(I386).map(([k, v]) => [v, k]));

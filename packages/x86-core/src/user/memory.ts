@@ -164,6 +164,22 @@ export class UserMemory implements CpuMemory {
     return p ? p.prot : -1;
   }
 
+  /**
+   * A copy of the whole address space (fork): the same mappings and protections, each
+   * resident page copied (pages never written stay shared zero pages).
+   */
+  fork(): UserMemory {
+    const m = new UserMemory({ maxPages: this.maxPages });
+    for (const [pn, p] of this.pages) {
+      const q = new Page(p.prot);
+      if (p.data) q.data = p.data.slice();
+      m.pages.set(pn, q);
+    }
+    m.mappedPages = this.mappedPages;
+    m.residentPages = this.residentPages;
+    return m;
+  }
+
   /** Forgets every cached translation (after any change of mapping or protection). */
   flush(): void {
     this.rTag.fill(NaN);

@@ -14,6 +14,32 @@ export function hasTool(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** The project's cache of Debian packages (scripts fetch busybox-static for both architectures there). */
+const CACHE = [path.resolve(__dirname, '../../../../.cache/ringzero'), '/work/main/.cache/ringzero'];
+
+/** A static executable of the wanted class (2: x86-64, 1: i386) among the candidates. */
+function findBusybox(candidates: string[], cls: number): string | null {
+  for (const p of candidates) {
+    try {
+      const b = fs.readFileSync(p).subarray(0, 20);
+      if (b[0] === 0x7f && b[4] === cls && b[16] === 2 && b[18] === (cls === 2 ? 62 : 3)) return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+/** Debian's busybox-static for amd64 (/bin/busybox or the cache), or null. */
+export function findBusybox64(): string | null {
+  return findBusybox(['/bin/busybox', ...CACHE.map((c) => path.join(c, 'amd64/busybox'))], 2);
+}
+
+/** Debian's busybox-static for i386 (the cache), or null. */
+export function findBusybox32(): string | null {
+  return findBusybox(CACHE.map((c) => path.join(c, 'i386/busybox')), 1);
+}
+
 /** A fresh temporary directory; remove it with removeTempDir. */
 export function makeTempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -2,15 +2,17 @@
  * Differential tests of the x87 group against the host CPU: each form runs random cases
  * (edge-heavy 80-bit operands: NaNs, infinities, denormals, pseudo-denormals, unnormals, +-0,
  * huge/tiny values, integer limits; random precision/rounding control, stack depth, TOP,
- * sticky flags, unmasked exceptions and pending #MF) natively through harness/runner.c and in
+ * sticky flags, unmasked exceptions and pending #MF) natively through the shared native runner (src/harness) and in
  * the emulator. ST0-7 as 80-bit patterns, FCW, FSW, the full tag word, GPRs, RFLAGS, the data
  * page and faults must agree bit for bit, except the transcendentals, which state a tolerance
  * (README "Precision"). RZ_X87_CASES sets cases per form (default 40: a few hundred
  * per mnemonic), RZ_X87_SEED the seed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeUnavailable, X87Native } from './harness/native';
-import { runForms, type Form } from './harness/diff';
+import { runDiff } from '../harness/compare';
+import { openHarness } from '../harness/harness';
+import { nativeUnavailable, type NativeHarness } from '../harness/native';
+import { x87Cases, type Form } from '../harness/x87-gen';
 
 const PER_FORM = Number(process.env.RZ_X87_CASES ?? 40);
 const SEED = Number(process.env.RZ_X87_SEED ?? 20261122);
@@ -18,14 +20,14 @@ const SEED = Number(process.env.RZ_X87_SEED ?? 20261122);
 const why = nativeUnavailable();
 if (why) console.warn(`SKIPPED: ${why}: the x87 differential tests against the host CPU are not run`);
 
-let native: X87Native;
+let native: NativeHarness;
 beforeAll(() => {
-  if (!why) native = new X87Native();
+  if (!why) native = openHarness();
 });
 afterAll(() => native?.dispose());
 
 function check(forms: Form[], per = PER_FORM): void {
-  const { cases, failures } = runForms(native, forms, per, SEED);
+  const { cases, failures } = runDiff(native, x87Cases(forms, per, SEED));
   expect(cases).toBeGreaterThan(0);
   expect(failures.slice(0, 12).join('\n')).toBe('');
 }

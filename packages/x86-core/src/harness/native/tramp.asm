@@ -1,19 +1,29 @@
-; Differential-test trampoline (host side), linked -no-pie so that every symbol is below 4 GiB.
-; rz_enter(state, code) loads all 16 GPRs and RFLAGS from state (regs[16] then rflags, 8 bytes
-; each) and jumps to code; the snippet ends with `jmp [abs rz_exit_ptr]`, and rz_exit stores every
-; GPR and RFLAGS back into state and returns to C.
-; rz_enter32(state, code32) does the same for 32-bit code in the compatibility-mode segment 0x23
-; (low halves of the first 8 registers); the snippet ends with `jmp [abs32 rz_exit32_ptr]`.
+; The one differential-test trampoline (host side), linked -no-pie so that every symbol is
+; below 4 GiB. State block: regs[16] u64 then rflags (8 bytes each). Before the snippet the
+; x87/SSE state is loaded from fx_ptr (FXRSTOR); after it FXSAVE goes to fx_ptr and FNSTENV
+; (the full tag word) to env_ptr; then the FPU and MXCSR are reset for the C side.
+; rz_enter(state, code): 64-bit code; the snippet ends with `jmp [abs rz_exit_ptr]`.
+; rz_enter32(state, code): 32-bit code in the compatibility-mode segment 0x23 (low halves of the
+; first 8 registers); the snippet ends with `jmp [abs32 rz_exit32_ptr]`.
+; rz_enter16(state): 16-bit code in the LDT code segment SEL_CS16 (D = 0, base CODE_ADDR, the
+; runner installs it with modify_ldt), entered by IRETQ with SS:SP, FLAGS and DS/ES set to the
+; 16-bit LDT data segments, at the runner's stub at IP 0xf00 (IRET to a 16-bit stack segment
+; leaves ESP[31:16] as they were, so the stub loads all of ESP) which jumps to the snippet at 0; the snippet ends with `jmp far dword [cs:ptr]` to
+; rz_exit16 in the 64-bit code segment 0x33.
 bits 64
 section .data
 global rz_exit_ptr
 global rz_exit32_ptr
+global rz_exit16
 global fx_ptr
-fx_ptr:    dq 0            ; 512-byte FXSAVE image: loaded before the snippet, saved after it
+global env_ptr
+fx_ptr:    dq 0
+env_ptr:   dq 0
 host_rsp:  dq 0
 state_ptr: dq 0
 code_ptr:  dq 0
 save_rax:  dq 0
+host_mxcsr: dd 0x1f80
 rz_exit_ptr:   dq rz_exit
 rz_exit32_ptr: dd rz_exit32
 far64:     dd rz_back64
@@ -28,7 +38,36 @@ stack32_top:
 section .text
 global rz_enter
 global rz_enter32
-rz_enter:
+global rz_enter16
+SEL_CS16 equ 0x07  ; LDT entry 0, RPL 3
+SEL_DS16 equ 0x0f  ; LDT entry 1
+SEL_ES16 equ 0x17  ; LDT entry 2
+SEL_SS16 equ 0x1f  ; LDT entry 3
+
+; FXSAVE/FNSTENV the snippet's x87/SSE state, then give C a clean FPU, MXCSR and RFLAGS.
+%macro save_fpu 0
+  mov rcx, [rel fx_ptr]
+  fxsave64 [rcx]
+  mov rcx, [rel env_ptr]
+  fnstenv [rcx]
+  fninit
+  ldmxcsr [rel host_mxcsr]
+  push qword 0x202
+  popfq
+%endmacro
+
+; Stores RCX..RDI (RSP included) into the state block at RAX.
+%macro store_rcx_rdi 0
+  mov [rax + 8], rcx
+  mov [rax + 16], rdx
+  mov [rax + 24], rbx
+  mov [rax + 32], rsp
+  mov [rax + 40], rbp
+  mov [rax + 48], rsi
+  mov [rax + 56], rdi
+%endmacro
+
+%macro host_save 0
   push rbx
   push rbp
   push r12
@@ -40,6 +79,20 @@ rz_enter:
   mov [rel code_ptr], rsi
   mov r8, [rel fx_ptr]
   fxrstor64 [r8]
+%endmacro
+
+%macro host_restore 0
+  pop r15
+  pop r14
+  pop r13
+  pop r12
+  pop rbp
+  pop rbx
+  ret
+%endmacro
+
+rz_enter:
+  host_save
   push qword [rdi + 128]
   popfq
   mov rax, [rdi + 0]
@@ -62,13 +115,7 @@ rz_enter:
 rz_exit:
   mov [rel save_rax], rax
   mov rax, [rel state_ptr]
-  mov [rax + 8], rcx
-  mov [rax + 16], rdx
-  mov [rax + 24], rbx
-  mov [rax + 32], rsp
-  mov [rax + 40], rbp
-  mov [rax + 48], rsi
-  mov [rax + 56], rdi
+  store_rcx_rdi
   mov [rax + 64], r8
   mov [rax + 72], r9
   mov [rax + 80], r10
@@ -80,36 +127,17 @@ rz_exit:
   mov rsp, [rel host_rsp]
   pushfq
   pop qword [rax + 128]
-  mov rcx, [rel fx_ptr]
-  fxsave64 [rcx]
-  push qword 0x202          ; clean flags for C (no DF, AC, TF left over)
-  popfq
+  save_fpu
   mov rcx, [rel save_rax]
   mov [rax + 0], rcx
-  pop r15
-  pop r14
-  pop r13
-  pop r12
-  pop rbp
-  pop rbx
-  ret
+  host_restore
 
 rz_enter32:
-  push rbx
-  push rbp
-  push r12
-  push r13
-  push r14
-  push r15
-  mov [rel host_rsp], rsp
-  mov [rel state_ptr], rdi
-  mov [rel code_ptr], rsi
+  host_save
   ; compatibility mode uses DS/ES (64-bit Linux leaves them null): load the user data selector
   mov r8d, 0x2b
   mov ds, r8d
   mov es, r8d
-  mov r8, [rel fx_ptr]
-  fxrstor64 [r8]
   mov r8d, [rdi + 32]
   mov [rel stub_esp], r8d
   mov r8d, [rdi + 56]
@@ -129,8 +157,8 @@ rz_enter32:
   retfq
 rz_back64:
   mov rsp, [rel host_rsp]
+  save_fpu
   mov rax, [rel state_ptr]
-  xor ecx, ecx
 %assign i 0
 %rep 8
   mov ecx, [rel save32 + i * 4]
@@ -139,17 +167,44 @@ rz_back64:
 %endrep
   mov ecx, [rel save32 + 32]
   mov [rax + 128], rcx
-  mov rcx, [rel fx_ptr]
-  fxsave64 [rcx]
-  push qword 0x202
-  popfq
-  pop r15
-  pop r14
-  pop r13
-  pop r12
-  pop rbp
-  pop rbx
-  ret
+  host_restore
+
+rz_enter16:
+  host_save
+  mov r8d, SEL_DS16
+  mov ds, r8d
+  mov r8d, SEL_ES16
+  mov es, r8d
+  push qword SEL_SS16
+  push qword [rdi + 32]
+  push qword [rdi + 128]
+  push qword SEL_CS16
+  push qword 0xf00           ; the runner's 16-bit entry stub (sets all of ESP, jumps to IP 0)
+  mov rax, [rdi + 0]
+  mov rcx, [rdi + 8]
+  mov rdx, [rdi + 16]
+  mov rbx, [rdi + 24]
+  mov rbp, [rdi + 40]
+  mov rsi, [rdi + 48]
+  mov rdi, [rdi + 56]
+  iretq
+rz_exit16:
+  ; back in 64-bit code: only the low 32 bits of the registers are meaningful
+  mov [rel save_rax], rax
+  mov rax, [rel state_ptr]
+  store_rcx_rdi
+  mov rsp, [rel host_rsp]
+  pushfq
+  pop qword [rax + 128]
+  mov ecx, 0x2b
+  mov ss, ecx
+  xor ecx, ecx
+  mov ds, ecx
+  mov es, ecx
+  save_fpu
+  mov rcx, [rel save_rax]
+  mov [rax + 0], rcx
+  host_restore
 
 bits 32
 rz_stub32:
