@@ -5,6 +5,7 @@
  * so the core stays free of Node APIs.
  */
 import { MAX_RAM_SIZE, MIN_RAM_SIZE, MiB, PAGE_SIZE, GiB } from '../layout';
+import { balloonDescriptionError, type BalloonDeviceDescription } from './balloon';
 
 /** A disk: an image file (qcow2 or raw) on virtio-blk. */
 export interface DriveDescription {
@@ -48,7 +49,8 @@ export type DeviceDescription =
       readonly sriovTotalVfs?: number;
     }
   | { readonly type: 'virtio-rng' }
-  | { readonly type: 'virtio-console' };
+  | { readonly type: 'virtio-console' }
+  | BalloonDeviceDescription;
 
 /** The whole machine. */
 export interface MachineDescription {
@@ -186,6 +188,7 @@ export function validateMachineDescription(value: unknown): MachineDescription {
   const devices = arrayOf(d.devices, 'devices');
   const usedNetdevs = new Set<string>();
   const macs = new Set<string>();
+  let balloons = 0;
   devices.forEach((v, i) => {
     const w = `devices[${i}]`;
     if (!isObject(v)) fail(`${w} must be an object`);
@@ -205,7 +208,11 @@ export function validateMachineDescription(value: unknown): MachineDescription {
         macs.add(m);
       }
     } else if (v.type === 'virtio-rng' || v.type === 'virtio-console') checkKeys(v, w, ['type']);
-    else fail(`${w}.type must be 'virtio-net', 'virtio-rng' or 'virtio-console', got '${String(v.type)}'`);
+    else if (v.type === 'virtio-balloon') {
+      const err = balloonDescriptionError(v, w);
+      if (err != null) fail(err);
+      if (balloons++ > 0) fail(`${w}: only one virtio-balloon is allowed (as in QEMU)`);
+    } else fail(`${w}.type must be 'virtio-net', 'virtio-rng', 'virtio-console' or 'virtio-balloon', got '${String(v.type)}'`);
   });
   if (drives.length + devices.length > MAX_PCI_DEVICES) fail(`too many PCI devices (${drives.length + devices.length}; at most ${MAX_PCI_DEVICES})`);
   return value as unknown as MachineDescription;

@@ -22,3 +22,4 @@ export {
 } from './config';
 export { VirtioPciFunction, type VirtioPciLike } from './virtio-function';
 export * from './vcpu-port';
+export { balloonFeatures, GuestTimeScheduler, MachineBalloon, type BalloonDeviceDescription, type BalloonInfo } from './balloon';

@@ -16,6 +16,7 @@
  * asynchronous disk I/O, network frames and terminal input get their turn.
  */
 import { AddressSpace, HostMemory } from '@ringzero/mmu-ept';
+import { GuestTimeScheduler, MachineBalloon } from './balloon';
 import { VirtioBlk, VirtioConsole, VirtioNet, VirtioPci, VirtioRng, type BlockBackend, type VirtioDevice } from '@ringzero/virtio';
 import { Bridge } from '@ringzero/vswitch';
 import { Vcpu } from '@ringzero/x86-core';
@@ -75,6 +76,8 @@ export interface MachineOptions {
   readonly sliceInstructions?: number;
   /** Wall time (ms) the loop runs before yielding to the host event loop (default 10). */
   readonly sliceMs?: number;
+  /** Host frames for guest RAM; machines given the same one can share pages (KSM). Default: a new one. */
+  readonly hostMemory?: HostMemory;
 }
 
 export type MachineState = 'created' | 'running' | 'paused' | 'stopped';
@@ -112,6 +115,8 @@ export interface MachineEventMap {
   reset: undefined;
   'debug-exit': number;
   stop: MachineStopInfo;
+  /** QMP BALLOON_CHANGE: the guest's new size in bytes, whenever the balloon driver updates `actual`. */
+  'balloon-change': number;
 }
 
 type Listener<T> = (value: T) => void;
@@ -119,7 +124,7 @@ type Listener<T> = (value: T) => void;
 /** A PCI function the machine built, for inspection. */
 export interface MachinePciDevice {
   readonly slot: number;
-  readonly kind: 'virtio-blk' | 'virtio-net' | 'virtio-rng' | 'virtio-console';
+  readonly kind: 'virtio-blk' | 'virtio-net' | 'virtio-rng' | 'virtio-console' | 'virtio-balloon';
   readonly function: VirtioPciFunction;
   readonly transport: VirtioPci;
   readonly device: VirtioDevice;
@@ -208,6 +213,8 @@ export class Machine {
   readonly sriovNics: readonly SriovVirtioNet[];
   readonly boot: DirectBoot;
   readonly bridges: Map<string, Bridge>;
+  /** The virtio-balloon (QMP balloon / query-balloon), when the description has one. */
+  readonly balloon: MachineBalloon | null = null;
   private readonly sink: ApicSink;
   private readonly deterministic: boolean;
   private readonly sliceInstructions: number;
@@ -244,7 +251,7 @@ export class Machine {
     const ramSize = d.memory;
 
     // Memory: RAM around the hole; the hole and the 64-bit window are MMIO (exits).
-    const host = new HostMemory({ maxFrames: Math.max(1 << 16, Math.ceil(ramSize / L.PAGE_SIZE) + (1 << 14)) });
+    const host = options.hostMemory ?? new HostMemory({ maxFrames: Math.max(1 << 16, Math.ceil(ramSize / L.PAGE_SIZE) + (1 << 14)) });
     this.memory = new AddressSpace(host);
     for (const r of L.ramRegions(ramSize)) this.memory.addRam(r.start, r.size);
     this.memory.addMmio(L.PCI_HOLE_START, L.FOUR_GiB - L.PCI_HOLE_START, 1);
@@ -335,7 +342,12 @@ export class Machine {
     for (const dev of d.devices ?? []) {
       if (dev.type === 'virtio-rng') add('virtio-rng', new VirtioRng());
       else if (dev.type === 'virtio-console') add('virtio-console', new VirtioConsole({ output: (b, o, n) => this.emit('console', b.slice(o, o + n)) }));
-      else {
+      else if (dev.type === 'virtio-balloon') {
+        const scheduler = new GuestTimeScheduler(this.clock);
+        this.timers.add(scheduler);
+        this.balloon = new MachineBalloon(dev, ramSize, this.memory, scheduler, (bytes) => this.emit('balloon-change', bytes));
+        add('virtio-balloon', this.balloon.device);
+      } else {
         const mac = dev.mac !== undefined ? parseMac(dev.mac) : Uint8Array.from([...DEFAULT_MAC_PREFIX, 0x56 + nic]);
         const bridge = netBridges.get(dev.netdev);
         if (bridge === undefined) throw new MachineConfigError(`netdev '${dev.netdev}' is not defined`);

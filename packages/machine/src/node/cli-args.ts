@@ -2,6 +2,7 @@
 // Every problem is one CliError with a message fit for stderr.
 import { GiB, KiB, MAX_RAM_SIZE, MIN_RAM_SIZE, MiB, PAGE_SIZE } from '../layout';
 import type { DeviceDescription, DriveDescription, MachineDescription, NetdevDescription } from '../machine/config';
+import { BALLOON_PROPS, balloonDevice } from './cli-balloon';
 
 export class CliError extends Error {
   override readonly name = 'CliError';
@@ -25,6 +26,8 @@ export const BOOT_USAGE = `usage: ringzero [options]
   -netdev vxlan,id=ID,remote=HOST[:PORT],vni=N[,localport=PORT]
   -device virtio-net-pci,netdev=ID[,mac=52:54:00:12:34:56][,sriov_totalvfs=N]  (N 1-7: SR-IOV PF)
   -device virtio-rng-pci | virtio-serial-pci
+  -device virtio-balloon-pci[,deflate-on-oom=on][,free-page-reporting=on][,free-page-hint=on]
+         [,page-poison=off][,guest-stats-polling-interval=SECONDS]
   -device isa-debug-exit[,iobase=0xf4][,iosize=0x04]   exit status (value << 1) | 1
   -serial stdio|none           COM1 on the terminal (Ctrl-A X quits)
   -nographic                   the same as -serial stdio (no display exists anyway)
@@ -173,9 +176,13 @@ export function parseBootArgs(argv: readonly string[]): CliMachine {
         break;
       }
       case '-device': {
-        const p = props(flag, value(i++, flag), ['netdev', 'mac', 'iobase', 'iosize', 'id', 'bus', 'addr', 'sriov_totalvfs'], true);
+        const p = props(flag, value(i++, flag), ['netdev', 'mac', 'iobase', 'iosize', 'id', 'bus', 'addr', 'sriov_totalvfs', ...BALLOON_PROPS], true);
         const type = p.get('');
-        if (type === 'virtio-net-pci' || type === 'virtio-net') {
+        if (type !== 'virtio-balloon-pci' && type !== 'virtio-balloon') for (const k of BALLOON_PROPS) if (p.has(k)) fail(`-device ${type ?? ''}: unknown property '${k}'`);
+        if (type === 'virtio-balloon-pci' || type === 'virtio-balloon') {
+          if (devices.some((d) => d.type === 'virtio-balloon')) fail(`-device ${type}: only one balloon device is allowed`);
+          devices.push(balloonDevice(flag, p, onOff, fail));
+        } else if (type === 'virtio-net-pci' || type === 'virtio-net') {
           const netdev = p.get('netdev');
           if (netdev === undefined) fail(`-device ${type}: netdev=ID is required`);
           const mac = p.get('mac');
@@ -191,7 +198,7 @@ export function parseBootArgs(argv: readonly string[]): CliMachine {
           if (iobase < 0 || iobase > 0xffff) fail(`-device isa-debug-exit: iobase=${p.get('iobase') ?? ''} is not a port`);
           if (iosize !== 1 && iosize !== 2 && iosize !== 4) fail(`-device isa-debug-exit: iosize must be 1, 2 or 4`);
           debugExit = { iobase, iosize };
-        } else fail(`-device: '${type ?? ''}' is not supported (virtio-net-pci, virtio-rng-pci, virtio-serial-pci, isa-debug-exit)`);
+        } else fail(`-device: '${type ?? ''}' is not supported (virtio-net-pci, virtio-rng-pci, virtio-serial-pci, virtio-balloon-pci, isa-debug-exit)`);
         break;
       }
       case '-serial': {
