@@ -259,7 +259,8 @@ async function main(): Promise<void> {
       out('boot-to-poweroff host CPU', cpuS, 's');
       out('boot-to-poweroff guest instructions', (ref.core?.cpu.retired ?? NaN) / 1e6, 'M');
     }
-    console.log(JSON.stringify({ exits: machine.status().exits }));
+    const c0 = ref.core?.cpu;
+    console.log(JSON.stringify({ exits: machine.status().exits, decodedPages: c0?.decodedPages, decodeCacheResets: c0?.decodeCacheResets }));
 
     if (sampleEvery > 0) {
       const dump = flag('samples');

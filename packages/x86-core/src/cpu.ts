@@ -47,7 +47,7 @@ const TWO32 = 4294967296;
 /** Linear-page shortcuts of the frame-keyed decode cache (power of two). */
 const IC_LIN = 64;
 /** Decoded pages kept before the frame-keyed cache starts over (bounds host memory). */
-const IC_MAX_FRAMES = 8192;
+const IC_MAX_FRAMES = 2048;
 const MAX_CANON = 140737488355328; // 2^47
 
 /** Feature switches of the CPU model; CPUID reports exactly these (src/exec/misc.ts). */
@@ -176,6 +176,11 @@ export class Cpu {
   private readonly icFrames: Map<number, (Insn | undefined)[]> = new Map();
   private readonly icLinTag: Float64Array = new Float64Array(IC_LIN).fill(NaN);
   private readonly icLinArr: ((Insn | undefined)[] | null)[] = new Array<(Insn | undefined)[] | null>(IC_LIN).fill(null);
+  /** Statistics: decoded pages kept (frame-keyed cache) and times the cache started over full. */
+  get decodedPages(): number {
+    return this.icFrames.size;
+  }
+  decodeCacheResets = 0;
   /** Set false to decode every instruction afresh (tests, debugging). */
   decodeCache = true;
   readonly decodeFault: DecodeFault = new DecodeFault();
@@ -573,6 +578,7 @@ export class Cpu {
     const scratch = this.insn;
     const mem = this.mem;
     const df = this.decodeFault;
+    const cached = this.decodeCache && (this.icFramed || mem.markCode !== undefined);
     while (budget > 0) {
       const rip = this.rip;
       const csize = this.csize;
@@ -580,7 +586,7 @@ export class Cpu {
       let arr: (Insn | undefined)[] | null = null;
       let off = 0;
       let d: Insn | undefined;
-      if (this.decodeCache && (this.icFramed || mem.markCode !== undefined)) {
+      if (cached) {
         if (mem.codeWrites !== this.icWrites || csize !== this.icCsize) this.icFlush(csize);
         off = la - this.icBase;
         if (off >= 0 && off < 4096) arr = this.icArr;
@@ -671,6 +677,7 @@ export class Cpu {
       arr = this.icFrames.get(key);
       if (arr === undefined) {
         if (this.icFrames.size >= IC_MAX_FRAMES) {
+          this.decodeCacheResets++;
           this.icFrames.clear();
           this.icLinTag.fill(NaN);
         }
