@@ -169,6 +169,8 @@ export class HostMemory {
     const r = --this.refs[frame];
     if (r <= 1) this.flags[frame] &= ~FRAME_SHARED;
     if (r === 0) {
+      // A frame that held decoded code is about to be reused: its decodes must go too.
+      if ((this.flags[frame] & FRAME_CODE) !== 0) this.notifyWrite(frame);
       this.flags[frame] = 0;
       this.used--;
       this.pushFree(frame);

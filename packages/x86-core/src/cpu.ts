@@ -44,6 +44,10 @@ import { LZ_ADC1, LZ_ADD, LZ_RES, LZ_SBB1, LZ_SUB, PARITY, canon, hiOf } from '.
 export { LZ_ADD, LZ_ADC1, LZ_SUB, LZ_SBB1, LZ_LOGIC, LZ_RES, hiOf, canon } from './arith';
 
 const TWO32 = 4294967296;
+/** Linear-page shortcuts of the frame-keyed decode cache (power of two). */
+const IC_LIN = 64;
+/** Decoded pages kept before the frame-keyed cache starts over (bounds host memory). */
+const IC_MAX_FRAMES = 2048;
 const MAX_CANON = 140737488355328; // 2^47
 
 /** Feature switches of the CPU model; CPUID reports exactly these (src/exec/misc.ts). */
@@ -163,6 +167,20 @@ export class Cpu {
   private icArr: (Insn | undefined)[] | null = null;
   private icWrites = -1;
   private icCsize = 0;
+  /**
+   * Frame-keyed decode cache (when the memory has codePage): decoded pages by host frame, kept
+   * across mapping changes; a small direct-mapped table maps linear pages to them and is dropped
+   * on every mapping change (CR3, INVLPG, CPL, remaps), a frame's page on a write to it.
+   */
+  private readonly icFramed: boolean;
+  private readonly icFrames: Map<number, (Insn | undefined)[]> = new Map();
+  private readonly icLinTag: Float64Array = new Float64Array(IC_LIN).fill(NaN);
+  private readonly icLinArr: ((Insn | undefined)[] | null)[] = new Array<(Insn | undefined)[] | null>(IC_LIN).fill(null);
+  /** Statistics: decoded pages kept (frame-keyed cache) and times the cache started over full. */
+  get decodedPages(): number {
+    return this.icFrames.size;
+  }
+  decodeCacheResets = 0;
   /** Set false to decode every instruction afresh (tests, debugging). */
   decodeCache = true;
   readonly decodeFault: DecodeFault = new DecodeFault();
@@ -173,6 +191,8 @@ export class Cpu {
     const buf = new ArrayBuffer(16 * 8);
     this.lo = new Int32Array(buf, 0, 16);
     this.hi = new Int32Array(buf, 64, 16);
+    this.icFramed = mem.codePage !== undefined;
+    if (this.icFramed) mem.onCodeWrite = (key: number): void => this.icDrop(key);
     this.features = {
       fpu: features.fpu ?? true,
       sse2: features.sse2 ?? true,
@@ -558,6 +578,7 @@ export class Cpu {
     const scratch = this.insn;
     const mem = this.mem;
     const df = this.decodeFault;
+    const cached = this.decodeCache && (this.icFramed || mem.markCode !== undefined);
     while (budget > 0) {
       const rip = this.rip;
       const csize = this.csize;
@@ -565,13 +586,13 @@ export class Cpu {
       let arr: (Insn | undefined)[] | null = null;
       let off = 0;
       let d: Insn | undefined;
-      if (this.decodeCache && mem.markCode !== undefined) {
+      if (cached) {
         if (mem.codeWrites !== this.icWrites || csize !== this.icCsize) this.icFlush(csize);
         off = la - this.icBase;
         if (off >= 0 && off < 4096) arr = this.icArr;
         else {
           const pn = Math.floor(la / 4096);
-          arr = this.icPage(pn, la);
+          arr = this.icFramed ? this.icFramePage(pn, la) : this.icPage(pn, la);
           off = la - pn * 4096;
         }
         if (arr != null) d = arr[off];
@@ -622,11 +643,53 @@ export class Cpu {
   }
 
   private icFlush(csize: number): void {
+    // Frame-keyed: a mapping change only drops the linear table; decoded pages stay unless the
+    // code size changed (decodes depend on it).
+    if (!this.icFramed || csize !== this.icCsize || this.icFrames.size > IC_MAX_FRAMES) this.icFrames.clear();
     this.icPages.clear();
+    this.icLinTag.fill(NaN);
     this.icBase = NaN;
     this.icArr = null;
     this.icCsize = csize;
     this.icWrites = this.mem.codeWrites ?? 0;
+  }
+
+  /** A write is about to change frame `key`: forget its decodes (and every linear shortcut). */
+  private icDrop(key: number): void {
+    if (this.icFrames.delete(key)) {
+      this.icLinTag.fill(NaN);
+      this.icBase = NaN;
+      this.icArr = null;
+    }
+  }
+
+  private icFramePage(pn: number, la: number): (Insn | undefined)[] | null {
+    const slot = pn & (IC_LIN - 1);
+    let arr: (Insn | undefined)[] | null | undefined;
+    if (this.icLinTag[slot] === pn) arr = this.icLinArr[slot];
+    else {
+      const key = this.mem.codePage!(la);
+      if (key < 0) {
+        this.icBase = NaN;
+        this.icArr = null;
+        return null;
+      }
+      arr = this.icFrames.get(key);
+      if (arr === undefined) {
+        if (this.icFrames.size >= IC_MAX_FRAMES) {
+          this.decodeCacheResets++;
+          this.icFrames.clear();
+          this.icLinTag.fill(NaN);
+        }
+        arr = new Array<Insn | undefined>(4096);
+        this.icFrames.set(key, arr);
+      }
+      this.icLinTag[slot] = pn;
+      this.icLinArr[slot] = arr;
+    }
+    this.icBase = pn * 4096;
+    this.icArr = arr;
+    return arr;
   }
 
   private icPage(pn: number, la: number): (Insn | undefined)[] | null {

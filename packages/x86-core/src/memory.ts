@@ -40,6 +40,15 @@ export interface CpuMemory {
    */
   markCode?(la: number): boolean;
   readonly codeWrites?: number;
+  /**
+   * Optional, preferred over markCode: a decode cache keyed by physical page. codePage(la)
+   * translates la for a fetch and returns a key >= 0 naming the page's backing (the host frame),
+   * or -1 when it cannot be cached; from then on a write to that page calls onCodeWrite(key)
+   * (the CPU sets it) before it lands. codeWrites then only counts mapping changes (CR3, INVLPG,
+   * CPL, remaps), after which linear addresses are translated again but decoded pages are kept.
+   */
+  codePage?(la: number): number;
+  onCodeWrite?: ((key: number) => void) | null;
   read8(la: number): number;
   read16(la: number): number;
   read32(la: number): number;

@@ -52,20 +52,20 @@ export function sar64(lo: number, hi: number, n: number): void {
   }
 }
 
-/** Unsigned 32 x 32 -> 64: R = a * b. */
+/** Unsigned 32 x 32 -> 64: R = a * b (16-bit limbs, integer operations only). */
 export function mulu32(a: number, b: number): void {
-  a >>>= 0;
-  b >>>= 0;
   const al = a & 0xffff;
   const ah = a >>> 16;
   const bl = b & 0xffff;
   const bh = b >>> 16;
-  const ll = al * bl;
-  const mid = ah * bl + al * bh; // < 2^33
-  const lo = ll + (mid % 65536) * 65536;
-  R[0] = lo | 0;
-  R[1] = (ah * bh + Math.floor(mid / 65536) + Math.floor(lo / 4294967296)) | 0;
+  const lh = al * bh; // each partial product < 2^32
+  const hl = ah * bl;
+  const mid = ((al * bl) >>> 16) + (lh & 0xffff) + (hl & 0xffff); // < 3 * 2^16
+  R[0] = Math.imul(a, b);
+  R[1] = (ah * bh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) | 0;
 }
+
+const TWO32 = 4294967296;
 
 /** Unsigned 64 x 64 -> 128: W = (aLo,aHi) * (bLo,bHi). */
 export function mulu64(aLo: number, aHi: number, bLo: number, bHi: number): void {
@@ -73,16 +73,16 @@ export function mulu64(aLo: number, aHi: number, bLo: number, bHi: number): void
   const w0 = R[0];
   let w1 = R[1] >>> 0;
   mulu32(aLo, bHi);
-  let t = w1 + (R[0] >>> 0);
+  let t = w1 + (R[0] >>> 0); // < 2^33
   w1 = t >>> 0;
-  let w2 = (R[1] >>> 0) + Math.floor(t / 4294967296);
+  let w2 = (R[1] >>> 0) + (t >= TWO32 ? 1 : 0);
   mulu32(aHi, bLo);
   t = w1 + (R[0] >>> 0);
   w1 = t >>> 0;
-  w2 += (R[1] >>> 0) + Math.floor(t / 4294967296);
+  w2 += (R[1] >>> 0) + (t >= TWO32 ? 1 : 0);
   mulu32(aHi, bHi);
-  w2 += R[0] >>> 0; // < 2^34 + ...
-  const w3 = (R[1] >>> 0) + Math.floor(w2 / 4294967296);
+  w2 += R[0] >>> 0; // < 3 * 2^32
+  const w3 = (R[1] >>> 0) + (w2 >= 2 * TWO32 ? 2 : w2 >= TWO32 ? 1 : 0);
   W[0] = w0;
   W[1] = w1 | 0;
   W[2] = w2 | 0;

@@ -110,11 +110,19 @@ export class MmuMemory implements CpuMemory {
     const prev = this.host.onWatchedWrite;
     this.host.onWatchedWrite = (frame: number, flags: number): void => {
       if ((flags & FRAME_CODE) !== 0) {
-        this.codeWrites++;
+        // Per-frame invalidation when the CPU keys its decode cache by frame (codePage), else a
+        // generation bump that drops the whole cache.
+        if (this.onCodeWrite != null) this.onCodeWrite(frame);
+        else this.codeWrites++;
         this.host.setWatch(frame, FRAME_CODE, false);
       }
       if (prev != null) prev(frame, flags);
     };
+    // Remaps below the guest (INVEPT, frames freed or shared) change what a linear code address
+    // reaches without a guest TLB operation: count them as mapping changes too.
+    const remap = { flushAll: (): void => void this.codeWrites++, dropWrite: (): void => {} };
+    space.ept.attach(remap);
+    this.host.addWriteCache(remap);
   }
 
   // ------------------------------------------------------------------ decode-cache support
@@ -125,6 +133,25 @@ export class MmuMemory implements CpuMemory {
    * changes, state loads): the CPU drops its decode cache when it changes.
    */
   codeWrites = 0;
+
+  /**
+   * Set by the CPU when it keys decoded instructions by host frame (see codePage): called with
+   * the frame before a write lands in a frame holding decoded code.
+   */
+  onCodeWrite: ((frame: number) => void) | null = null;
+
+  /**
+   * Translates la for an instruction fetch now and watches its frame for writes: returns the host
+   * frame (the decode cache's key), or -1 when the page cannot be cached (not RAM, a fault).
+   */
+  codePage(la: number): number {
+    const c = this.xlate(la, this.user ? ACC_UX : ACC_SX);
+    if (c !== 0) return -1;
+    const f = this.mmu.result.frame;
+    if (f <= 0) return -1;
+    if ((this.host.flags[f] & FRAME_CODE) === 0) this.host.setWatch(f, FRAME_CODE, true);
+    return f;
+  }
 
   /** The page holding la (translated for fetch now) may be cached: its frame is watched. */
   markCode(la: number): boolean {
