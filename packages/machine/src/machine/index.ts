@@ -20,5 +20,6 @@ export {
   type MachineDescription,
   type NetdevDescription,
 } from './config';
+export { TimeSyncGroup, type TimeSyncMember } from './time-sync';
 export { VirtioPciFunction, type VirtioPciLike } from './virtio-function';
 export * from './vcpu-port';

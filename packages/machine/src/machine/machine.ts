@@ -51,6 +51,7 @@ import {
   type VcpuFactory,
   type VcpuPort,
 } from './vcpu-port';
+import type { TimeSyncGroup } from './time-sync';
 import { VirtioPciFunction } from './virtio-function';
 
 /** What the machine needs from its host (files, disks, tunnels). `@ringzero/machine/node` has `nodeMachineHost`. */
@@ -74,6 +75,11 @@ export interface MachineOptions {
   readonly sliceInstructions?: number;
   /** Wall time (ms) the loop runs before yielding to the host event loop (default 10). */
   readonly sliceMs?: number;
+  /**
+   * Deterministic time only: machines that talk to each other join one `TimeSyncGroup`, so an
+   * idle guest's clock cannot leap seconds ahead of a busy peer's and time out waiting for it.
+   */
+  readonly timeSync?: TimeSyncGroup;
 }
 
 export type MachineState = 'created' | 'running' | 'paused' | 'stopped';
@@ -227,6 +233,9 @@ export class Machine {
   /** The x86-core vCPU when it is the one in use (for the byte I/O work-around below). */
   private readonly x86: Vcpu | null;
   private lastExitText = '';
+  private readonly timeLimit: (() => number) | null;
+  /** Halted with no timer due: the guest waits for a host event (a frame, a disk completion, input). */
+  waitingForHost = false;
   /** Byte IN/OUT exits whose size was corrected (see handleIo). */
   byteIoFixups = 0;
 
@@ -235,6 +244,7 @@ export class Machine {
     this.deterministic = d.time === 'deterministic';
     this.sliceInstructions = options.sliceInstructions ?? 20_000;
     this.sliceMs = options.sliceMs ?? 10;
+    this.timeLimit = options.timeSync?.join(this) ?? null;
     this.drives = drives;
     this.closers = closers;
     this.bridges = options.bridges ?? new Map<string, Bridge>();
@@ -593,6 +603,7 @@ export class Machine {
       let budget = this.sliceInstructions;
       if (this.deterministic && next !== Infinity) budget = Math.max(1, Math.min(budget, Math.ceil(next - now)));
       const reason = vcpu.run(budget);
+      this.waitingForHost = false;
       if (reason < this.exitCounts.length) this.exitCounts[reason]++;
       switch (reason) {
         case VCPU_EXIT_IO:
@@ -608,10 +619,17 @@ export class Machine {
           if (this.sink.intr || this.sink.extIntMessage) break; // an 8259 interrupt to inject
           if (this.deterministic) {
             if (due !== Infinity && vcpu.time.advanceTo !== undefined) {
-              vcpu.time.advanceTo(due);
-              break;
+              const limit = this.timeLimit?.() ?? Infinity;
+              if (due <= limit) {
+                vcpu.time.advanceTo(due);
+                break;
+              }
+              if (limit > at) vcpu.time.advanceTo(limit);
+              this.lastExitText = 'hlt';
+              return 0; // a peer's clock is behind: let it run first
             }
             this.lastExitText = 'hlt';
+            this.waitingForHost = true;
             return 1; // nothing due: wait for host events (disk completions, input)
           }
           this.lastExitText = 'hlt';
