@@ -187,6 +187,17 @@ const DEFAULT_MAC_PREFIX = [0x52, 0x54, 0x00, 0x12, 0x34];
 const IO_WINDOW: readonly [number, number] = [0xc000, 0xffff];
 const LVT_LINT0 = 0x350;
 
+/** `base` (cut to the 15 characters a port name may have), or with a number after it when taken. */
+function freePortName(bridge: Bridge, base: string): string {
+  const cut = (n: string): string => n.slice(0, 15);
+  if (bridge.port(cut(base)) === undefined) return cut(base);
+  for (let i = 1; ; i++) {
+    const suffix = `.${i}`;
+    const name = base.slice(0, 15 - suffix.length) + suffix;
+    if (bridge.port(name) === undefined) return name;
+  }
+}
+
 function hex(n: number): string {
   return '0x' + n.toString(16);
 }
@@ -347,7 +358,10 @@ export class Machine {
         if (bridge === undefined) throw new MachineConfigError(`netdev '${dev.netdev}' is not defined`);
         let port: { receive(b: Uint8Array, o: number, n: number): void } | null = null;
         const net = new VirtioNet({ mac, send: (b, o, n) => (port?.receive(b, o, n), true) });
-        port = bridge.addPort(`vm-${dev.netdev}-${nic}`, net);
+        // Machines sharing a bridge get distinct port names; the port leaves when the machine stops.
+        const portName = freePortName(bridge, `vm-${dev.netdev}-${nic}`);
+        port = bridge.addPort(portName, net);
+        this.closers.push(() => Promise.resolve(bridge.removePort(portName)));
         add('virtio-net', net);
         nic++;
       }
