@@ -2,7 +2,7 @@
 // way the acceptance tests and the boot benchmark do: Debian's kernel with its payload
 // decompressed on the host (the loader's fast path), an initramfs whose /init loads the virtio
 // and filesystem modules, runs a script and powers off, and deterministic time.
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractVmlinux, nodeMachineHost, writeInitramfs, type Guest } from '../node';
 import type { Bridge } from '@ringzero/vswitch';
@@ -52,6 +52,7 @@ export async function buildDebianMachine(guest: Guest, o: DebianBootOptions): Pr
     const s = Buffer.from(b).toString('latin1');
     log += s;
     o.onSerial?.(s);
+    if (process.env.RINGZERO_BOOT_LOG) appendFileSync(process.env.RINGZERO_BOOT_LOG, s); // watch a slow boot live
   });
   return {
     machine,
