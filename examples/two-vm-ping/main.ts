@@ -38,7 +38,9 @@ function script(vm: (typeof VMS)[number]): string {
     // Wait (in guest time) until the peer is up; then the real pings.
     `n=0; until ping -c 1 -W 1 ${vm.peer} >/dev/null 2>&1; do n=$((n+1)); [ $n -ge 120 ] && echo "PEER unreachable" && break; done`,
     `ping -c 3 ${vm.peer}`,
-    'sleep 3', // the peer may still be pinging us
+    // The peer may still be pinging us: wait for the host's go (a line on the console), which
+    // comes once both guests are done.
+    'echo "DONE"; read go',
   ].join('\n');
 }
 
@@ -76,11 +78,19 @@ try {
       for (let i = line.indexOf('\n'); i >= 0; i = line.indexOf('\n')) {
         const l = line.slice(0, i);
         line = line.slice(i + 1);
-        if (!check || /^(ETH0|PING|\d+ bytes from|\d+ packets|PEER|ringzero-init)/.test(l)) console.log(`[${vm.name}] ${l}`);
+        if (!check || /^(ETH0|PING|\d+ bytes from|\d+ packets|PEER|DONE|ringzero-init)/.test(l)) console.log(`[${vm.name}] ${l}`);
       }
     });
     machines.push(m);
   }
+  // Once both guests printed DONE, both may power off.
+  let released = false;
+  const release = (): void => {
+    if (released || !VMS.every((vm) => /^DONE$/m.test(logs.get(vm.name)!))) return;
+    released = true;
+    for (const m of machines) m.sendSerial([0x0a]);
+  };
+  for (const m of machines) m.on('serial', release);
   // Every frame on the bridge goes to the capture port too (a SPAN mirror, as OVS's).
   const lan = bridges.get('lan')!;
   const capture = new PcapCapture();
