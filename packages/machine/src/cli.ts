@@ -3,7 +3,7 @@
 // with COM1 on the terminal; `ringzero guest fetch|initramfs` prepares the Debian test guests.
 import { readFileSync } from 'node:fs';
 import { detectKernelFormat, KernelLoadError } from './boot/index';
-import { Machine, MachineConfigError, type MachineStopInfo } from './machine/index';
+import { MachineConfigError, runMachine, type Machine, type MachineStopInfo } from './machine/index';
 import { BOOT_USAGE, CliError, parseBootArgs } from './node/cli-args';
 import { attachTerminal, HostFileError, nodeMachineHost } from './node/machine-host';
 import { GuestFixtureError, prepareGuest, writeInitramfs, type GuestArch } from './node';
@@ -59,7 +59,6 @@ async function boot(argv: string[]): Promise<number> {
   let description = { ...args.description, kernel: image };
   // As QEMU: a multiboot kernel's command line starts with the kernel's file name.
   if (detectKernelFormat(image) === 'multiboot') description = { ...description, cmdline: `${kernelPath} ${description.cmdline ?? ''}`.trim() };
-  const machine = await Machine.build(description, { host });
   const tty = process.stderr.isTTY;
   let progress: ReturnType<typeof setInterval> | null = null;
   const t0 = Date.now();
@@ -69,19 +68,29 @@ async function boot(argv: string[]): Promise<number> {
     progress = null;
     if (tty) process.stderr.write('\r\x1b[K');
   };
-  if (tty) {
-    progress = setInterval(() => {
-      process.stderr.write(`\r\x1b[Kringzero: booting ${kernelPath} (${((Date.now() - t0) / 1000).toFixed(1)} s, guest ${(machine.status().guestNs / 1e9).toFixed(2)} s)`);
-    }, 250);
-  }
-  machine.on('serial', clearProgress);
-  const detach = args.serialStdio ? attachTerminal(machine) : (): void => undefined;
-  const stopOnSignal = (): void => void machine.stop();
+  let current: Machine | null = null;
+  const stopOnSignal = (): void => void current?.stop();
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
-  const info = await machine.start();
+  // A guest reset restarts the machine (as QEMU) unless -no-reboot.
+  const { stop: info } = await runMachine(description, {
+    host,
+    onMachine: (machine) => {
+      current = machine;
+      if (tty && progress == null) {
+        progress = setInterval(() => {
+          process.stderr.write(`\r\x1b[Kringzero: booting ${kernelPath} (${((Date.now() - t0) / 1000).toFixed(1)} s, guest ${(machine.status().guestNs / 1e9).toFixed(2)} s)`);
+        }, 250);
+      }
+      const off = machine.on('serial', clearProgress);
+      const detach = args.serialStdio ? attachTerminal(machine) : (): void => undefined;
+      return () => {
+        off();
+        detach();
+      };
+    },
+  });
   clearProgress();
-  detach();
   process.off('SIGINT', stopOnSignal);
   process.off('SIGTERM', stopOnSignal);
   if (info.reason === 'error') process.stderr.write(`\nringzero: ${info.message}\n`);

@@ -1,6 +1,8 @@
 // Node-only adapters of @ringzero/machine: guest fixtures (Debian packages, files).
 export {
   VIRTIO_MODULES,
+  FS_MODULES,
+  GUEST_MODULES,
   GuestFixtureError,
   canPrepareGuests,
   defaultCacheDir,

@@ -72,7 +72,7 @@ export interface MachineDescription {
   readonly debugExit?: { readonly iobase: number; readonly iosize: number } | false;
   /** 'wall' (default): devices and timers follow the host clock; 'deterministic': time from retired instructions. */
   readonly time?: 'wall' | 'deterministic';
-  /** A guest reset (triple fault, 0xCF9, i8042 0xFE) stops the machine instead of rebooting. Reboot is not implemented: always true today. */
+  /** A guest reset (triple fault, 0xCF9, i8042 0xFE) ends `runMachine` instead of restarting the machine (QEMU's -no-reboot). A `Machine` always stops on a reset. */
   readonly noReboot?: boolean;
 }
 

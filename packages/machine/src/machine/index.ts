@@ -20,6 +20,8 @@ export {
   type MachineDescription,
   type NetdevDescription,
 } from './config';
+export { runMachine, type RunMachineOptions, type RunMachineResult } from './run';
+export { TimeSyncGroup, type TimeSyncMember } from './time-sync';
 export { VirtioPciFunction, type VirtioPciLike } from './virtio-function';
 export * from './vcpu-port';
 export { balloonFeatures, GuestTimeScheduler, MachineBalloon, type BalloonDeviceDescription, type BalloonInfo } from './balloon';

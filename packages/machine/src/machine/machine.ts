@@ -52,6 +52,7 @@ import {
   type VcpuFactory,
   type VcpuPort,
 } from './vcpu-port';
+import type { TimeSyncGroup } from './time-sync';
 import { VirtioPciFunction } from './virtio-function';
 import { SRIOV_VF_BAR_WINDOW, SriovVirtioNet } from '../sriov/virtio-net-sriov';
 
@@ -78,6 +79,11 @@ export interface MachineOptions {
   readonly sliceMs?: number;
   /** Host frames for guest RAM; machines given the same one can share pages (KSM). Default: a new one. */
   readonly hostMemory?: HostMemory;
+  /**
+   * Deterministic time only: machines that talk to each other join one `TimeSyncGroup`, so an
+   * idle guest's clock cannot leap seconds ahead of a busy peer's and time out waiting for it.
+   */
+  readonly timeSync?: TimeSyncGroup;
 }
 
 export type MachineState = 'created' | 'running' | 'paused' | 'stopped';
@@ -187,6 +193,17 @@ const DEFAULT_MAC_PREFIX = [0x52, 0x54, 0x00, 0x12, 0x34];
 const IO_WINDOW: readonly [number, number] = [0xc000, 0xffff];
 const LVT_LINT0 = 0x350;
 
+/** `base` (cut to the 15 characters a port name may have), or with a number after it when taken. */
+function freePortName(bridge: Bridge, base: string): string {
+  const cut = (n: string): string => n.slice(0, 15);
+  if (bridge.port(cut(base)) === undefined) return cut(base);
+  for (let i = 1; ; i++) {
+    const suffix = `.${i}`;
+    const name = base.slice(0, 15 - suffix.length) + suffix;
+    if (bridge.port(name) === undefined) return name;
+  }
+}
+
 function hex(n: number): string {
   return '0x' + n.toString(16);
 }
@@ -237,6 +254,9 @@ export class Machine {
   /** The x86-core vCPU when it is the one in use (for the byte I/O work-around below). */
   private readonly x86: Vcpu | null;
   private lastExitText = '';
+  private readonly timeLimit: (() => number) | null;
+  /** Halted with no timer due: the guest waits for a host event (a frame, a disk completion, input). */
+  waitingForHost = false;
   /** Byte IN/OUT exits whose size was corrected (see handleIo). */
   byteIoFixups = 0;
 
@@ -245,6 +265,7 @@ export class Machine {
     this.deterministic = d.time === 'deterministic';
     this.sliceInstructions = options.sliceInstructions ?? 20_000;
     this.sliceMs = options.sliceMs ?? 10;
+    this.timeLimit = options.timeSync?.join(this) ?? null;
     this.drives = drives;
     this.closers = closers;
     this.bridges = options.bridges ?? new Map<string, Bridge>();
@@ -353,7 +374,9 @@ export class Machine {
         if (bridge === undefined) throw new MachineConfigError(`netdev '${dev.netdev}' is not defined`);
         if (dev.sriovTotalVfs !== undefined) {
           const sr = new SriovVirtioNet({ mac, totalVfs: dev.sriovTotalVfs, memory: this.memory, root: this.pci, name: `virtio-net-sriov@${slot}` });
-          const up = bridge.addPort(`vm-${dev.netdev}-${nic}`, sr.uplink);
+          const upName = freePortName(bridge, `vm-${dev.netdev}-${nic}`);
+          const up = bridge.addPort(upName, sr.uplink);
+          this.closers.push(() => Promise.resolve(bridge.removePort(upName)));
           sr.setUplink({ deliver: (b, o, n) => (up.receive(b, o, n), true) });
           this.pci.attach(sr.function, slot);
           devices.push({ slot, kind: 'virtio-net', function: sr.function, transport: sr.transport, device: sr.pf });
@@ -364,7 +387,10 @@ export class Machine {
         }
         let port: { receive(b: Uint8Array, o: number, n: number): void } | null = null;
         const net = new VirtioNet({ mac, send: (b, o, n) => (port?.receive(b, o, n), true) });
-        port = bridge.addPort(`vm-${dev.netdev}-${nic}`, net);
+        // Machines sharing a bridge get distinct port names; the port leaves when the machine stops.
+        const portName = freePortName(bridge, `vm-${dev.netdev}-${nic}`);
+        port = bridge.addPort(portName, net);
+        this.closers.push(() => Promise.resolve(bridge.removePort(portName)));
         add('virtio-net', net);
         nic++;
       }
@@ -623,6 +649,7 @@ export class Machine {
       let budget = this.sliceInstructions;
       if (this.deterministic && next !== Infinity) budget = Math.max(1, Math.min(budget, Math.ceil(next - now)));
       const reason = vcpu.run(budget);
+      this.waitingForHost = false;
       if (reason < this.exitCounts.length) this.exitCounts[reason]++;
       switch (reason) {
         case VCPU_EXIT_IO:
@@ -638,10 +665,17 @@ export class Machine {
           if (this.sink.intr || this.sink.extIntMessage) break; // an 8259 interrupt to inject
           if (this.deterministic) {
             if (due !== Infinity && vcpu.time.advanceTo !== undefined) {
-              vcpu.time.advanceTo(due);
-              break;
+              const limit = this.timeLimit?.() ?? Infinity;
+              if (due <= limit) {
+                vcpu.time.advanceTo(due);
+                break;
+              }
+              if (limit > at) vcpu.time.advanceTo(limit);
+              this.lastExitText = 'hlt';
+              return 0; // a peer's clock is behind: let it run first
             }
             this.lastExitText = 'hlt';
+            this.waitingForHost = true;
             return 1; // nothing due: wait for host events (disk completions, input)
           }
           this.lastExitText = 'hlt';

@@ -31,7 +31,7 @@ export const BOOT_USAGE = `usage: ringzero [options]
   -device isa-debug-exit[,iobase=0xf4][,iosize=0x04]   exit status (value << 1) | 1
   -serial stdio|none           COM1 on the terminal (Ctrl-A X quits)
   -nographic                   the same as -serial stdio (no display exists anyway)
-  -no-reboot                   a guest reset ends the process (always the case today)
+  -no-reboot                   a guest reset ends the process (else the machine restarts)
   -accel tcg|ringzero          accepted for QEMU compatibility (ignored)
   -icount shift=auto|N         deterministic time (instructions drive the clock)`;
 
@@ -244,7 +244,7 @@ export function parseBootArgs(argv: readonly string[]): CliMachine {
       serial: !serialNone,
       debugExit,
       time: deterministic ? 'deterministic' : 'wall',
-      noReboot: true,
+      noReboot,
     },
     serialStdio: serialStdio || !serialNone,
     noReboot,

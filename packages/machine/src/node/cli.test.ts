@@ -1,7 +1,7 @@
 // The `ringzero` boot flags: parsing (every bad flag is one clear CliError) and the CLI process
 // itself (one message on stderr and a non-zero status for bad flags, missing files, impossible
 // sizes; a multiboot kernel's isa-debug-exit status as QEMU's).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import { MiB, GiB } from '../layout';
 const CLI = join(__dirname, '..', 'cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'rz-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const HAVE_NASM = !spawnSync('nasm', ['-v']).error;
+if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the CLI is not tested with a rebooting kernel');
 
 function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=@ringzero/source', CLI, ...args], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -40,6 +42,7 @@ describe('boot flags', () => {
       time: 'wall',
       noReboot: true,
     });
+    expect(parseBootArgs(['-kernel', 'k']).description.noReboot).toBe(false);
     expect(a.serialStdio).toBe(true);
     expect(a.noReboot).toBe(true);
   });
@@ -105,6 +108,34 @@ describe('ringzero process', () => {
     expect(r.stderr).toMatch(msg);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^ringzero: /);
+  });
+  it('quits on Ctrl-A X typed on stdin (status 0, as QEMU)', async () => {
+    // The same kernel without the isa-debug-exit write: prints "ok" and halts for ever.
+    const idle = join(dir, 'idle.bin');
+    const b = img.slice();
+    b.set([0xfa, 0xf4, 0xeb, 0xfd], 32 + 14); // cli; hlt; jmp $-3 (after the three OUTs)
+    writeFileSync(idle, b);
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@ringzero/source', CLI, '-m', '32', '-kernel', idle, '-nographic'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('ok\n')) child.stdin.write('\x01x');
+      });
+      child.on('exit', (code) => resolve(code));
+    });
+    expect({ stdout, stderr, status }).toEqual({ stdout: 'ok\n', stderr: '', status: 0 });
+  }, 60_000);
+  it.skipIf(!HAVE_NASM)('restarts on a guest reset and stops with -no-reboot (the reboot test kernel, as QEMU)', () => {
+    const k = join(dir, 'reboot.bin');
+    expect(spawnSync('nasm', ['-f', 'bin', '-o', k, join(__dirname, '..', 'machine', 'test-kernels', 'reboot.asm')]).status).toBe(0);
+    const exit = ['-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04', '-nographic', '-icount', 'shift=auto'];
+    const rebooting = run(['-m', '32', '-kernel', k, ...exit]);
+    expect({ stdout: rebooting.stdout, status: rebooting.status }).toEqual({ stdout: 'boot 1\r\nboot 2\r\nboot 3\r\nboot 4\r\n', status: 0x21 });
+    const once = run(['-m', '32', '-kernel', k, ...exit, '-no-reboot']);
+    expect({ stdout: once.stdout, status: once.status }).toEqual({ stdout: 'boot 1\r\n', status: 0 });
   });
   it('refuses a file that is not a kernel with the loader message', () => {
     const junk = join(dir, 'junk.bin');

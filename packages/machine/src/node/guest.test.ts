@@ -2,10 +2,11 @@
 // initramfs, which loads the virtio modules, runs a script and powers off.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { VIRTIO_MODULES, canPrepareGuests, prepareGuest, writeInitramfs, type GuestArch } from '../node';
+import { GUEST_MODULES, canPrepareGuests, prepareGuest, writeInitramfs, type GuestArch } from '../node';
 
 const qemu: Record<GuestArch, string> = { amd64: 'qemu-system-x86_64', i386: 'qemu-system-i386' };
 const canApt = canPrepareGuests();
@@ -23,10 +24,23 @@ describe.skipIf(!canApt).each(['amd64', 'i386'] as const)('%s guest fixture', (a
     expect(existsSync(g.kernel) && existsSync(g.busybox) && existsSync(g.initramfs)).toBe(true);
     expect(g.kernelPackage).toMatch(arch === 'amd64' ? /^linux-image-6\.1\.0-\d+-amd64$/ : /^linux-image-6\.1\.0-\d+-686$/);
     const names = g.modules.map((m) => m.replace(/^.*\//, '').replace(/\.ko$/, ''));
-    for (const m of VIRTIO_MODULES) expect(names).toContain(m);
+    for (const m of GUEST_MODULES) expect(names).toContain(m);
     expect(names.indexOf('virtio_ring')).toBeLessThan(names.indexOf('virtio'));
     expect(names.indexOf('virtio')).toBeLessThan(names.indexOf('virtio_pci'));
     expect(names.indexOf('net_failover')).toBeLessThan(names.indexOf('virtio_net'));
+  });
+
+  it('writes an initramfs with a subset of the modules, their dependencies first', () => {
+    const g = prepareGuest({ arch });
+    const dir = mkdtempSync(join(tmpdir(), 'rz-guest-'));
+    try {
+      const cpio = gunzipSync(readFileSync(writeInitramfs(g, join(dir, 'i.gz'), { modules: ['virtio_net', 'vfat'] }))).toString('latin1');
+      const loaded = [...cpio.matchAll(/^insmod (\S+)/gm)].map((m) => m[1].replace(/^.*\//, '').replace(/\.ko$/, ''));
+      expect(loaded).toEqual(['virtio_ring', 'virtio', 'failover', 'net_failover', 'virtio_net', 'fat', 'vfat']);
+      expect(() => writeInitramfs(g, join(dir, 'j.gz'), { modules: ['ext4'] })).toThrow(/module ext4 is not in the/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.skipIf(!hasQemu(arch))('boots under QEMU TCG to the configured /init, which prints a marker and powers off', () => {

@@ -25,6 +25,17 @@ export const VIRTIO_MODULES: readonly string[] = [
   'failover', 'net_failover', 'virtio_net', 'virtio_balloon', 'virtio_console', 'virtio-rng',
 ];
 
+/**
+ * The filesystem modules, so the guest can make and mount a FAT filesystem on /dev/vda with
+ * busybox's mkdosfs (busybox has no mkfs for ext4, and ext4.ko + jbd2.ko are 2.4 MB to load).
+ * vfat's defaults need codepage 437 and the `ascii` I/O charset; `utf8` is there for
+ * `-o utf8`.
+ */
+export const FS_MODULES: readonly string[] = ['fat', 'vfat', 'nls_cp437', 'nls_ascii', 'nls_utf8'];
+
+/** Every module the fixture carries, in the order asked for (dependencies are added before). */
+export const GUEST_MODULES: readonly string[] = [...VIRTIO_MODULES, ...FS_MODULES];
+
 export interface Guest {
   readonly arch: GuestArch;
   readonly kernelPackage: string;
@@ -207,7 +218,7 @@ export function prepareGuest(options: PrepareOptions = {}): Guest {
         ? readFileSync(builtinFile, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/^.*\//, '').replace(/\.ko$/, '').replace(/-/g, '_'))
         : [],
     );
-    const order = moduleLoadOrder(modulesDir, VIRTIO_MODULES, builtin);
+    const order = moduleLoadOrder(modulesDir, GUEST_MODULES, builtin);
     mkdirSync(join(out, 'modules'));
     for (const m of order) {
       if (!m.rel.endsWith('.ko')) throw new GuestFixtureError(`module ${m.rel} is compressed; only plain .ko is supported`);
@@ -247,6 +258,9 @@ function readManifest(manifest: string): Guest | null {
   if (!existsSync(manifest)) return null;
   try {
     const g = JSON.parse(readFileSync(manifest, 'utf8')) as Guest;
+    // A cache made before a module was added to GUEST_MODULES is stale: prepare it again.
+    const names = new Set(g.modules.map((f) => f.replace(/^.*\//, '').replace(/\.ko$/, '').replace(/-/g, '_')));
+    if (!GUEST_MODULES.every((m) => names.has(m.replace(/-/g, '_')))) return null;
     return [g.kernel, g.busybox, g.initramfs, ...g.modules].every((f) => existsSync(f)) ? g : null;
   } catch {
     return null;
@@ -254,15 +268,31 @@ function readManifest(manifest: string): Guest | null {
 }
 
 /**
- * Writes an initramfs (cpio newc, gzip) holding the guest's busybox and virtio modules and an
- * /init that loads the modules, runs `script` and powers off (or leaves a shell with
- * poweroff: false). Returns the path written.
+ * Writes an initramfs (cpio newc, gzip) holding the guest's busybox and modules and an /init
+ * that loads the modules, runs `script` and powers off (or leaves a shell with poweroff: false).
+ * `modules`: true (default) for all of the guest's modules, false for none, or the names to load
+ * (their dependencies come along, in load order; fewer modules boot faster). Returns the path.
  */
-export function writeInitramfs(guest: Guest, path: string, options: Omit<InitOptions, 'modules'> & { modules?: boolean } = {}): string {
-  const mods =
-    options.modules === false
-      ? []
-      : guest.modules.map((f) => ({ name: f.replace(/^.*\//, '').replace(/\.ko$/, ''), data: readFileSync(f) }));
+export function writeInitramfs(guest: Guest, path: string, options: Omit<InitOptions, 'modules'> & { modules?: boolean | readonly string[] } = {}): string {
+  const norm = (n: string): string => n.replace(/-/g, '_');
+  const all = guest.modules.map((f) => ({ name: f.replace(/^.*\//, '').replace(/\.ko$/, ''), data: readFileSync(f) }));
+  let mods = options.modules === false ? [] : all;
+  if (Array.isArray(options.modules)) {
+    const byName = new Map(all.map((m) => [norm(m.name), m]));
+    const keep = new Set<string>();
+    // A dependency the guest does not carry is built into the kernel (prepareGuest resolved them).
+    const visit = (n: string): void => {
+      const m = byName.get(norm(n));
+      if (m === undefined || keep.has(norm(n))) return;
+      keep.add(norm(n));
+      for (const d of moduleDepends(m.data)) visit(d);
+    };
+    for (const n of options.modules as readonly string[]) {
+      if (!byName.has(norm(n))) throw new GuestFixtureError(`module ${n} is not in the ${guest.arch} guest (it has ${[...byName.keys()].join(', ')})`);
+      visit(n);
+    }
+    mods = all.filter((m) => keep.has(norm(m.name)));
+  }
   const { modules: _unused, ...init } = options;
   const cpio = buildCpio(busyboxInitramfs(readFileSync(guest.busybox), mods, init));
   writeFileSync(path, gzipSync(cpio, { level: 6 }));
