@@ -3,7 +3,7 @@
 # qemu-user, nasm, ovs-ofctl, iproute2, busybox). Idempotent and quiet when all are present.
 # Tests that still cannot find a tool skip with a loud "SKIPPED:" line, never silently.
 set -u
-PKGS=(qemu-utils qemu-system-x86 qemu-user nasm openvswitch-common iproute2 busybox-static cpio zstd acpica-tools xz-utils file gcc linux-libc-dev binutils lz4 libc6-dev python3 make g++)
+PKGS=(qemu-utils qemu-system-x86 qemu-user nasm openvswitch-common iproute2 busybox-static cpio zstd acpica-tools xz-utils file gcc linux-libc-dev binutils lz4 libc6-dev python3 make g++ mtools dosfstools tcpdump)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
