@@ -14,6 +14,7 @@ const KERNELS: readonly { name: string; code: number; end: string; marker: strin
   { name: 'tf', code: -1, end: 'shutdown', marker: 'tf: before the triple fault' },
   { name: 'v86', code: 0x26, end: 'exit', marker: 'v86: done' },
   { name: 'task', code: 0x27, end: 'exit', marker: 'task: done' },
+  { name: 'io', code: 0x28, end: 'exit', marker: 'io: done' },
 ];
 
 if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the bare-metal kernels are not assembled or run');

@@ -67,6 +67,21 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     expect(vcpu.getRegs().rip).toBe(ENTRY + 19);
   });
 
+  it('byte-sized IN/OUT/INSB/OUTSB (E4 E6 EC EE 6C 6E) exit with size 1; a byte IN changes AL only', () => {
+    const src = ['mov eax, 0x12345678', 'in al, 0x60', 'out 0x61, al', 'mov dx, 0x62', 'in al, dx', 'out dx, al', 'mov rdi, 0x200000', 'insb', 'mov rsi, 0x200000', 'outsb', 'hlt'];
+    const { vcpu, space } = longModeVcpu(code(src.join('\n')));
+    const io = vcpu.exit.io;
+    const seen: number[][] = [];
+    for (let r = vcpu.run(); r === EXIT_IO; r = vcpu.run()) {
+      seen.push([io.port, io.size, io.input ? 1 : 0, io.count, io.data.length]);
+      if (io.input) io.data.fill(0xa0 + seen.length);
+    }
+    expect(seen).toEqual([[0x60, 1, 1, 1, 1], [0x61, 1, 0, 1, 1], [0x62, 1, 1, 1, 1], [0x62, 1, 0, 1, 1], [0x62, 1, 1, 1, 1], [0x62, 1, 0, 1, 1]]);
+    expect(vcpu.cpu.lo[RAX] >>> 0).toBe(0x123456a3);
+    expect(space.read8(0x200000)).toBe(0xa5);
+    expect(space.read8(0x200001)).toBe(0);
+  });
+
   it('string I/O: REP OUTSB carries all elements in one exit, REP INSW writes the machine data', () => {
     const { vcpu, space } = longModeVcpu(code('mov rsi, 0x200000\nmov ecx, 5\nmov dx, 0x1f0\nrep outsb\nmov rdi, 0x201000\nmov ecx, 3\nrep insw\nhlt'));
     space.writeFrom(0x200000, Uint8Array.from([1, 2, 3, 4, 5]));
