@@ -57,7 +57,8 @@ import { canon, hiOf, type Cpu, type SysHooks } from '../cpu';
 import { cpuidLeaf } from '../exec/misc';
 import type { Insn } from '../insn';
 import { XLATE_OK } from '@ringzero/mmu-ept';
-import type { MmuMemory } from './paging';
+import { PEND_APIC, type MmuMemory } from './paging';
+import { MEM_EXIT } from '../memory';
 import {
   ATTR_DB,
   ATTR_G,
@@ -166,7 +167,14 @@ export class IoRequest {
   rep = false;
   asize = 4;
   nextRip = 0;
+  /** INS: elements already written and committed (completion resumes there). */
+  done = 0;
+  /** INS: the write of element `done` left as an MMIO/EPT exit; the machine is completing it. */
+  memStage = false;
 }
+
+/** completeIo(): the write of an INS element left the vCPU (an MMIO or EPT exit is recorded). */
+export const IO_MEM_EXIT = -2;
 
 /** Local APIC as the system part needs it (MSR access, TPR, base). */
 export interface ApicRegs {
@@ -1745,9 +1753,13 @@ export class System implements SysHooks {
       const pageLeft = 4096 - (((la % 4096) + 4096) % 4096);
       if (n * size > pageLeft) n = Math.max(1, Math.floor(pageLeft / size));
       const c = this.mem.probeWrite(la, size);
-      if (c < 0) return this.memErr(c, la);
+      // Not RAM (MMIO, unbacked): one element per exit; its write leaves on completion.
+      if (c === MEM_EXIT) n = 1;
+      else if (c < 0) return this.memErr(c, la);
       if (n > 1 && this.mem.probeWrite(la, n * size) < 0) n = 1;
       r.count = n;
+      r.done = 0;
+      r.memStage = false;
       r.pending = true;
       return cpu.fault(VEC_EXIT, 0);
     }
@@ -1789,22 +1801,53 @@ export class System implements SysHooks {
       return ST_OK;
     }
     const step = (cpu.flags & DF) !== 0 ? -r.size : r.size;
-    for (let k = 0; k < r.count; k++) {
-      if (r.input) {
+    if (!r.input) {
+      for (let k = 0; k < r.count; k++) {
+        strAdvance(cpu, r.asize, RSI, step);
+        if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+      }
+    } else {
+      for (let k = r.done; k < r.count; k++) {
         let v = 0;
         for (let b = 0; b < r.size; b++) v |= r.data[k * r.size + b] << (8 * b);
         const la = strAddr(cpu, r.asize, ES, RDI);
+        this.mem.clearLog();
         const st = cpu.write(la, r.size, v, 0);
-        if (st !== ST_OK) return st;
+        if (st !== ST_OK) {
+          if (cpu.faultVector !== VEC_EXIT) return st;
+          // The destination is not RAM. An APIC-page write is already done; anything else
+          // leaves as an MMIO/EPT exit and the element is committed when the machine completes it.
+          if (this.mem.pendKind !== PEND_APIC) {
+            r.done = k;
+            r.memStage = true;
+            return IO_MEM_EXIT;
+          }
+          this.mem.clearLog();
+        }
         strAdvance(cpu, r.asize, RDI, step);
-      } else strAdvance(cpu, r.asize, RSI, step);
-      if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+        if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+      }
     }
+    r.done = r.count;
     if (!r.rep || strCount(cpu, r.asize) === 0) {
       cpu.rip = r.nextRip;
       cpu.retired++;
     }
     return ST_OK;
+  }
+
+  /**
+   * The machine completed the MMIO/EPT write of INS element `done`: commits it (RDI, rCX) and
+   * finishes the remaining elements. ST_OK, a fault, or IO_MEM_EXIT again.
+   */
+  completeIoWrite(): number {
+    const cpu = this.cpu;
+    const r = this.ioReq;
+    r.memStage = false;
+    strAdvance(cpu, r.asize, RDI, (cpu.flags & DF) !== 0 ? -r.size : r.size);
+    if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+    r.done++;
+    return this.completeIo();
   }
 
   // ================================================================ CLI/STI, RDTSC, CPUID (SysHooks)

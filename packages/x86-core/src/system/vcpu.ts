@@ -78,7 +78,7 @@ import {
   MSR_TSC_AUX,
   MSR_MTRR_DEF_TYPE,
 } from './regs';
-import { DELIVER_EXIT, DELIVER_SHUTDOWN, EV_EXC, EV_EXT, EV_ICEBP, EV_NMI, EV_SOFT, EV_SOFTEXC, System, hasErrorCode, type TimeSource } from './system';
+import { DELIVER_EXIT, DELIVER_SHUTDOWN, EV_EXC, EV_EXT, EV_ICEBP, EV_NMI, EV_SOFT, EV_SOFTEXC, IO_MEM_EXIT, System, hasErrorCode, type TimeSource } from './system';
 
 const TWO32 = 4294967296;
 const TWO53 = 9007199254740992;
@@ -510,6 +510,15 @@ export class Vcpu {
     this.pending = P_NONE;
     if (p === P_IO) {
       const st = this.sys.completeIo();
+      if (st === IO_MEM_EXIT) return this.leave();
+      if (st !== 0) return this.raiseFault();
+      return 0;
+    }
+    if (p === P_MEM && this.sys.ioReq.memStage) {
+      // The machine wrote an INS element to its device: commit it and finish the INS.
+      this.mem.clearLog();
+      const st = this.sys.completeIoWrite();
+      if (st === IO_MEM_EXIT) return this.leave();
       if (st !== 0) return this.raiseFault();
       return 0;
     }
@@ -609,6 +618,11 @@ export class Vcpu {
     if (this.pending === P_MEM) {
       this.pending = P_NONE;
       this.mem.retry();
+      // An INS element's write: redo the write itself, not the whole INS (the port was read).
+      if (this.sys.ioReq.memStage) {
+        this.sys.ioReq.memStage = false;
+        this.pending = P_IO;
+      }
     }
   }
 
