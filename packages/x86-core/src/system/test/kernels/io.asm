@@ -122,6 +122,7 @@ _start:
   NL
   PRINT "io: done", 10
   ; E6: out imm8, al to isa-debug-exit (a byte write: the exit code is AL only)
+  call flush
   mov eax, 0x77777728
   out 0xf4, al
   hlt
