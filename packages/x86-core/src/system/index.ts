@@ -17,6 +17,7 @@ export {
   type VcpuDtable,
   type VcpuFpu,
   type VcpuMsr,
+  type VcpuDebugRegs,
   type VcpuEvents,
   type BootState,
   type U64,

@@ -232,10 +232,19 @@ export class System implements SysHooks {
   cr3Lo = 0;
   cr3Hi = 0;
   efer = 0;
-  /** DR0-DR3 (as numbers), DR6, DR7. */
+  /** DR0-DR3 as written (lo/hi halves), as linear addresses (dr: signed canonical form), DR6, DR7. */
+  readonly drLo: Int32Array = new Int32Array(4);
+  readonly drHi: Int32Array = new Int32Array(4);
   readonly dr: Float64Array = new Float64Array(4);
   dr6: number = 0xffff0ff0 | 0;
   dr7 = 0x400;
+  /** Enabled instruction / I/O breakpoints (bit n = DRn), from DR7 (debug.ts updateBreakpoints). */
+  bpExec = 0;
+  bpIo = 0;
+  /** DR6 B bits of I/O breakpoints hit by the I/O instruction that just completed (a trap). */
+  dbTrap = 0;
+  /** The next exception pushes RF = 1 although it is a #DB (general detect is a fault). */
+  pushRf = false;
 
   // MSRs kept as lo/hi halves or canonical numbers.
   star = 0;
@@ -623,9 +632,13 @@ export class System implements SysHooks {
     const cpu = this.cpu;
     const ext = kind === EV_SOFT || kind === EV_SOFTEXC || kind === EV_ICEBP ? 0 : 1;
     const flags = cpu.getFlags();
-    // Faults push RF = 1 (SDM 17.3.1.1); traps and interrupts push the current RF (always 0 here).
-    const isFault = kind === EV_EXC && vec !== DB && vec !== BP && vec !== OFV;
-    const flagsImg = (isFault ? flags | RF : flags & ~RF) >>> 0;
+    // Faults push RF = 1 (SDM 17.3.1.1); traps and interrupts push the current RF.
+    // An instruction-breakpoint #DB pushes the current RF (0: breakpoints only match with RF = 0).
+    const isFault = (kind === EV_EXC && vec !== DB && vec !== BP && vec !== OFV) || this.pushRf;
+    this.pushRf = false;
+    const flagsImg = (isFault ? flags | RF : flags) >>> 0;
+    // The #DB handler runs with DR7.GD clear, so that it can use the debug registers (SDM 17.2.4).
+    if (vec === DB && kind === EV_EXC) this.dr7 &= ~0x2000;
     if ((cpu.cr0 & CR0_PE) === 0) {
       // Real mode: IVT entry of 4 bytes; push FLAGS, CS, IP.
       if (vec * 4 + 3 > this.idtLimit) return cpu.fault(GP, 0);
@@ -1284,7 +1297,7 @@ export class System implements SysHooks {
       cpu.segSel[CS] = sel;
       cpu.segBase[CS] = sel * 16;
       cpu.addSp(3 * osize);
-      cpu.setFlags(((flags & ~mask) | (f & mask)) & ~RF);
+      cpu.setFlags((flags & ~mask) | (f & mask));
       cpu.nextRip = ip;
       this.nmiBlocked = false;
       this.updateMode();
@@ -1296,7 +1309,7 @@ export class System implements SysHooks {
       const st = this.popVals(3, osize, 0);
       if (st !== ST_OK) return st;
       const sel = this.vals[1] & 0xffff;
-      const mask = (osize === 2 ? 0xffff : 0xffffffff) & (ARITH_FLAGS | TF | IF | DF | NT | AC | ID);
+      const mask = osize === 2 ? 0xffff & (ARITH_FLAGS | TF | IF | DF | NT) : ARITH_FLAGS | TF | IF | DF | NT | AC | ID | RF;
       cpu.segSel[CS] = sel;
       cpu.segBase[CS] = sel * 16;
       cpu.addSp(3 * osize);
@@ -1367,13 +1380,14 @@ export class System implements SysHooks {
     if (oldCpl <= (flags & IOPL) >> 12) mask |= IF;
     if (oldCpl === 0) mask |= IOPL | VIF | VIP;
     if (osize === 2) mask &= 0xffff;
+    else mask |= RF;
     cpu.cpl = rpl;
     this.setSeg(CS, sel, descBase(cLo, cHi), descLimit(cLo, cHi), cattr);
     if (popSs) {
       if ((ss & 0xfffc) === 0) this.setSeg(SS, ss, 0, 0xffffffff, ATTR_P | ATTR_S | TYPE_W | TYPE_A | (rpl << 5));
       else this.setSeg(SS, ss, descBase(sLo, sHi), descLimit(sLo, sHi), descAttr(sHi));
     }
-    cpu.setFlags(((flags & ~mask) | (newF & mask)) & ~RF);
+    cpu.setFlags((flags & ~mask) | (newF & mask));
     this.updateMode();
     if (popSs) {
       if (cpu.ssize === 8 || m64) {
@@ -1401,7 +1415,7 @@ export class System implements SysHooks {
       this.setSeg(segs[i], sel, sel * 16, 0xffff, attr);
     }
     this.setSeg(CS, cs & 0xffff, (cs & 0xffff) * 16, 0xffff, attr | TYPE_CODE | 2);
-    cpu.setFlags(newF & ~RF);
+    cpu.setFlags(newF);
     cpu.cpl = 3;
     this.updateMode();
     cpu.lo[RSP] = esp;
