@@ -318,6 +318,7 @@ export class System implements SysHooks {
     } else if ((this.efer & EFER_LMA) !== 0 && (cpu.segAttr[CS] & ATTR_L) !== 0) cpu.csize = 8;
     else cpu.csize = cpu.segAttr[CS] & ATTR_DB ? 4 : 2;
     cpu.ssize = cpu.csize === 8 ? 8 : cpu.segAttr[SS] & ATTR_DB ? 4 : 2;
+    this.updateSegChk();
     const user = cpu.cpl === 3;
     if (user !== this.mem.user) {
       // Fetch permissions differ between CPL 3 and the others: cached decodes are per privilege.
@@ -332,6 +333,24 @@ export class System implements SysHooks {
     cpu.segBase[s] = base;
     cpu.segLimit[s] = limit;
     cpu.segAttr[s] = attr;
+    this.updateSegChk();
+  }
+
+  /**
+   * Which segments need limit checks on data accesses (cpu.segChk): in protected and V86 mode
+   * outside 64-bit code, every segment that is not flat (present, expand-up, limit 4 GiB - 1).
+   */
+  updateSegChk(): void {
+    const cpu = this.cpu;
+    let m = 0;
+    if ((cpu.cr0 & CR0_PE) !== 0 && cpu.csize !== 8) {
+      for (let s = 0; s < 6; s++) {
+        const a = cpu.segAttr[s];
+        if ((a & ATTR_P) === 0 || (a & 0x1c) === 0x14 || cpu.segLimit[s] < 0xffffffff) m |= 1 << s;
+      }
+    }
+    cpu.segChk = m;
+    cpu.limitVec = GP;
   }
 
   /** RIP to push for the event being delivered (-1: cpu.rip). */
@@ -422,6 +441,7 @@ export class System implements SysHooks {
       if ((cpu.flags & VM) !== 0) {
         cpu.segLimit[s] = 0xffff;
         cpu.segAttr[s] = ATTR_P | ATTR_S | TYPE_W | TYPE_A | (3 << 5);
+        this.updateSegChk();
       }
       if (s === SS) this.updateMode();
       return ST_OK;
