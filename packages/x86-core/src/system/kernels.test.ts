@@ -16,6 +16,7 @@ const KERNELS: readonly { name: string; code: number; end: string; marker: strin
   { name: 'task', code: 0x27, end: 'exit', marker: 'task: done' },
   { name: 'io', code: 0x28, end: 'exit', marker: 'io: done' },
   { name: 'dbg', code: 0x29, end: 'exit', marker: 'dbg: done' },
+  { name: 'task16', code: 0x2b, end: 'exit', marker: 'task16: done' },
 ];
 
 if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the bare-metal kernels are not assembled or run');

@@ -888,7 +888,9 @@ export class System implements SysHooks {
    * through a task gate, IRET with NT): saves the current state into the current TSS, loads the
    * new one (CR3, LDT, EFLAGS, EIP, registers, segments), manages busy bits, the back link and
    * NT, sets CR0.TS, and pushes the error code of an exception delivered through a task gate.
-   * Only 32-bit TSSs; not in IA-32e mode (#GP there, as the SDM says).
+   * 32-bit and 16-bit TSSs (the 16-bit layout has no CR3, FS, GS: FS and GS become null and the
+   * upper halves of the registers read 0xffff, as QEMU does; the SDM leaves them undefined).
+   * Not in IA-32e mode (#GP there, as the SDM says).
    */
   taskSwitch(sel: number, reason: number, retEip: number, err: number, ext: number): number {
     const cpu = this.cpu;
@@ -903,21 +905,38 @@ export class System implements SysHooks {
     const nLa = this.dLa;
     const attr = descAttr(nHi);
     const type = attr & 0x1f;
-    if (type === SYS_TSS16_AVAIL || type === SYS_TSS16_BUSY) return cpu.fault(VEC_EXIT, 0); // 16-bit TSS: not implemented
-    if (iret ? type !== SYS_TSS_BUSY : type !== SYS_TSS_AVAIL) return cpu.fault(errVec, (sel & 0xfffc) | ext);
+    const new16 = type === SYS_TSS16_AVAIL || type === SYS_TSS16_BUSY;
+    const busy = new16 ? SYS_TSS16_BUSY : SYS_TSS_BUSY;
+    if (iret ? type !== busy : type !== busy - 2) return cpu.fault(errVec, (sel & 0xfffc) | ext);
     if ((attr & ATTR_P) === 0) return cpu.fault(NP, (sel & 0xfffc) | ext);
     const nBase = descBase(nLo, nHi);
-    if (descLimit(nLo, nHi) < 0x67) return cpu.fault(TS, (sel & 0xfffc) | ext);
-    if (this.trLimit < 0x5f) return cpu.fault(TS, (this.trSel & 0xfffc) | ext);
-    // Read the whole new state first.
+    if (descLimit(nLo, nHi) < (new16 ? 0x2b : 0x67)) return cpu.fault(TS, (sel & 0xfffc) | ext);
+    const oType = this.trAttr & 0xf;
+    const old16 = oType === SYS_TSS16_AVAIL || oType === SYS_TSS16_BUSY;
+    if (this.trLimit < (old16 ? 0x29 : 0x5f)) return cpu.fault(TS, (this.trSel & 0xfffc) | ext);
+    // Read the whole new state first (in the 32-bit order: CR3, EIP, EFLAGS, 8 registers, 6 segments).
     const nv = TASK_SCRATCH;
-    for (let k = 0; k < 18; k++) {
-      const v = mem.sysRead(nBase + 0x1c + k * 4, 4);
-      if (v < 0) return this.memErr(v, nBase + 0x1c + k * 4);
-      nv[k] = v;
+    let ldtSel: number;
+    if (new16) {
+      nv[0] = 0;
+      for (let k = 0; k < 14; k++) {
+        const v = mem.sysRead(nBase + 0x0e + k * 2, 2);
+        if (v < 0) return this.memErr(v, nBase + 0x0e + k * 2);
+        nv[k + 1] = k >= 2 && k < 10 ? (v | 0xffff0000) >>> 0 : v;
+      }
+      nv[15] = 0;
+      nv[16] = 0;
+      ldtSel = mem.sysRead(nBase + 0x2a, 2);
+      if (ldtSel < 0) return this.memErr(ldtSel, nBase + 0x2a);
+    } else {
+      for (let k = 0; k < 18; k++) {
+        const v = mem.sysRead(nBase + 0x1c + k * 4, 4);
+        if (v < 0) return this.memErr(v, nBase + 0x1c + k * 4);
+        nv[k] = v;
+      }
+      ldtSel = mem.sysRead(nBase + 0x60, 2);
+      if (ldtSel < 0) return this.memErr(ldtSel, nBase + 0x60);
     }
-    const ldtSel = mem.sysRead(nBase + 0x60, 2);
-    if (ldtSel < 0) return this.memErr(ldtSel, nBase + 0x60);
     // Save the current state into the current TSS.
     const oBase = this.trBase;
     let flags = cpu.getFlags() >>> 0;
@@ -926,10 +945,17 @@ export class System implements SysHooks {
       const c = size === 4 ? mem.sysWrite(oBase + off, 4, v) : mem.sysWrite(oBase + off, 2, v & 0xffff);
       return c < 0 ? this.memErr(c, oBase + off) : ST_OK;
     };
-    if ((st = save(0x20, retEip, 4)) !== ST_OK) return st;
-    if ((st = save(0x24, flags, 4)) !== ST_OK) return st;
-    for (let r = 0; r < 8; r++) if ((st = save(0x28 + r * 4, cpu.lo[r], 4)) !== ST_OK) return st;
-    for (let sg = 0; sg < 6; sg++) if ((st = save(0x48 + sg * 4, cpu.segSel[sg], 2)) !== ST_OK) return st;
+    if (old16) {
+      if ((st = save(0x0e, retEip, 2)) !== ST_OK) return st;
+      if ((st = save(0x10, flags, 2)) !== ST_OK) return st;
+      for (let r = 0; r < 8; r++) if ((st = save(0x12 + r * 2, cpu.lo[r], 2)) !== ST_OK) return st;
+      for (let sg = 0; sg < 4; sg++) if ((st = save(0x22 + sg * 2, cpu.segSel[sg], 2)) !== ST_OK) return st;
+    } else {
+      if ((st = save(0x20, retEip, 4)) !== ST_OK) return st;
+      if ((st = save(0x24, flags, 4)) !== ST_OK) return st;
+      for (let r = 0; r < 8; r++) if ((st = save(0x28 + r * 4, cpu.lo[r], 4)) !== ST_OK) return st;
+      for (let sg = 0; sg < 6; sg++) if ((st = save(0x48 + sg * 4, cpu.segSel[sg], 2)) !== ST_OK) return st;
+    }
     // Busy bits and the back link.
     if (reason === TS_JMP || iret) {
       const la = this.gdtBase + (this.trSel & 0xfff8) + 4;
@@ -955,7 +981,7 @@ export class System implements SysHooks {
     this.trBase = nBase;
     this.trLimit = descLimit(nLo, newHi);
     this.trAttr = descAttr(newHi);
-    if ((cpu.cr0 & CR0_PG) !== 0) {
+    if ((cpu.cr0 & CR0_PG) !== 0 && !new16) {
       st = this.writeCr3(nv[0] | 0, 0);
       if (st !== ST_OK) return st;
     }
@@ -993,7 +1019,7 @@ export class System implements SysHooks {
     }
     // An exception delivered through a task gate pushes its error code on the new stack.
     if (reason === TS_INT && err >= 0) {
-      st = cpu.push(4, err, 0);
+      st = cpu.push(new16 ? 2 : 4, err, 0);
       if (st !== ST_OK) return st;
     }
     return ST_OK;

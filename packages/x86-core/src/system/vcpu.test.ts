@@ -530,5 +530,19 @@ describe('CPUID model of the vCPU', () => {
     expect((l1[2] >>> 26) & 1).toBe(0);
     expect((l1[2] >>> 28) & 1).toBe(0);
     expect((l1[2] >>> 17) & 1).toBe(0);
+    // Not implemented and not advertised: VME/PVI (EDX bit 1; CR4.VME/PVI are refused, see
+    // 'CR4.VME and CR4.PVI are refused'), SMM has no CPUID bit.
+    expect((l1[3] >>> 1) & 1).toBe(0);
+  });
+
+  it.skipIf(!HAVE_NASM)('CR4.VME and CR4.PVI are refused with #GP(0) (VME is not advertised)', () => {
+    for (const bit of [1, 2]) {
+      const { vcpu, space } = longModeVcpu(code(`mov rax, cr4\nor rax, ${bit}\nmov cr4, rax\nhlt`));
+      installIdt(vcpu, space);
+      const trace: number[] = [];
+      runTrace(vcpu, trace);
+      expect(trace[0]).toBe(GP);
+      expect(vcpu.getSregs().cr4 & 3).toBe(0);
+    }
   });
 });

@@ -635,7 +635,7 @@ export class Vcpu {
         mem.clearLog();
         return this.internal(`instruction fetch or access at guest-physical 0x${mem.pendGpa.toString(16)} that is not RAM`);
     }
-    return this.internal('task switches (task gates, TSS far transfers, IRET with NT) are not implemented');
+    return this.internal('an access left the vCPU without an exit to report');
   }
 
   /** Views of the I/O data buffer by length, made once (no allocation per exit). */
