@@ -23,6 +23,7 @@ export {
   type U64,
 } from './vcpu';
 export { LocalApic, type LapicState } from './apic';
+export { Smp } from './smp';
 export { MmuMemory } from './paging';
 export { System, HV_SIGNATURE, type TimeSource } from './system';
 export {

@@ -4,7 +4,7 @@
  * end the same way (isa-debug-exit code, or a shutdown for a triple fault).
  */
 import { describe, expect, it } from 'vitest';
-import { assemble, HAVE_NASM, HAVE_QEMU, runQemu, runVcpu } from './test/harness';
+import { assemble, HAVE_NASM, HAVE_QEMU, runQemu, runSmp, runVcpu } from './test/harness';
 
 const KERNELS: readonly { name: string; code: number; end: string; marker: string; bios?: boolean }[] = [
   { name: 'rom', code: 0x25, end: 'exit', marker: 'rom: done', bios: true },
@@ -37,4 +37,17 @@ describe.skipIf(!HAVE_NASM)('bare-metal kernels', () => {
       expect(ours.serial.split('\n')).toEqual(peer.serial.split('\n'));
     }, 60_000);
   }
+
+  it(`smp: 3 vCPUs (INIT/SIPI, per-vCPU APICs, an IPI between CPUs)${HAVE_QEMU ? ' equal QEMU TCG -smp 3 line by line' : ''}`, () => {
+    const image = assemble('smp');
+    const ours = runSmp(image, 3);
+    expect(ours.end).toBe('exit');
+    expect(ours.code).toBe(0x2c);
+    expect(ours.serial).toContain('smp: done');
+    if (!HAVE_QEMU) return;
+    const peer = runQemu(image, false, 3);
+    expect(peer.end).toBe('exit');
+    expect(peer.code).toBe(0x2c);
+    expect(ours.serial.split('\n')).toEqual(peer.serial.split('\n'));
+  }, 60_000);
 });

@@ -193,6 +193,8 @@ export interface VcpuEvents {
   readonly shadow: boolean;
   /** External (PIC) interrupt vector waiting for injection, or -1. */
   readonly extInt: number;
+  /** INIT received, waiting for a startup IPI (absent in older objects: false). */
+  readonly waitingForSipi?: boolean;
 }
 
 /** The loader state shape of @ringzero/machine (bootCpuState): KVM_SET_REGS + KVM_SET_SREGS. */
@@ -356,6 +358,13 @@ export class Vcpu {
   private kicked = false;
   /** Retired count when RF was last consumed (a re-run of that instruction skips the breakpoint check). */
   private rfRetired = -1;
+  /**
+   * INIT received (an application processor before its startup IPI, KVM's
+   * KVM_MP_STATE_INIT_RECEIVED): run() executes nothing and returns EXIT_HLT until a SIPI.
+   */
+  waitingForSipi = false;
+  private initPending = false;
+  private sipiPending = -1;
   /** Statistics. */
   exits = 0;
   interruptsDelivered = 0;
@@ -375,6 +384,10 @@ export class Vcpu {
     this.apic.tscOffset = () => this.sys.tscOffset;
     this.apic.onNmi = () => {
       this.nmiPending = true;
+    };
+    this.apic.onInit = (sipi: boolean, vector: number) => {
+      if (sipi) this.sipi(vector);
+      else this.init();
     };
     this.sys.apic = this.apic;
     this.sys.apicId = options.apicId ?? 0;
@@ -443,6 +456,39 @@ export class Vcpu {
     mmu.writeCr3(this.sys.cr3Lo, this.sys.cr3Hi);
     mmu.writeCr0(this.cpu.cr0);
     mmu.flushTlb();
+  }
+
+  /**
+   * INIT (an INIT IPI, or the machine's INIT line): at the next run() the vCPU takes the reset
+   * state, its local APIC resets (ID and base kept) and it waits for a startup IPI.
+   */
+  init(): void {
+    this.initPending = true;
+    this.sipiPending = -1;
+  }
+
+  /** Startup IPI: a vCPU waiting for one starts in real mode at vector:0000 (SDM 10.4.4); else ignored. */
+  sipi(vector: number): void {
+    if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new RangeError('sipi: vector must be 0..255');
+    this.sipiPending = vector;
+  }
+
+  /** Applies a pending INIT and SIPI (between instructions). */
+  private initSipi(): void {
+    if (this.initPending) {
+      this.initPending = false;
+      this.reset();
+      this.apic.reset();
+      this.waitingForSipi = true;
+    }
+    const v = this.sipiPending;
+    this.sipiPending = -1;
+    if (v >= 0 && this.waitingForSipi) {
+      this.waitingForSipi = false;
+      this.sys.setSeg(CS, v << 8, v << 12, 0xffff, ATTR_P | ATTR_S | 0xb);
+      this.cpu.rip = 0;
+      this.sys.updateMode();
+    }
   }
 
   /** Loads the machine's boot-loader state ({ version: 1, mode, regs, sregs }). */
@@ -678,6 +724,8 @@ export class Vcpu {
     let left = maxInstructions;
     const clock = this.time instanceof InstructionClock ? this.time : null;
     for (;;) {
+      if (this.initPending || this.sipiPending >= 0) this.initSipi();
+      if (this.waitingForSipi) return this.setExit(EXIT_HLT);
       // A kick waits for a replayed instruction to finish, so that no access is half done.
       if (this.kicked && !this.replay) {
         this.kicked = false;
@@ -1064,7 +1112,7 @@ export class Vcpu {
   }
 
   getEvents(): VcpuEvents {
-    return { version: 1, halted: this.halted, nmiPending: this.nmiPending, nmiBlocked: this.sys.nmiBlocked, shadow: this.shadowActive(), extInt: this.extInt };
+    return { version: 1, halted: this.halted, nmiPending: this.nmiPending, nmiBlocked: this.sys.nmiBlocked, shadow: this.shadowActive(), extInt: this.extInt, waitingForSipi: this.waitingForSipi };
   }
 
   setEvents(e: VcpuEvents): void {
@@ -1076,6 +1124,7 @@ export class Vcpu {
     this.sys.shadow = e.shadow === true;
     this.sys.shadowAt = this.cpu.retired - 1;
     this.extInt = e.extInt;
+    this.waitingForSipi = e.waitingForSipi === true;
   }
 }
 
