@@ -47,6 +47,9 @@ describe('Smp', () => {
     s.route(0, 0x4841, 0x0a << 24); // logical, flat: bits 1 and 3
     expect(irr()).toEqual([false, true, false, true]);
     expect(s.ipis).toBe(9);
+    clear();
+    s.route(0, 0x4141, 0xff << 24); // lowest priority to all: exactly one target
+    expect(irr()).toEqual([false, true, false, false]);
   });
 
   it('NMI, INIT (level de-assert ignored) and SIPI (only when waiting)', () => {

@@ -58,7 +58,12 @@ export class Smp {
       else hit = (dest & (t.apic.readReg(0xd0) >>> 24)) !== 0; // flat model
       if (!hit) continue;
       this.ipis++;
-      if (mode === MODE_FIXED || mode === MODE_LOWEST) t.apic.accept(vector, false);
+      if (mode === MODE_LOWEST) {
+        // Lowest priority: one target (arbitration by the lowest APIC ID, not by TPR).
+        t.apic.accept(vector, false);
+        return;
+      }
+      if (mode === MODE_FIXED) t.apic.accept(vector, false);
       else if (mode === MODE_NMI) t.injectNmi();
       else if (mode === MODE_INIT) t.init();
       else if (mode === MODE_SIPI) t.sipi(vector);
