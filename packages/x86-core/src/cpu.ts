@@ -306,7 +306,7 @@ export class Cpu {
    * Linear address of the memory operand (NaN when non-canonical or beyond the segment limit;
    * `size`: the access size for the limit check). Also stored in this.ea.
    */
-  eaOf(d: Insn, size: number = d.osize): number {
+  eaOf(d: Insn, size?: number): number {
     const off = this.offsetOf(d);
     let la: number;
     if (d.csize === 8) {
@@ -317,10 +317,15 @@ export class Cpu {
       }
     } else {
       la = (this.segBase[d.seg] + off) >>> 0;
-      if (this.segChk !== 0 && ((this.segChk >> d.seg) & 1) !== 0) la = this.segCheck(d.seg, off, size, la);
+      if (this.segChk !== 0) la = this.segCheckEa(d, off, size, la);
     }
     this.ea = la;
     return la;
+  }
+
+  /** eaOf's slow path when some segment needs limit checks (kept out of eaOf to keep it small). */
+  private segCheckEa(d: Insn, off: number, size: number | undefined, la: number): number {
+    return ((this.segChk >> d.seg) & 1) !== 0 ? this.segCheck(d.seg, off, size ?? d.osize, la) : la;
   }
 
   /**
@@ -413,6 +418,13 @@ export class Cpu {
       const hi = (this.hi[RSP] + Math.floor(s / TWO32)) | 0;
       return canon(s | 0, hi);
     }
+    if (this.segChk !== 0) return this.stackChecked(off, size);
+    if (this.ssize === 4) return (this.segBase[SS] + ((this.lo[RSP] + off) >>> 0)) >>> 0;
+    return (this.segBase[SS] + ((this.lo[RSP] + off) & 0xffff)) >>> 0;
+  }
+
+  /** stackAddr's slow path when some segment needs limit checks. */
+  private stackChecked(off: number, size: number): number {
     const o = this.ssize === 4 ? (this.lo[RSP] + off) >>> 0 : (this.lo[RSP] + off) & 0xffff;
     const la = (this.segBase[SS] + o) >>> 0;
     return (this.segChk & (1 << SS)) !== 0 ? this.segCheck(SS, o, size, la) : la;

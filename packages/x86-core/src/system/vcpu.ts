@@ -365,6 +365,8 @@ export class Vcpu {
   waitingForSipi = false;
   private initPending = false;
   private sipiPending = -1;
+  /** An INIT or SIPI is waiting to be applied (one test per run-loop iteration). */
+  private initSipiPending = false;
   /** Statistics. */
   exits = 0;
   interruptsDelivered = 0;
@@ -465,16 +467,19 @@ export class Vcpu {
   init(): void {
     this.initPending = true;
     this.sipiPending = -1;
+    this.initSipiPending = true;
   }
 
   /** Startup IPI: a vCPU waiting for one starts in real mode at vector:0000 (SDM 10.4.4); else ignored. */
   sipi(vector: number): void {
     if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new RangeError('sipi: vector must be 0..255');
     this.sipiPending = vector;
+    this.initSipiPending = true;
   }
 
   /** Applies a pending INIT and SIPI (between instructions). */
   private initSipi(): void {
+    this.initSipiPending = false;
     if (this.initPending) {
       this.initPending = false;
       this.reset();
@@ -576,7 +581,7 @@ export class Vcpu {
       const st = this.sys.completeIo();
       if (st === IO_MEM_EXIT) return this.leave();
       if (st !== 0) return this.raiseFault();
-      return this.ioTraps(before);
+      return (this.sys.bpIo | this.mem.watchHits | (this.cpu.flags & TF)) !== 0 ? this.ioTraps(before) : 0;
     }
     if (p === P_MEM && this.sys.ioReq.memStage) {
       // The machine wrote an INS element to its device: commit it and finish the INS.
@@ -724,7 +729,7 @@ export class Vcpu {
     let left = maxInstructions;
     const clock = this.time instanceof InstructionClock ? this.time : null;
     for (;;) {
-      if (this.initPending || this.sipiPending >= 0) this.initSipi();
+      if (this.initSipiPending) this.initSipi();
       if (this.waitingForSipi) return this.setExit(EXIT_HLT);
       // A kick waits for a replayed instruction to finish, so that no access is half done.
       if (this.kicked && !this.replay) {
