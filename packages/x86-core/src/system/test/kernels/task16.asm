@@ -1,11 +1,13 @@
 ; 16-bit TSS task switches: CALL to a 16-bit TSS (the new task's IP, FLAGS, registers and
 ; segments come from the 16-bit layout; back link, NT, busy bits), IRET back to the 32-bit
 ; task, JMP into the 16-bit task again (it resumes where it left) and a JMP from it back to
-; the 32-bit task, which saves the 16-bit task's state in the 16-bit layout.
+; the 32-bit task, which saves the 16-bit task's state in the 16-bit layout; a #GP delivered
+; through a task gate to a 16-bit TSS (2-byte error code on its stack).
 %include "lib.inc"
 
 SEL_TSS16 equ 0x48
 SEL_D16K equ 0x50          ; 16-bit data, base 0x100000 (the image), limit 64 KiB
+SEL_TSS16_GP equ 0x70      ; a 16-bit TSS for #GP, reached through a task gate
 
 _start:
   mov esp, stack0_top
@@ -110,6 +112,37 @@ main_again:
   movzx eax, ax
   PHEX eax
   NL
+
+  ; a #GP through a task gate to a 16-bit TSS: the 2-byte error code on the new task's stack
+  mov eax, tss16_gp
+  mov word [gdt + SEL_TSS16_GP], 0x2b
+  mov word [gdt + SEL_TSS16_GP + 2], ax
+  shr eax, 16
+  mov byte [gdt + SEL_TSS16_GP + 4], al
+  mov byte [gdt + SEL_TSS16_GP + 5], 0x81
+  mov byte [gdt + SEL_TSS16_GP + 6], 0
+  mov byte [gdt + SEL_TSS16_GP + 7], ah
+  mov word [tss16_gp + 0x0e], gp_task - 0x100000
+  mov word [tss16_gp + 0x10], 0x0002
+  mov word [tss16_gp + 0x1a], stack16gp_top - 0x100000
+  mov word [tss16_gp + 0x22], SEL_D16K
+  mov word [tss16_gp + 0x24], SEL_CODE16
+  mov word [tss16_gp + 0x26], SEL_D16K
+  mov word [tss16_gp + 0x28], SEL_D16K
+  mov dword [idt + 13 * 8], SEL_TSS16_GP << 16
+  mov dword [idt + 13 * 8 + 4], 0x8500        ; task gate, present, DPL 0
+  mov ax, 0x1234                              ; an LDT selector without an LDT: #GP(0x1234)
+  mov ds, ax
+  PRINT "after the #GP task: err="
+  movzx eax, word [gp_err]
+  PHEX eax
+  PRINT " sp moved by "
+  movzx eax, word [gp_sp]
+  PHEX eax
+  PRINT " link="
+  movzx eax, word [tss16_gp]
+  PHEX eax
+  NL
   PRINT "task16: done", 10
   mov eax, 0x2b
   jmp exit
@@ -124,9 +157,22 @@ task16:
   mov ax, 0x5678
   mov cx, 0x9abc
   jmp SEL_TSS:0
+
+gp_task:
+  mov [gp_sp - 0x100000], sp
+  pop ax                      ; the error code: 2 bytes on a 16-bit TSS's stack
+  mov [gp_err - 0x100000], ax
+  mov ax, stack16gp_top - 0x100000
+  sub ax, [gp_sp - 0x100000]
+  mov [gp_sp - 0x100000], ax
+  add dword [tss - 0x100000 + 0x20], 2   ; resume the main task after its 2-byte MOV DS, AX
+  iret
+  jmp gp_task
 bits 32
 
 align 4
+gp_err: dw 0
+gp_sp: dw 0
 seen_ax: dw 0
 seen_bx: dw 0
 seen_si: dw 0
@@ -135,5 +181,9 @@ align 16
 tss16: times 0x2c db 0
 stack16: times 256 db 0
 stack16_top:
+align 16
+tss16_gp: times 0x2c db 0
+stack16gp: times 256 db 0
+stack16gp_top:
 stack0: times 4096 db 0
 stack0_top:
