@@ -25,6 +25,7 @@ import {
   RSP,
   SF,
   SS,
+  SS_VEC,
   VEC_EXIT,
   ST_AGAIN,
   ST_BREAK,
@@ -112,6 +113,14 @@ export class Cpu {
   readonly segBase: Float64Array = new Float64Array(6);
   readonly segLimit: Float64Array = new Float64Array(6).fill(0xffffffff);
   readonly segAttr: Uint16Array = new Uint16Array(6);
+  /**
+   * Segments whose limit, expand-down type or null-ness must be checked on each data access
+   * (bit n = segment n). Kept by the system half (0 in user mode, 64-bit mode and when every
+   * segment is flat), so flat code pays one test of this field per access.
+   */
+  segChk = 0;
+  /** Vector of the fault for a NaN linear address: #GP, or #SS after a stack-limit violation. */
+  limitVec: number = GP;
   /** Code size (2, 4, 8 bytes): from CS.D/CS.L and EFER.LMA once the system issue exists. */
   csize = 8;
   /** Stack address size (2, 4, 8): SS.B, or 8 in 64-bit mode. */
@@ -214,7 +223,12 @@ export class Cpu {
 
   /** Turns a negative memory code for linear address la into a CPU fault. */
   memFault(code: number, la: number): number {
-    if (la !== la) return this.fault(GP, 0); // non-canonical
+    if (la !== la) {
+      // Non-canonical (#GP), or a segment-limit violation (segCheck chose #GP or #SS).
+      const v = this.limitVec;
+      this.limitVec = GP;
+      return this.fault(v, 0);
+    }
     if (code > MEM_EXIT) {
       this.faultAddress = this.mem.faultAddress;
       return this.fault(PF_VEC, MEM_PF_BASE - code);
@@ -308,8 +322,11 @@ export class Cpu {
     return d.asize === 4 ? off >>> 0 : off & 0xffff;
   }
 
-  /** Linear address of the memory operand (NaN when non-canonical). Also stored in this.ea. */
-  eaOf(d: Insn): number {
+  /**
+   * Linear address of the memory operand (NaN when non-canonical or beyond the segment limit;
+   * `size`: the access size for the limit check). Also stored in this.ea.
+   */
+  eaOf(d: Insn, size?: number): number {
     const off = this.offsetOf(d);
     let la: number;
     if (d.csize === 8) {
@@ -318,9 +335,34 @@ export class Cpu {
         la += this.segBase[d.seg];
         if (!(la >= -MAX_CANON && la < MAX_CANON)) la = NaN;
       }
-    } else la = (this.segBase[d.seg] + off) >>> 0;
+    } else {
+      la = (this.segBase[d.seg] + off) >>> 0;
+      if (this.segChk !== 0) la = this.segCheckEa(d, off, size, la);
+    }
     this.ea = la;
     return la;
+  }
+
+  /** eaOf's slow path when some segment needs limit checks (kept out of eaOf to keep it small). */
+  private segCheckEa(d: Insn, off: number, size: number | undefined, la: number): number {
+    return ((this.segChk >> d.seg) & 1) !== 0 ? this.segCheck(d.seg, off, size ?? d.osize, la) : la;
+  }
+
+  /**
+   * The protected-mode limit check of an access of `size` bytes at offset `off` in segment seg
+   * (only for segments in segChk): la, or NaN with limitVec = #SS (SS) or #GP (others). A null
+   * segment fails; an expand-down data segment allows (limit, 0xffff or 0xffffffff by its B bit].
+   */
+  segCheck(seg: number, off: number, size: number, la: number): number {
+    const attr = this.segAttr[seg];
+    const last = off + size - 1;
+    let ok: boolean;
+    if ((attr & 0x80) === 0) ok = false;
+    else if ((attr & 0x1c) === 0x14) ok = off > this.segLimit[seg] && last <= ((attr & 0x4000) !== 0 ? 0xffffffff : 0xffff);
+    else ok = last <= this.segLimit[seg];
+    if (ok) return la;
+    this.limitVec = seg === SS ? SS_VEC : GP;
+    return NaN;
   }
 
   // ---------------------------------------------------------------- memory
@@ -364,7 +406,7 @@ export class Cpu {
   /** Reads the E operand at an explicit size (MOVZX/MOVSX sources, ...). */
   readESized(d: Insn, size: number): number {
     if (d.mod === 3) return size === 1 ? this.getReg8(d, d.rm) : this.getReg(d.rm, size);
-    return this.read(this.eaOf(d), size);
+    return this.read(this.eaOf(d, size), size);
   }
 
   /** Writes the E operand at operand size, computing the address. */
@@ -389,15 +431,23 @@ export class Cpu {
 
   // ---------------------------------------------------------------- stack
 
-  /** Linear address of [rSP + off]; NaN when non-canonical. */
-  stackAddr(off: number): number {
+  /** Linear address of [rSP + off] for `size` bytes; NaN when non-canonical or beyond SS's limit. */
+  stackAddr(off: number, size: number = 1): number {
     if (this.ssize === 8) {
       const s = (this.lo[RSP] >>> 0) + off;
       const hi = (this.hi[RSP] + Math.floor(s / TWO32)) | 0;
       return canon(s | 0, hi);
     }
+    if (this.segChk !== 0) return this.stackChecked(off, size);
     if (this.ssize === 4) return (this.segBase[SS] + ((this.lo[RSP] + off) >>> 0)) >>> 0;
     return (this.segBase[SS] + ((this.lo[RSP] + off) & 0xffff)) >>> 0;
+  }
+
+  /** stackAddr's slow path when some segment needs limit checks. */
+  private stackChecked(off: number, size: number): number {
+    const o = this.ssize === 4 ? (this.lo[RSP] + off) >>> 0 : (this.lo[RSP] + off) & 0xffff;
+    const la = (this.segBase[SS] + o) >>> 0;
+    return (this.segChk & (1 << SS)) !== 0 ? this.segCheck(SS, o, size, la) : la;
   }
 
   /** rSP += delta at stack address size. */
@@ -412,7 +462,7 @@ export class Cpu {
 
   /** Pushes size bytes; commits rSP only after the write succeeded. */
   push(size: number, lo: number, hi: number): number {
-    const la = this.stackAddr(-size);
+    const la = this.stackAddr(-size, size);
     const st = this.write(la, size, lo, hi);
     if (st !== ST_OK) return st;
     this.addSp(-size);
@@ -421,7 +471,7 @@ export class Cpu {
 
   /** Pops size bytes: the value (8: hi in this.vh) or -1 on fault (rSP unchanged then). */
   pop(size: number): number {
-    const v = this.read(this.stackAddr(0), size);
+    const v = this.read(this.stackAddr(0, size), size);
     if (v < 0) return -1;
     this.addSp(size);
     return v;

@@ -251,14 +251,10 @@ export class Machine {
   private loopDone: Promise<MachineStopInfo> | null = null;
   private wake: (() => void) | null = null;
   private readonly exitCounts = new Float64Array(32);
-  /** The x86-core vCPU when it is the one in use (for the byte I/O work-around below). */
-  private readonly x86: Vcpu | null;
   private lastExitText = '';
   private readonly timeLimit: (() => number) | null;
   /** Halted with no timer due: the guest waits for a host event (a frame, a disk completion, input). */
   waitingForHost = false;
-  /** Byte IN/OUT exits whose size was corrected (see handleIo). */
-  byteIoFixups = 0;
 
   private constructor(d: MachineDescription, options: MachineOptions, files: { kernel: Uint8Array; initrd: Uint8Array | null }, drives: BlockBackend[], netBridges: Map<string, Bridge>, closers: (() => Promise<void>)[]) {
     this.description = d;
@@ -282,7 +278,6 @@ export class Machine {
     // vCPU and its clock (deterministic: from retired instructions).
     this.vcpu = (options.vcpu ?? defaultVcpu)(this.memory, { time: this.deterministic ? 'deterministic' : 'wall', apicId: 0 });
     const vcpu = this.vcpu;
-    this.x86 = vcpu instanceof Vcpu ? vcpu : null;
     this.clock = { nowNs: (): number => vcpu.time.now() };
     this.sink = new ApicSink(() => vcpu);
 
@@ -731,20 +726,7 @@ export class Machine {
   private handleIo(): void {
     const io = this.vcpu.exit.io;
     const data = io.data;
-    let size = io.size;
-    // Work-around for x86-core (exec/misc.ts builds IN/OUT E4/E6/EC/EE without the byte flag, so
-    // the exit says 4 bytes for `out dx, al`): take the size from the opcode. No-op once fixed.
-    const x = this.x86;
-    if (x != null && size !== 1 && x.cpu.insn.map === 0 && (x.cpu.insn.opcode & 0xf4) === 0xe4 && (x.cpu.insn.opcode & 1) === 0) {
-      size = 1;
-      this.byteIoFixups++;
-      if (io.input) {
-        const eax = x.cpu.lo[0];
-        data[1] = eax >>> 8;
-        data[2] = eax >>> 16;
-        data[3] = eax >>> 24;
-      }
-    }
+    const size = io.size;
     if (size !== 1 && size !== 2 && size !== 4) return;
     this.lastExitText = `io ${io.input ? 'in' : 'out'} ${hex(io.port)}`;
     for (let e = 0; e < io.count; e++) {

@@ -39,7 +39,9 @@ function moffsAddr(cpu: Cpu, d: Insn): number {
     return la;
   }
   const off = d.asize === 4 ? d.disp >>> 0 : d.disp & 0xffff;
-  return d.csize === 8 ? off + (d.seg === FS || d.seg === GS ? cpu.segBase[d.seg] : 0) : (cpu.segBase[d.seg] + off) >>> 0;
+  if (d.csize === 8) return off + (d.seg === FS || d.seg === GS ? cpu.segBase[d.seg] : 0);
+  const la = (cpu.segBase[d.seg] + off) >>> 0;
+  return cpu.segChk !== 0 && ((cpu.segChk >> d.seg) & 1) !== 0 ? cpu.segCheck(d.seg, off, d.osize, la) : la;
 }
 
 function movAO(cpu: Cpu, d: Insn): number {

@@ -39,7 +39,8 @@ function strAddr(cpu: Cpu, d: Insn, seg: number, r: number): number {
   }
   const off = d.asize === 4 ? cpu.lo[r] >>> 0 : cpu.lo[r] & 0xffff;
   if (d.csize === 8) return seg === FS || seg === GS ? off + cpu.segBase[seg] : off;
-  return (cpu.segBase[seg] + off) >>> 0;
+  const la = (cpu.segBase[seg] + off) >>> 0;
+  return cpu.segChk !== 0 && ((cpu.segChk >> seg) & 1) !== 0 ? cpu.segCheck(seg, off, d.osize, la) : la;
 }
 
 /** rR += delta at address size. */

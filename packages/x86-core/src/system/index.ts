@@ -17,11 +17,13 @@ export {
   type VcpuDtable,
   type VcpuFpu,
   type VcpuMsr,
+  type VcpuDebugRegs,
   type VcpuEvents,
   type BootState,
   type U64,
 } from './vcpu';
 export { LocalApic, type LapicState } from './apic';
+export { Smp } from './smp';
 export { MmuMemory } from './paging';
 export { System, HV_SIGNATURE, type TimeSource } from './system';
 export {

@@ -4,7 +4,7 @@
  * end the same way (isa-debug-exit code, or a shutdown for a triple fault).
  */
 import { describe, expect, it } from 'vitest';
-import { assemble, HAVE_NASM, HAVE_QEMU, runQemu, runVcpu } from './test/harness';
+import { assemble, HAVE_NASM, HAVE_QEMU, runQemu, runSmp, runVcpu } from './test/harness';
 
 const KERNELS: readonly { name: string; code: number; end: string; marker: string; bios?: boolean }[] = [
   { name: 'rom', code: 0x25, end: 'exit', marker: 'rom: done', bios: true },
@@ -14,6 +14,9 @@ const KERNELS: readonly { name: string; code: number; end: string; marker: strin
   { name: 'tf', code: -1, end: 'shutdown', marker: 'tf: before the triple fault' },
   { name: 'v86', code: 0x26, end: 'exit', marker: 'v86: done' },
   { name: 'task', code: 0x27, end: 'exit', marker: 'task: done' },
+  { name: 'io', code: 0x28, end: 'exit', marker: 'io: done' },
+  { name: 'dbg', code: 0x29, end: 'exit', marker: 'dbg: done' },
+  { name: 'task16', code: 0x2b, end: 'exit', marker: 'task16: done' },
 ];
 
 if (!HAVE_NASM) console.warn('SKIPPED: nasm not installed: the bare-metal kernels are not assembled or run');
@@ -34,4 +37,17 @@ describe.skipIf(!HAVE_NASM)('bare-metal kernels', () => {
       expect(ours.serial.split('\n')).toEqual(peer.serial.split('\n'));
     }, 60_000);
   }
+
+  it(`smp: 3 vCPUs (INIT/SIPI, per-vCPU APICs, an IPI between CPUs)${HAVE_QEMU ? ' equal QEMU TCG -smp 3 line by line' : ''}`, () => {
+    const image = assemble('smp');
+    const ours = runSmp(image, 3);
+    expect(ours.end).toBe('exit');
+    expect(ours.code).toBe(0x2c);
+    expect(ours.serial).toContain('smp: done');
+    if (!HAVE_QEMU) return;
+    const peer = runQemu(image, false, 3);
+    expect(peer.end).toBe('exit');
+    expect(peer.code).toBe(0x2c);
+    expect(ours.serial.split('\n')).toEqual(peer.serial.split('\n'));
+  }, 60_000);
 });

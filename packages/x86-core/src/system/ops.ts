@@ -5,11 +5,12 @@
  * System of the vCPU (cpu.sys); without one (user mode) they raise #UD or #GP as hardware
  * does at CPL 3.
  */
-import { AC, CS, DS, ES, FS, GP, GS, RAX, RCX, RDX, SS, ST_BREAK, ST_FAULT, ST_OK, UD, VM, ZF } from '../constants';
+import { AC, CS, DB, DS, ES, FS, GP, GS, RAX, RCX, RDX, SS, ST_BREAK, ST_FAULT, ST_OK, UD, VM, ZF } from '../constants';
 import { canon, type Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_FORCE64, F_INV64, F_MEM, F_ONLY64, F_REG, F_SIZE16, IMM_AP, IMM_W, op, type OpDef } from '../table';
 import { CR0_PE, CR0_TS, CR4_DE, CR4_SMAP } from './regs';
+import { DR6_BD, DR6_FIXED_1, DR7_FIXED_1, DR7_GD, updateBreakpoints } from './debug';
 import type { System } from './system';
 
 const TWO32 = 4294967296;
@@ -80,8 +81,9 @@ function movRD(cpu: Cpu, d: Insn): number {
   const sys = sysOf(cpu)!;
   const r = drIndex(cpu, d.reg);
   if (r < 0) return cpu.fault(UD, 0);
-  const v = r < 4 ? sys.dr[r] : r === 6 ? sys.dr6 >>> 0 : sys.dr7 >>> 0;
-  cpu.setReg(d.rm, d.osize === 8 ? 8 : 4, v | 0, Math.floor(v / TWO32) | 0);
+  if ((sys.dr7 & DR7_GD) !== 0) return generalDetect(cpu, sys);
+  if (r < 4) cpu.setReg(d.rm, d.osize === 8 ? 8 : 4, sys.drLo[r], sys.drHi[r]);
+  else cpu.setReg(d.rm, d.osize === 8 ? 8 : 4, r === 6 ? sys.dr6 : sys.dr7, 0);
   return ST_OK;
 }
 
@@ -91,13 +93,25 @@ function movDR(cpu: Cpu, d: Insn): number {
   const sys = sysOf(cpu)!;
   const r = drIndex(cpu, d.reg);
   if (r < 0) return cpu.fault(UD, 0);
+  if ((sys.dr7 & DR7_GD) !== 0) return generalDetect(cpu, sys);
   const lo = cpu.lo[d.rm];
   const hi = d.osize === 8 ? cpu.hi[d.rm] : 0;
   if (r >= 6 && hi !== 0) return cpu.fault(GP, 0);
-  if (r < 4) sys.dr[r] = d.osize === 8 ? hi * TWO32 + (lo >>> 0) : lo >>> 0;
-  else if (r === 6) sys.dr6 = (lo | 0xffff0ff0) & ~0x1000;
-  else sys.dr7 = (lo | 0x400) & ~0xd000;
-  return ST_OK;
+  if (r < 4) {
+    sys.drLo[r] = lo;
+    sys.drHi[r] = hi;
+  } else if (r === 6) sys.dr6 = (lo | DR6_FIXED_1) & ~0x1000;
+  else sys.dr7 = (lo | DR7_FIXED_1) & ~0xd800;
+  updateBreakpoints(sys);
+  // Ends the run slice: the vCPU steps singly while breakpoints are armed.
+  return ST_BREAK;
+}
+
+/** MOV DR with DR7.GD set: a #DB fault with DR6.BD (the delivery clears GD; RF = 1 is pushed). */
+function generalDetect(cpu: Cpu, sys: System): number {
+  sys.dr6 |= DR6_BD;
+  sys.pushRf = true;
+  return cpu.fault(DB, 0);
 }
 
 // ------------------------------------------------------------------ descriptor-table registers

@@ -95,6 +95,15 @@ export class MmuMemory implements CpuMemory {
   private logRcx = 0;
   private logRsi = 0;
   private logRdi = 0;
+  // Data breakpoints (debug.ts): watched ranges; their pages never stay in the TLB, so every
+  // access to them takes the slow path, which records hits in watchHits (DR6 B bits).
+  watchMask = 0;
+  watchHits = 0;
+  private readonly watchLa = new Float64Array(4);
+  private readonly watchPage = new Float64Array(4);
+  private readonly watchLen = new Uint8Array(4);
+  private readonly watchWriteOnly = new Uint8Array(4);
+
   /** High half of the last 8-byte value produced by the slow path. */
   private vHi = 0;
   private readonly out2 = new Int32Array(2);
@@ -340,6 +349,42 @@ export class MmuMemory implements CpuMemory {
     return c;
   }
 
+  /** Stops watching every data breakpoint. */
+  clearWatch(): void {
+    if (this.watchMask !== 0) this.mmu.flushTlb();
+    this.watchMask = 0;
+  }
+
+  /** Watches [la, la + len) for data breakpoint n (writes only, or reads and writes). */
+  setWatch(n: number, la: number, len: number, writeOnly: boolean): void {
+    this.watchLa[n] = la;
+    this.watchPage[n] = Math.floor(la / 4096);
+    this.watchLen[n] = len;
+    this.watchWriteOnly[n] = writeOnly ? 1 : 0;
+    this.watchMask |= 1 << n;
+    this.mmu.flushTlb();
+  }
+
+  /** Records the data breakpoints an explicit access to [la, la + size) hits. */
+  private watchAccess(la: number, size: number, write: boolean): void {
+    for (let n = 0; n < 4; n++) {
+      if ((this.watchMask & (1 << n)) === 0 || (!write && this.watchWriteOnly[n] !== 0)) continue;
+      const a = this.watchLa[n];
+      if (la < a + this.watchLen[n] && la + size > a) this.watchHits |= 1 << n;
+    }
+  }
+
+  /** After a translation filled the TLB: a watched page's entry is dropped again. */
+  private watchUnmap(la: number, lo: number): void {
+    const page = Math.floor(la / 4096);
+    for (let n = 0; n < 4; n++) {
+      if ((this.watchMask & (1 << n)) !== 0 && this.watchPage[n] === page) {
+        this.tlb.perm[(lo >>> 12) & this.tlb.mask] = 0;
+        return;
+      }
+    }
+  }
+
   /** Checks that [la, la + size) is writable with the current kind, without writing. 0 or a code. */
   probeWrite(la: number, size: number): number {
     const acc = this.accW();
@@ -367,6 +412,7 @@ export class MmuMemory implements CpuMemory {
     if (st === XLATE_OK) {
       this.rChunk = r.chunk;
       this.rIndex = r.index;
+      if (this.watchMask !== 0) this.watchUnmap(la, lo);
       return 0;
     }
     if (st === XLATE_PAGE_FAULT) {
@@ -378,6 +424,7 @@ export class MmuMemory implements CpuMemory {
 
   private slowRead(la: number, size: number, acc: number): number {
     if (la !== la) return MEM_PF_BASE;
+    if (this.watchMask !== 0 && !this.implicit && (acc & (ACC_SX | ACC_UX)) === 0) this.watchAccess(la, size, false);
     const off = ((la % 4096) + 4096) % 4096;
     if (off + size > 4096) {
       // Page-crossing: byte by byte (reads have no side effects on RAM; a fault aborts).
@@ -408,6 +455,7 @@ export class MmuMemory implements CpuMemory {
 
   private slowWrite(la: number, size: number, lo: number, hi: number, acc: number): number {
     if (la !== la) return MEM_PF_BASE;
+    if (this.watchMask !== 0 && !this.implicit) this.watchAccess(la, size, true);
     const off = ((la % 4096) + 4096) % 4096;
     if (off + size > 4096) {
       // Page-crossing: both pages must allow the write before any byte is written.

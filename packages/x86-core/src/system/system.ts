@@ -57,7 +57,8 @@ import { canon, hiOf, type Cpu, type SysHooks } from '../cpu';
 import { cpuidLeaf } from '../exec/misc';
 import type { Insn } from '../insn';
 import { XLATE_OK } from '@ringzero/mmu-ept';
-import type { MmuMemory } from './paging';
+import { PEND_APIC, type MmuMemory } from './paging';
+import { MEM_EXIT } from '../memory';
 import {
   ATTR_DB,
   ATTR_G,
@@ -166,7 +167,14 @@ export class IoRequest {
   rep = false;
   asize = 4;
   nextRip = 0;
+  /** INS: elements already written and committed (completion resumes there). */
+  done = 0;
+  /** INS: the write of element `done` left as an MMIO/EPT exit; the machine is completing it. */
+  memStage = false;
 }
+
+/** completeIo(): the write of an INS element left the vCPU (an MMIO or EPT exit is recorded). */
+export const IO_MEM_EXIT = -2;
 
 /** Local APIC as the system part needs it (MSR access, TPR, base). */
 export interface ApicRegs {
@@ -224,10 +232,19 @@ export class System implements SysHooks {
   cr3Lo = 0;
   cr3Hi = 0;
   efer = 0;
-  /** DR0-DR3 (as numbers), DR6, DR7. */
+  /** DR0-DR3 as written (lo/hi halves), as linear addresses (dr: signed canonical form), DR6, DR7. */
+  readonly drLo: Int32Array = new Int32Array(4);
+  readonly drHi: Int32Array = new Int32Array(4);
   readonly dr: Float64Array = new Float64Array(4);
   dr6: number = 0xffff0ff0 | 0;
   dr7 = 0x400;
+  /** Enabled instruction / I/O breakpoints (bit n = DRn), from DR7 (debug.ts updateBreakpoints). */
+  bpExec = 0;
+  bpIo = 0;
+  /** DR6 B bits of I/O breakpoints hit by the I/O instruction that just completed (a trap). */
+  dbTrap = 0;
+  /** The next exception pushes RF = 1 although it is a #DB (general detect is a fault). */
+  pushRf = false;
 
   // MSRs kept as lo/hi halves or canonical numbers.
   star = 0;
@@ -301,6 +318,7 @@ export class System implements SysHooks {
     } else if ((this.efer & EFER_LMA) !== 0 && (cpu.segAttr[CS] & ATTR_L) !== 0) cpu.csize = 8;
     else cpu.csize = cpu.segAttr[CS] & ATTR_DB ? 4 : 2;
     cpu.ssize = cpu.csize === 8 ? 8 : cpu.segAttr[SS] & ATTR_DB ? 4 : 2;
+    this.updateSegChk();
     const user = cpu.cpl === 3;
     if (user !== this.mem.user) {
       // Fetch permissions differ between CPL 3 and the others: cached decodes are per privilege.
@@ -315,6 +333,24 @@ export class System implements SysHooks {
     cpu.segBase[s] = base;
     cpu.segLimit[s] = limit;
     cpu.segAttr[s] = attr;
+    this.updateSegChk();
+  }
+
+  /**
+   * Which segments need limit checks on data accesses (cpu.segChk): in protected and V86 mode
+   * outside 64-bit code, every segment that is not flat (present, expand-up, limit 4 GiB - 1).
+   */
+  updateSegChk(): void {
+    const cpu = this.cpu;
+    let m = 0;
+    if ((cpu.cr0 & CR0_PE) !== 0 && cpu.csize !== 8) {
+      for (let s = 0; s < 6; s++) {
+        const a = cpu.segAttr[s];
+        if ((a & ATTR_P) === 0 || (a & 0x1c) === 0x14 || cpu.segLimit[s] < 0xffffffff) m |= 1 << s;
+      }
+    }
+    cpu.segChk = m;
+    cpu.limitVec = GP;
   }
 
   /** RIP to push for the event being delivered (-1: cpu.rip). */
@@ -405,6 +441,7 @@ export class System implements SysHooks {
       if ((cpu.flags & VM) !== 0) {
         cpu.segLimit[s] = 0xffff;
         cpu.segAttr[s] = ATTR_P | ATTR_S | TYPE_W | TYPE_A | (3 << 5);
+        this.updateSegChk();
       }
       if (s === SS) this.updateMode();
       return ST_OK;
@@ -615,9 +652,13 @@ export class System implements SysHooks {
     const cpu = this.cpu;
     const ext = kind === EV_SOFT || kind === EV_SOFTEXC || kind === EV_ICEBP ? 0 : 1;
     const flags = cpu.getFlags();
-    // Faults push RF = 1 (SDM 17.3.1.1); traps and interrupts push the current RF (always 0 here).
-    const isFault = kind === EV_EXC && vec !== DB && vec !== BP && vec !== OFV;
-    const flagsImg = (isFault ? flags | RF : flags & ~RF) >>> 0;
+    // Faults push RF = 1 (SDM 17.3.1.1); traps and interrupts push the current RF.
+    // An instruction-breakpoint #DB pushes the current RF (0: breakpoints only match with RF = 0).
+    const isFault = (kind === EV_EXC && vec !== DB && vec !== BP && vec !== OFV) || this.pushRf;
+    this.pushRf = false;
+    const flagsImg = (isFault ? flags | RF : flags) >>> 0;
+    // The #DB handler runs with DR7.GD clear, so that it can use the debug registers (SDM 17.2.4).
+    if (vec === DB && kind === EV_EXC) this.dr7 &= ~0x2000;
     if ((cpu.cr0 & CR0_PE) === 0) {
       // Real mode: IVT entry of 4 bytes; push FLAGS, CS, IP.
       if (vec * 4 + 3 > this.idtLimit) return cpu.fault(GP, 0);
@@ -847,7 +888,9 @@ export class System implements SysHooks {
    * through a task gate, IRET with NT): saves the current state into the current TSS, loads the
    * new one (CR3, LDT, EFLAGS, EIP, registers, segments), manages busy bits, the back link and
    * NT, sets CR0.TS, and pushes the error code of an exception delivered through a task gate.
-   * Only 32-bit TSSs; not in IA-32e mode (#GP there, as the SDM says).
+   * 32-bit and 16-bit TSSs (the 16-bit layout has no CR3, FS, GS: FS and GS become null and the
+   * upper halves of the registers read 0xffff, as QEMU does; the SDM leaves them undefined).
+   * Not in IA-32e mode (#GP there, as the SDM says).
    */
   taskSwitch(sel: number, reason: number, retEip: number, err: number, ext: number): number {
     const cpu = this.cpu;
@@ -862,21 +905,38 @@ export class System implements SysHooks {
     const nLa = this.dLa;
     const attr = descAttr(nHi);
     const type = attr & 0x1f;
-    if (type === SYS_TSS16_AVAIL || type === SYS_TSS16_BUSY) return cpu.fault(VEC_EXIT, 0); // 16-bit TSS: not implemented
-    if (iret ? type !== SYS_TSS_BUSY : type !== SYS_TSS_AVAIL) return cpu.fault(errVec, (sel & 0xfffc) | ext);
+    const new16 = type === SYS_TSS16_AVAIL || type === SYS_TSS16_BUSY;
+    const busy = new16 ? SYS_TSS16_BUSY : SYS_TSS_BUSY;
+    if (iret ? type !== busy : type !== busy - 2) return cpu.fault(errVec, (sel & 0xfffc) | ext);
     if ((attr & ATTR_P) === 0) return cpu.fault(NP, (sel & 0xfffc) | ext);
     const nBase = descBase(nLo, nHi);
-    if (descLimit(nLo, nHi) < 0x67) return cpu.fault(TS, (sel & 0xfffc) | ext);
-    if (this.trLimit < 0x5f) return cpu.fault(TS, (this.trSel & 0xfffc) | ext);
-    // Read the whole new state first.
+    if (descLimit(nLo, nHi) < (new16 ? 0x2b : 0x67)) return cpu.fault(TS, (sel & 0xfffc) | ext);
+    const oType = this.trAttr & 0xf;
+    const old16 = oType === SYS_TSS16_AVAIL || oType === SYS_TSS16_BUSY;
+    if (this.trLimit < (old16 ? 0x29 : 0x5f)) return cpu.fault(TS, (this.trSel & 0xfffc) | ext);
+    // Read the whole new state first (in the 32-bit order: CR3, EIP, EFLAGS, 8 registers, 6 segments).
     const nv = TASK_SCRATCH;
-    for (let k = 0; k < 18; k++) {
-      const v = mem.sysRead(nBase + 0x1c + k * 4, 4);
-      if (v < 0) return this.memErr(v, nBase + 0x1c + k * 4);
-      nv[k] = v;
+    let ldtSel: number;
+    if (new16) {
+      nv[0] = 0;
+      for (let k = 0; k < 14; k++) {
+        const v = mem.sysRead(nBase + 0x0e + k * 2, 2);
+        if (v < 0) return this.memErr(v, nBase + 0x0e + k * 2);
+        nv[k + 1] = k >= 2 && k < 10 ? (v | 0xffff0000) >>> 0 : v;
+      }
+      nv[15] = 0;
+      nv[16] = 0;
+      ldtSel = mem.sysRead(nBase + 0x2a, 2);
+      if (ldtSel < 0) return this.memErr(ldtSel, nBase + 0x2a);
+    } else {
+      for (let k = 0; k < 18; k++) {
+        const v = mem.sysRead(nBase + 0x1c + k * 4, 4);
+        if (v < 0) return this.memErr(v, nBase + 0x1c + k * 4);
+        nv[k] = v;
+      }
+      ldtSel = mem.sysRead(nBase + 0x60, 2);
+      if (ldtSel < 0) return this.memErr(ldtSel, nBase + 0x60);
     }
-    const ldtSel = mem.sysRead(nBase + 0x60, 2);
-    if (ldtSel < 0) return this.memErr(ldtSel, nBase + 0x60);
     // Save the current state into the current TSS.
     const oBase = this.trBase;
     let flags = cpu.getFlags() >>> 0;
@@ -885,10 +945,17 @@ export class System implements SysHooks {
       const c = size === 4 ? mem.sysWrite(oBase + off, 4, v) : mem.sysWrite(oBase + off, 2, v & 0xffff);
       return c < 0 ? this.memErr(c, oBase + off) : ST_OK;
     };
-    if ((st = save(0x20, retEip, 4)) !== ST_OK) return st;
-    if ((st = save(0x24, flags, 4)) !== ST_OK) return st;
-    for (let r = 0; r < 8; r++) if ((st = save(0x28 + r * 4, cpu.lo[r], 4)) !== ST_OK) return st;
-    for (let sg = 0; sg < 6; sg++) if ((st = save(0x48 + sg * 4, cpu.segSel[sg], 2)) !== ST_OK) return st;
+    if (old16) {
+      if ((st = save(0x0e, retEip, 2)) !== ST_OK) return st;
+      if ((st = save(0x10, flags, 2)) !== ST_OK) return st;
+      for (let r = 0; r < 8; r++) if ((st = save(0x12 + r * 2, cpu.lo[r], 2)) !== ST_OK) return st;
+      for (let sg = 0; sg < 4; sg++) if ((st = save(0x22 + sg * 2, cpu.segSel[sg], 2)) !== ST_OK) return st;
+    } else {
+      if ((st = save(0x20, retEip, 4)) !== ST_OK) return st;
+      if ((st = save(0x24, flags, 4)) !== ST_OK) return st;
+      for (let r = 0; r < 8; r++) if ((st = save(0x28 + r * 4, cpu.lo[r], 4)) !== ST_OK) return st;
+      for (let sg = 0; sg < 6; sg++) if ((st = save(0x48 + sg * 4, cpu.segSel[sg], 2)) !== ST_OK) return st;
+    }
     // Busy bits and the back link.
     if (reason === TS_JMP || iret) {
       const la = this.gdtBase + (this.trSel & 0xfff8) + 4;
@@ -914,7 +981,7 @@ export class System implements SysHooks {
     this.trBase = nBase;
     this.trLimit = descLimit(nLo, newHi);
     this.trAttr = descAttr(newHi);
-    if ((cpu.cr0 & CR0_PG) !== 0) {
+    if ((cpu.cr0 & CR0_PG) !== 0 && !new16) {
       st = this.writeCr3(nv[0] | 0, 0);
       if (st !== ST_OK) return st;
     }
@@ -952,7 +1019,7 @@ export class System implements SysHooks {
     }
     // An exception delivered through a task gate pushes its error code on the new stack.
     if (reason === TS_INT && err >= 0) {
-      st = cpu.push(4, err, 0);
+      st = cpu.push(new16 ? 2 : 4, err, 0);
       if (st !== ST_OK) return st;
     }
     return ST_OK;
@@ -1276,7 +1343,7 @@ export class System implements SysHooks {
       cpu.segSel[CS] = sel;
       cpu.segBase[CS] = sel * 16;
       cpu.addSp(3 * osize);
-      cpu.setFlags(((flags & ~mask) | (f & mask)) & ~RF);
+      cpu.setFlags((flags & ~mask) | (f & mask));
       cpu.nextRip = ip;
       this.nmiBlocked = false;
       this.updateMode();
@@ -1288,7 +1355,7 @@ export class System implements SysHooks {
       const st = this.popVals(3, osize, 0);
       if (st !== ST_OK) return st;
       const sel = this.vals[1] & 0xffff;
-      const mask = (osize === 2 ? 0xffff : 0xffffffff) & (ARITH_FLAGS | TF | IF | DF | NT | AC | ID);
+      const mask = osize === 2 ? 0xffff & (ARITH_FLAGS | TF | IF | DF | NT) : ARITH_FLAGS | TF | IF | DF | NT | AC | ID | RF;
       cpu.segSel[CS] = sel;
       cpu.segBase[CS] = sel * 16;
       cpu.addSp(3 * osize);
@@ -1359,13 +1426,14 @@ export class System implements SysHooks {
     if (oldCpl <= (flags & IOPL) >> 12) mask |= IF;
     if (oldCpl === 0) mask |= IOPL | VIF | VIP;
     if (osize === 2) mask &= 0xffff;
+    else mask |= RF;
     cpu.cpl = rpl;
     this.setSeg(CS, sel, descBase(cLo, cHi), descLimit(cLo, cHi), cattr);
     if (popSs) {
       if ((ss & 0xfffc) === 0) this.setSeg(SS, ss, 0, 0xffffffff, ATTR_P | ATTR_S | TYPE_W | TYPE_A | (rpl << 5));
       else this.setSeg(SS, ss, descBase(sLo, sHi), descLimit(sLo, sHi), descAttr(sHi));
     }
-    cpu.setFlags(((flags & ~mask) | (newF & mask)) & ~RF);
+    cpu.setFlags((flags & ~mask) | (newF & mask));
     this.updateMode();
     if (popSs) {
       if (cpu.ssize === 8 || m64) {
@@ -1393,7 +1461,7 @@ export class System implements SysHooks {
       this.setSeg(segs[i], sel, sel * 16, 0xffff, attr);
     }
     this.setSeg(CS, cs & 0xffff, (cs & 0xffff) * 16, 0xffff, attr | TYPE_CODE | 2);
-    cpu.setFlags(newF & ~RF);
+    cpu.setFlags(newF);
     cpu.cpl = 3;
     this.updateMode();
     cpu.lo[RSP] = esp;
@@ -1745,9 +1813,13 @@ export class System implements SysHooks {
       const pageLeft = 4096 - (((la % 4096) + 4096) % 4096);
       if (n * size > pageLeft) n = Math.max(1, Math.floor(pageLeft / size));
       const c = this.mem.probeWrite(la, size);
-      if (c < 0) return this.memErr(c, la);
+      // Not RAM (MMIO, unbacked): one element per exit; its write leaves on completion.
+      if (c === MEM_EXIT) n = 1;
+      else if (c < 0) return this.memErr(c, la);
       if (n > 1 && this.mem.probeWrite(la, n * size) < 0) n = 1;
       r.count = n;
+      r.done = 0;
+      r.memStage = false;
       r.pending = true;
       return cpu.fault(VEC_EXIT, 0);
     }
@@ -1789,22 +1861,53 @@ export class System implements SysHooks {
       return ST_OK;
     }
     const step = (cpu.flags & DF) !== 0 ? -r.size : r.size;
-    for (let k = 0; k < r.count; k++) {
-      if (r.input) {
+    if (!r.input) {
+      for (let k = 0; k < r.count; k++) {
+        strAdvance(cpu, r.asize, RSI, step);
+        if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+      }
+    } else {
+      for (let k = r.done; k < r.count; k++) {
         let v = 0;
         for (let b = 0; b < r.size; b++) v |= r.data[k * r.size + b] << (8 * b);
         const la = strAddr(cpu, r.asize, ES, RDI);
+        this.mem.clearLog();
         const st = cpu.write(la, r.size, v, 0);
-        if (st !== ST_OK) return st;
+        if (st !== ST_OK) {
+          if (cpu.faultVector !== VEC_EXIT) return st;
+          // The destination is not RAM. An APIC-page write is already done; anything else
+          // leaves as an MMIO/EPT exit and the element is committed when the machine completes it.
+          if (this.mem.pendKind !== PEND_APIC) {
+            r.done = k;
+            r.memStage = true;
+            return IO_MEM_EXIT;
+          }
+          this.mem.clearLog();
+        }
         strAdvance(cpu, r.asize, RDI, step);
-      } else strAdvance(cpu, r.asize, RSI, step);
-      if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+        if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+      }
     }
+    r.done = r.count;
     if (!r.rep || strCount(cpu, r.asize) === 0) {
       cpu.rip = r.nextRip;
       cpu.retired++;
     }
     return ST_OK;
+  }
+
+  /**
+   * The machine completed the MMIO/EPT write of INS element `done`: commits it (RDI, rCX) and
+   * finishes the remaining elements. ST_OK, a fault, or IO_MEM_EXIT again.
+   */
+  completeIoWrite(): number {
+    const cpu = this.cpu;
+    const r = this.ioReq;
+    r.memStage = false;
+    strAdvance(cpu, r.asize, RDI, (cpu.flags & DF) !== 0 ? -r.size : r.size);
+    if (r.rep) strSetCount(cpu, r.asize, strCount(cpu, r.asize) - 1);
+    r.done++;
+    return this.completeIo();
   }
 
   // ================================================================ CLI/STI, RDTSC, CPUID (SysHooks)

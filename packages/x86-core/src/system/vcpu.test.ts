@@ -67,6 +67,21 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     expect(vcpu.getRegs().rip).toBe(ENTRY + 19);
   });
 
+  it('byte-sized IN/OUT/INSB/OUTSB (E4 E6 EC EE 6C 6E) exit with size 1; a byte IN changes AL only', () => {
+    const src = ['mov eax, 0x12345678', 'in al, 0x60', 'out 0x61, al', 'mov dx, 0x62', 'in al, dx', 'out dx, al', 'mov rdi, 0x200000', 'insb', 'mov rsi, 0x200000', 'outsb', 'hlt'];
+    const { vcpu, space } = longModeVcpu(code(src.join('\n')));
+    const io = vcpu.exit.io;
+    const seen: number[][] = [];
+    for (let r = vcpu.run(); r === EXIT_IO; r = vcpu.run()) {
+      seen.push([io.port, io.size, io.input ? 1 : 0, io.count, io.data.length]);
+      if (io.input) io.data.fill(0xa0 + seen.length);
+    }
+    expect(seen).toEqual([[0x60, 1, 1, 1, 1], [0x61, 1, 0, 1, 1], [0x62, 1, 1, 1, 1], [0x62, 1, 0, 1, 1], [0x62, 1, 1, 1, 1], [0x62, 1, 0, 1, 1]]);
+    expect(vcpu.cpu.lo[RAX] >>> 0).toBe(0x123456a3);
+    expect(space.read8(0x200000)).toBe(0xa5);
+    expect(space.read8(0x200001)).toBe(0);
+  });
+
   it('string I/O: REP OUTSB carries all elements in one exit, REP INSW writes the machine data', () => {
     const { vcpu, space } = longModeVcpu(code('mov rsi, 0x200000\nmov ecx, 5\nmov dx, 0x1f0\nrep outsb\nmov rdi, 0x201000\nmov ecx, 3\nrep insw\nhlt'));
     space.writeFrom(0x200000, Uint8Array.from([1, 2, 3, 4, 5]));
@@ -114,6 +129,91 @@ describe.skipIf(!HAVE_NASM)('vCPU exits', () => {
     const got = new Uint32Array(3);
     for (let i = 0; i < 3; i++) got[i] = space.read32(0x200000 + 4 * i);
     expect(Array.from(got)).toEqual([1, 2, 3]);
+  });
+
+  it('string I/O with MMIO: REP INSB into and REP OUTSW from a device, one element per exit pair, restartable mid-REP (an interrupt in between)', () => {
+    const src = ['mov rdi, 0xd0000000', 'mov ecx, 3', 'mov dx, 0x60', 'sti', 'nop', 'rep insb', 'mov rsi, 0xd0000100', 'mov ecx, 3', 'mov dx, 0x61', 'rep outsw', 'hlt'];
+    const { vcpu, space } = longModeVcpu(code(src.join('\n')));
+    installIdt(vcpu, space);
+    space.addMmio(0xd0000000, 0x1000, 7);
+    space.write64(0xa000 + 3 * 8, 0xc003, 0);
+    for (let i = 0; i < 512; i++) space.write64(0xc000 + i * 8, (((3 * 512 + i) << 21) | 0x83) >>> 0, 0);
+    const device = new Map<number, number>([[0xd0000100, 0x1111], [0xd0000102, 0x2222], [0xd0000104, 0x3333]]);
+    const log: string[] = [];
+    const cpu = vcpu.cpu;
+    let portValue = 0x40;
+    for (;;) {
+      const r = vcpu.run();
+      const regs = `rcx=${cpu.lo[RCX]} rsi=${(cpu.lo[RSI] >>> 0).toString(16)} rdi=${(cpu.lo[RDI] >>> 0).toString(16)}`;
+      if (r === EXIT_IO) {
+        const io = vcpu.exit.io;
+        if (io.port === 0xe9) {
+          log.push(`irq handler ${io.data[0].toString(16)}`);
+          continue;
+        }
+        if (io.input) io.data[0] = ++portValue;
+        log.push(`io ${io.input ? 'in' : 'out'} ${io.port.toString(16)} size ${io.size} count ${io.count}${io.input ? '' : ` data ${io.data[0] | (io.data[1] << 8)}`} ${regs}`);
+        // Between the second and third INSB element, an external interrupt arrives.
+        if (io.input && portValue === 0x42) vcpu.injectInterrupt(0x40);
+        continue;
+      }
+      if (r === EXIT_MMIO) {
+        const m = vcpu.exit.mmio;
+        const dv = new DataView(m.data.buffer);
+        if (m.write) {
+          device.set(m.address, m.data[0]);
+          log.push(`mmio w ${m.address.toString(16)} ${m.size} ${m.data[0].toString(16)} ${regs}`);
+        } else {
+          dv.setUint32(0, device.get(m.address) ?? 0, true);
+          log.push(`mmio r ${m.address.toString(16)} ${m.size} ${regs}`);
+        }
+        continue;
+      }
+      expect(EXIT_NAMES[r]).toBe('hlt');
+      break;
+    }
+    expect(log).toEqual([
+      'io in 60 size 1 count 1 rcx=3 rsi=0 rdi=d0000000',
+      'mmio w d0000000 1 41 rcx=3 rsi=0 rdi=d0000000',
+      'io in 60 size 1 count 1 rcx=2 rsi=0 rdi=d0000001',
+      'mmio w d0000001 1 42 rcx=2 rsi=0 rdi=d0000001',
+      'irq handler 40',
+      'io in 60 size 1 count 1 rcx=1 rsi=0 rdi=d0000002',
+      'mmio w d0000002 1 43 rcx=1 rsi=0 rdi=d0000002',
+      'mmio r d0000100 2 rcx=3 rsi=d0000100 rdi=d0000003',
+      'io out 61 size 2 count 1 data 4369 rcx=3 rsi=d0000100 rdi=d0000003',
+      'mmio r d0000102 2 rcx=2 rsi=d0000102 rdi=d0000003',
+      'io out 61 size 2 count 1 data 8738 rcx=2 rsi=d0000102 rdi=d0000003',
+      'mmio r d0000104 2 rcx=1 rsi=d0000104 rdi=d0000003',
+      'io out 61 size 2 count 1 data 13107 rcx=1 rsi=d0000104 rdi=d0000003',
+    ]);
+    expect([cpu.lo[RCX], cpu.lo[RSI] >>> 0]).toEqual([0, 0xd0000106]);
+  });
+
+  it('REP INSD into unbacked memory: an EPT-violation exit per page; after retryAccess the element is written, the port read only once', () => {
+    const { vcpu, space } = longModeVcpu(code('mov rdi, 0x17ffff8\nmov ecx, 4\nmov dx, 0x70\nrep insd\nhlt'), ENTRY, {}, 0x1800000);
+    let reads = 0;
+    let epts = 0;
+    for (;;) {
+      const r = vcpu.run();
+      if (r === EXIT_IO) {
+        for (let k = 0; k < vcpu.exit.io.count; k++) new DataView(vcpu.exit.io.data.buffer).setUint32(k * 4, 0xa0 + ++reads, true);
+        continue;
+      }
+      if (r === EXIT_EPT_VIOLATION) {
+        epts++;
+        expect(vcpu.exit.ept.gpa).toBe(0x1800000);
+        expect(vcpu.exit.ept.write).toBe(true);
+        space.addRam(0x1800000, 0x200000);
+        vcpu.retryAccess();
+        continue;
+      }
+      expect(EXIT_NAMES[r]).toBe('hlt');
+      break;
+    }
+    expect([reads, epts]).toEqual([4, 1]);
+    expect([space.read32(0x17ffff8), space.read32(0x17ffffc), space.read32(0x1800000), space.read32(0x1800004)]).toEqual([0xa1, 0xa2, 0xa3, 0xa4]);
+    expect(vcpu.cpu.lo[RDI]).toBe(0x1800008);
   });
 
   it('an access to unbacked guest-physical memory is an EPT-violation exit; the machine maps RAM and retries', () => {
@@ -430,5 +530,19 @@ describe('CPUID model of the vCPU', () => {
     expect((l1[2] >>> 26) & 1).toBe(0);
     expect((l1[2] >>> 28) & 1).toBe(0);
     expect((l1[2] >>> 17) & 1).toBe(0);
+    // Not implemented and not advertised: VME/PVI (EDX bit 1; CR4.VME/PVI are refused, see
+    // 'CR4.VME and CR4.PVI are refused'), SMM has no CPUID bit.
+    expect((l1[3] >>> 1) & 1).toBe(0);
+  });
+
+  it.skipIf(!HAVE_NASM)('CR4.VME and CR4.PVI are refused with #GP(0) (VME is not advertised)', () => {
+    for (const bit of [1, 2]) {
+      const { vcpu, space } = longModeVcpu(code(`mov rax, cr4\nor rax, ${bit}\nmov cr4, rax\nhlt`));
+      installIdt(vcpu, space);
+      const trace: number[] = [];
+      runTrace(vcpu, trace);
+      expect(trace[0]).toBe(GP);
+      expect(vcpu.getSregs().cr4 & 3).toBe(0);
+    }
   });
 });

@@ -32,6 +32,7 @@ import {
   GS,
   IF,
   NMI,
+  RF,
   SS,
   TF,
   VEC_EXIT,
@@ -39,6 +40,7 @@ import {
 } from '../constants';
 import { Cpu, type CpuFeatures } from '../cpu';
 import { LocalApic, type LapicState } from './apic';
+import { DR6_BS, DR6_FIXED_1, DR7_FIXED_1, execBreak, ioBreak, updateBreakpoints } from './debug';
 import { MmuMemory, PEND_APIC, PEND_EPT, PEND_FETCH, PEND_MMIO, PEND_NONE } from './paging';
 import {
   ATTR_DB,
@@ -78,7 +80,7 @@ import {
   MSR_TSC_AUX,
   MSR_MTRR_DEF_TYPE,
 } from './regs';
-import { DELIVER_EXIT, DELIVER_SHUTDOWN, EV_EXC, EV_EXT, EV_ICEBP, EV_NMI, EV_SOFT, EV_SOFTEXC, System, hasErrorCode, type TimeSource } from './system';
+import { DELIVER_EXIT, DELIVER_SHUTDOWN, EV_EXC, EV_EXT, EV_ICEBP, EV_NMI, EV_SOFT, EV_SOFTEXC, IO_MEM_EXIT, System, hasErrorCode, type TimeSource } from './system';
 
 const TWO32 = 4294967296;
 const TWO53 = 9007199254740992;
@@ -175,6 +177,14 @@ export interface VcpuMsr {
 }
 
 /** Event state (pending injections, NMI blocking, interrupt shadow, halt). */
+/** Debug registers (like kvm_debugregs): DR0-DR3, DR6, DR7. */
+export interface VcpuDebugRegs {
+  readonly version?: 1;
+  db: readonly U64[];
+  dr6: number;
+  dr7: number;
+}
+
 export interface VcpuEvents {
   readonly version: 1;
   readonly halted: boolean;
@@ -183,6 +193,8 @@ export interface VcpuEvents {
   readonly shadow: boolean;
   /** External (PIC) interrupt vector waiting for injection, or -1. */
   readonly extInt: number;
+  /** INIT received, waiting for a startup IPI (absent in older objects: false). */
+  readonly waitingForSipi?: boolean;
 }
 
 /** The loader state shape of @ringzero/machine (bootCpuState): KVM_SET_REGS + KVM_SET_SREGS. */
@@ -344,6 +356,17 @@ export class Vcpu {
   private pending = P_NONE;
   private replay = false;
   private kicked = false;
+  /** Retired count when RF was last consumed (a re-run of that instruction skips the breakpoint check). */
+  private rfRetired = -1;
+  /**
+   * INIT received (an application processor before its startup IPI, KVM's
+   * KVM_MP_STATE_INIT_RECEIVED): run() executes nothing and returns EXIT_HLT until a SIPI.
+   */
+  waitingForSipi = false;
+  private initPending = false;
+  private sipiPending = -1;
+  /** An INIT or SIPI is waiting to be applied (one test per run-loop iteration). */
+  private initSipiPending = false;
   /** Statistics. */
   exits = 0;
   interruptsDelivered = 0;
@@ -363,6 +386,10 @@ export class Vcpu {
     this.apic.tscOffset = () => this.sys.tscOffset;
     this.apic.onNmi = () => {
       this.nmiPending = true;
+    };
+    this.apic.onInit = (sipi: boolean, vector: number) => {
+      if (sipi) this.sipi(vector);
+      else this.init();
     };
     this.sys.apic = this.apic;
     this.sys.apicId = options.apicId ?? 0;
@@ -405,6 +432,11 @@ export class Vcpu {
     sys.trLimit = 0xffff;
     sys.trAttr = ATTR_P | 0xb;
     sys.shadow = false;
+    sys.drLo.fill(0);
+    sys.drHi.fill(0);
+    sys.dr6 = DR6_FIXED_1;
+    sys.dr7 = DR7_FIXED_1;
+    updateBreakpoints(sys);
     sys.nmiBlocked = false;
     this.halted = false;
     this.nmiPending = false;
@@ -426,6 +458,42 @@ export class Vcpu {
     mmu.writeCr3(this.sys.cr3Lo, this.sys.cr3Hi);
     mmu.writeCr0(this.cpu.cr0);
     mmu.flushTlb();
+  }
+
+  /**
+   * INIT (an INIT IPI, or the machine's INIT line): at the next run() the vCPU takes the reset
+   * state, its local APIC resets (ID and base kept) and it waits for a startup IPI.
+   */
+  init(): void {
+    this.initPending = true;
+    this.sipiPending = -1;
+    this.initSipiPending = true;
+  }
+
+  /** Startup IPI: a vCPU waiting for one starts in real mode at vector:0000 (SDM 10.4.4); else ignored. */
+  sipi(vector: number): void {
+    if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new RangeError('sipi: vector must be 0..255');
+    this.sipiPending = vector;
+    this.initSipiPending = true;
+  }
+
+  /** Applies a pending INIT and SIPI (between instructions). */
+  private initSipi(): void {
+    this.initSipiPending = false;
+    if (this.initPending) {
+      this.initPending = false;
+      this.reset();
+      this.apic.reset();
+      this.waitingForSipi = true;
+    }
+    const v = this.sipiPending;
+    this.sipiPending = -1;
+    if (v >= 0 && this.waitingForSipi) {
+      this.waitingForSipi = false;
+      this.sys.setSeg(CS, v << 8, v << 12, 0xffff, ATTR_P | ATTR_S | 0xb);
+      this.cpu.rip = 0;
+      this.sys.updateMode();
+    }
   }
 
   /** Loads the machine's boot-loader state ({ version: 1, mode, regs, sregs }). */
@@ -508,10 +576,20 @@ export class Vcpu {
   private completePending(): number {
     const p = this.pending;
     this.pending = P_NONE;
+    const before = this.cpu.retired;
     if (p === P_IO) {
       const st = this.sys.completeIo();
+      if (st === IO_MEM_EXIT) return this.leave();
       if (st !== 0) return this.raiseFault();
-      return 0;
+      return (this.sys.bpIo | this.mem.watchHits | (this.cpu.flags & TF)) !== 0 ? this.ioTraps(before) : 0;
+    }
+    if (p === P_MEM && this.sys.ioReq.memStage) {
+      // The machine wrote an INS element to its device: commit it and finish the INS.
+      this.mem.clearLog();
+      const st = this.sys.completeIoWrite();
+      if (st === IO_MEM_EXIT) return this.leave();
+      if (st !== 0) return this.raiseFault();
+      return this.ioTraps(before);
     }
     if (p === P_MEM) {
       const m = this.exit.mmio;
@@ -522,6 +600,24 @@ export class Vcpu {
       this.replay = true;
     }
     return 0;
+  }
+
+  /**
+   * Debug traps after an I/O instruction retired in completePending: I/O breakpoints, data
+   * breakpoints hit by its memory side, TF single-step. 0 or an exit reason.
+   */
+  private ioTraps(before: number): number {
+    const cpu = this.cpu;
+    const sys = this.sys;
+    if (cpu.retired === before) return 0;
+    const r = sys.ioReq;
+    const hits = ioBreak(sys, r.port, r.size) | this.mem.watchHits;
+    this.mem.watchHits = 0;
+    const bs = (cpu.flags & TF) !== 0 ? DR6_BS : 0;
+    if (hits === 0 && bs === 0) return 0;
+    if (hits !== 0) sys.dr6 = (sys.dr6 & ~0xf) | hits;
+    sys.dr6 |= bs;
+    return this.raise(DB, EV_EXC, -1);
   }
 
   /** Delivers cpu.faultVector as a hardware exception. */
@@ -590,7 +686,7 @@ export class Vcpu {
         mem.clearLog();
         return this.internal(`instruction fetch or access at guest-physical 0x${mem.pendGpa.toString(16)} that is not RAM`);
     }
-    return this.internal('task switches (task gates, TSS far transfers, IRET with NT) are not implemented');
+    return this.internal('an access left the vCPU without an exit to report');
   }
 
   /** Views of the I/O data buffer by length, made once (no allocation per exit). */
@@ -609,6 +705,11 @@ export class Vcpu {
     if (this.pending === P_MEM) {
       this.pending = P_NONE;
       this.mem.retry();
+      // An INS element's write: redo the write itself, not the whole INS (the port was read).
+      if (this.sys.ioReq.memStage) {
+        this.sys.ioReq.memStage = false;
+        this.pending = P_IO;
+      }
     }
   }
 
@@ -628,6 +729,8 @@ export class Vcpu {
     let left = maxInstructions;
     const clock = this.time instanceof InstructionClock ? this.time : null;
     for (;;) {
+      if (this.initSipiPending) this.initSipi();
+      if (this.waitingForSipi) return this.setExit(EXIT_HLT);
       // A kick waits for a replayed instruction to finish, so that no access is half done.
       if (this.kicked && !this.replay) {
         this.kicked = false;
@@ -680,13 +783,32 @@ export class Vcpu {
       // How many instructions before the next check.
       let slice = left;
       const tf = (cpu.flags & TF) !== 0;
-      if (this.replay || tf || this.debug.singleStep || this.shadowActive()) slice = 1;
+      const watching = sys.bpExec !== 0 || this.mem.watchMask !== 0 || (cpu.flags & RF) !== 0;
+      if (this.replay || tf || watching || this.debug.singleStep || this.shadowActive()) slice = 1;
       else {
         if (this.nmiPending || this.extInt >= 0 || apic.hasIrr()) slice = Math.min(slice, 64);
         const dl = apic.nextDeadlineNs();
         if (dl >= 0) {
           if (clock != null) slice = Math.min(slice, Math.max(1, Math.ceil((dl - clock.now()) / clock.nsPerInstruction)));
           else slice = Math.min(slice, 4096);
+        }
+      }
+      if (watching && !this.replay) {
+        // Instruction breakpoints (faults, before the instruction; RF = 1 suppresses them and
+        // is cleared as the instruction starts, SDM 17.3.1.1). Data hits are counted afresh.
+        this.mem.watchHits = 0;
+        if ((cpu.flags & RF) !== 0) {
+          cpu.flags &= ~RF;
+          this.rfRetired = cpu.retired;
+        } else if (sys.bpExec !== 0 && cpu.retired !== this.rfRetired) {
+          const hit = execBreak(sys, cpu.csize === 8 ? cpu.rip : (cpu.segBase[CS] + cpu.rip) >>> 0);
+          if (hit !== 0) {
+            sys.dr6 = (sys.dr6 & ~0xf) | hit;
+            left--;
+            r = this.raise(DB, EV_EXC, -1);
+            if (r !== 0) return r;
+            continue;
+          }
         }
       }
       const before = cpu.retired;
@@ -742,8 +864,12 @@ export class Vcpu {
       }
       // Single-step: a trap after an instruction that started with TF = 1.
       if (done > 0 && slice === 1) {
-        if (tf && x !== EXIT_HLT) {
-          sys.dr6 |= 0x4000;
+        // Debug traps of the instruction: TF single-step (BS), data breakpoints (B0-B3).
+        const hits = this.mem.watchHits;
+        if ((tf && x !== EXIT_HLT) || hits !== 0) {
+          this.mem.watchHits = 0;
+          if (hits !== 0) sys.dr6 = (sys.dr6 & ~0xf) | hits;
+          if (tf && x !== EXIT_HLT) sys.dr6 |= DR6_BS;
           r = this.raise(DB, EV_EXC, -1);
           if (r !== 0) return r;
         }
@@ -963,8 +1089,35 @@ export class Vcpu {
     this.apic.setState(s);
   }
 
+  getDebugRegs(): VcpuDebugRegs & { readonly version: 1 } {
+    const sys = this.sys;
+    const db: U64[] = [];
+    for (let n = 0; n < 4; n++) db.push(partsToU64(sys.drLo[n], sys.drHi[n]));
+    return { version: 1, db, dr6: sys.dr6 >>> 0, dr7: sys.dr7 >>> 0 };
+  }
+
+  setDebugRegs(d: VcpuDebugRegs): void {
+    if (d == null || typeof d !== 'object' || (d.version !== undefined && d.version !== 1)) throw new TypeError('setDebugRegs: unsupported version');
+    if (!Array.isArray(d.db) || d.db.length !== 4) throw new TypeError('setDebugRegs: db must hold DR0-DR3');
+    if (!Number.isInteger(d.dr6) || d.dr6 < 0 || d.dr6 > 0xffffffff) throw new TypeError('setDebugRegs: dr6 must be a 32-bit value');
+    if (!Number.isInteger(d.dr7) || d.dr7 < 0 || d.dr7 > 0xffffffff) throw new TypeError('setDebugRegs: dr7 must be a 32-bit value');
+    const lo = new Int32Array(4);
+    const hi = new Int32Array(4);
+    for (let n = 0; n < 4; n++) {
+      u64ToParts(d.db[n] as U64, `setDebugRegs: db[${n}]`, PARTS);
+      lo[n] = PARTS[0];
+      hi[n] = PARTS[1];
+    }
+    const sys = this.sys;
+    sys.drLo.set(lo);
+    sys.drHi.set(hi);
+    sys.dr6 = (d.dr6 | DR6_FIXED_1) & ~0x1000;
+    sys.dr7 = (d.dr7 | DR7_FIXED_1) & ~0xd800;
+    updateBreakpoints(sys);
+  }
+
   getEvents(): VcpuEvents {
-    return { version: 1, halted: this.halted, nmiPending: this.nmiPending, nmiBlocked: this.sys.nmiBlocked, shadow: this.shadowActive(), extInt: this.extInt };
+    return { version: 1, halted: this.halted, nmiPending: this.nmiPending, nmiBlocked: this.sys.nmiBlocked, shadow: this.shadowActive(), extInt: this.extInt, waitingForSipi: this.waitingForSipi };
   }
 
   setEvents(e: VcpuEvents): void {
@@ -976,6 +1129,7 @@ export class Vcpu {
     this.sys.shadow = e.shadow === true;
     this.sys.shadowAt = this.cpu.retired - 1;
     this.extInt = e.extInt;
+    this.waitingForSipi = e.waitingForSipi === true;
   }
 }
 

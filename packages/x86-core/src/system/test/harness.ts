@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AddressSpace, HostMemory } from '@ringzero/mmu-ept';
+import { Smp } from '../smp';
 import { Vcpu, type VcpuOptions } from '../vcpu';
 import { EXIT_HLT, EXIT_IO, EXIT_MMIO, EXIT_NAMES, EXIT_SHUTDOWN } from '../regs';
 
@@ -43,14 +44,14 @@ export interface KernelRun {
 }
 
 /** Runs the image under qemu-system-x86_64 -accel tcg (as a multiboot kernel, or as the firmware with asBios). */
-export function runQemu(image: Uint8Array, asBios = false): KernelRun {
+export function runQemu(image: Uint8Array, asBios = false, cpus = 1): KernelRun {
   const dir = mkdtempSync(join(tmpdir(), 'rz-qemu-'));
   try {
     const k = join(dir, 'k.bin');
     writeFileSync(k, image);
     const r = spawnSync(
       'qemu-system-x86_64',
-      ['-accel', 'tcg', '-machine', 'pc', '-m', '64', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-device', 'isa-debug-exit,iobase=0xf4,iosize=4', asBios ? '-bios' : '-kernel', k],
+      ['-accel', 'tcg', '-machine', 'pc', '-m', '64', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-device', 'isa-debug-exit,iobase=0xf4,iosize=4', '-smp', String(cpus), asBios ? '-bios' : '-kernel', k],
       { timeout: 30_000, encoding: 'latin1', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const serial = r.stdout ?? '';
@@ -64,8 +65,8 @@ export function runQemu(image: Uint8Array, asBios = false): KernelRun {
   }
 }
 
-/** Loads a multiboot (a.out kludge) image into a fresh address space and vCPU. */
-export function loadMultiboot(image: Uint8Array, options: VcpuOptions = {}): { vcpu: Vcpu; space: AddressSpace } {
+/** Loads a multiboot (a.out kludge) image into a fresh address space and vCPU (or `cpus` vCPUs: Smp). */
+export function loadMultiboot(image: Uint8Array, options: VcpuOptions = {}, cpus = 1): { vcpu: Vcpu; space: AddressSpace; vcpus: readonly Vcpu[] } {
   const dv = new DataView(image.buffer, image.byteOffset, image.byteLength);
   let off = -1;
   for (let i = 0; i + 32 <= Math.min(image.length, 8192); i += 4) {
@@ -87,7 +88,8 @@ export function loadMultiboot(image: Uint8Array, options: VcpuOptions = {}): { v
   space.write64(0x500, 0, 0);
   space.write64(0x508, 0x0000ffff, 0x00cf9b00);
   space.write64(0x510, 0x0000ffff, 0x00cf9300);
-  const vcpu = new Vcpu(space, options);
+  const vcpus = cpus === 1 ? [new Vcpu(space, options)] : new Smp(space, cpus, options).vcpus;
+  const vcpu = vcpus[0];
   const seg = (selector: number, type: number): Record<string, number> => ({ selector, base: 0, limit: 0xffffffff, type, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 });
   const data = seg(0x10, 3);
   vcpu.setSregs({
@@ -99,7 +101,7 @@ export function loadMultiboot(image: Uint8Array, options: VcpuOptions = {}): { v
     cr0: 0x11, cr2: 0, cr3: 0, cr4: 0, efer: 0, apicBase: 0xfee00900,
   });
   vcpu.setRegs({ rax: 0x2badb002, rbx: 0x9000, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rsp: 0x7000, rbp: 0, rip: entry, rflags: 2 });
-  return { vcpu, space };
+  return { vcpu, space, vcpus };
 }
 
 /** A vCPU at the architectural reset state with a 64 KiB firmware image at 0xf0000 and 0xffff0000. */
@@ -150,6 +152,52 @@ export function runVcpu(image: Uint8Array, maxInstructions = 50_000_000, options
     if (r === EXIT_HLT) return { serial, code: -1, end: 'hlt', vcpu };
     if (left <= 0) return { serial, code: -1, end: 'timeout', vcpu };
     if (r !== 1) return { serial, code: -1, end: `${EXIT_NAMES[r] ?? r}: ${vcpu.exit.message}`, vcpu };
+  }
+}
+
+/**
+ * Runs a multiboot image on `cpus` vCPUs (Smp: the BSP from the loader state, the others
+ * waiting for a SIPI), in turn, 10,000 instructions each; COM1 and isa-debug-exit as in runVcpu.
+ */
+export function runSmp(image: Uint8Array, cpus: number, maxInstructions = 50_000_000): KernelRun & { vcpus: readonly Vcpu[] } {
+  const { vcpus } = loadMultiboot(image, {}, cpus);
+  let serial = '';
+  let left = maxInstructions;
+  for (;;) {
+    let progress = false;
+    for (const v of vcpus) {
+      const start = v.cpu.retired;
+      for (;;) {
+        const r = v.run(10_000 - (v.cpu.retired - start));
+        if (v.cpu.retired !== start) progress = true;
+        if (r === EXIT_IO) {
+          progress = true;
+          const io = v.exit.io;
+          for (let k = 0; k < io.count; k++) {
+            let val = 0;
+            for (let b = 0; b < io.size; b++) val |= io.data[k * io.size + b] << (8 * b);
+            if (!io.input) {
+              if (io.port === 0x3f8) serial += String.fromCharCode(val & 0xff);
+              else if (io.port === 0xf4) return { serial, code: val >>> 0, end: 'exit', vcpus };
+              continue;
+            }
+            const res = io.port === 0x3fd ? 0x60 : 0xffffffff;
+            for (let b = 0; b < io.size; b++) io.data[k * io.size + b] = res >>> (8 * b);
+          }
+          continue;
+        }
+        if (r === EXIT_MMIO) {
+          v.exit.mmio.data.fill(0xff);
+          continue;
+        }
+        if (r === EXIT_SHUTDOWN) return { serial, code: -1, end: 'shutdown', vcpus };
+        if (r === EXIT_HLT || r === 1) break;
+        return { serial, code: -1, end: `${EXIT_NAMES[r] ?? r}: ${v.exit.message}`, vcpus };
+      }
+      left -= v.cpu.retired - start;
+    }
+    if (!progress) return { serial, code: -1, end: 'hlt', vcpus };
+    if (left <= 0) return { serial, code: -1, end: 'timeout', vcpus };
   }
 }
 

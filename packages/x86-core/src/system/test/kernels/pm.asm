@@ -143,6 +143,10 @@ back_from16:
   iret
 
 ring3:
+  ; the IRET to CPL 3 nulled DS/ES/FS/GS (DPL 0 < CPL): a data access through them would #GP
+  mov ax, SEL_UDATA32
+  mov ds, ax
+  mov es, ax
   ; at CPL 3: I/O and privileged instructions fault; INT to a DPL 0 gate faults
   mov eax, cs
   mov [saved_cs3], eax
@@ -396,7 +400,7 @@ putc_real:
   mov dx, 0x3fd
 .w:
   in al, dx
-  test al, 0x20
+  test al, 0x40 ; TEMT: the previous character has left (QEMU may retry a write later)
   jz .w
   pop ax
   mov dx, 0x3f8

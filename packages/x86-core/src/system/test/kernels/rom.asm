@@ -37,7 +37,7 @@ putc16:
   mov dx, 0x3fd
 .w:
   in al, dx
-  test al, 0x20
+  test al, 0x40 ; TEMT: the previous character has left (QEMU may retry a write later)
   jz .w
   pop ax
   mov dx, 0x3f8
@@ -156,7 +156,7 @@ long64:
   mov dx, 0x3fd
 .w:
   in al, dx
-  test al, 0x20
+  test al, 0x40 ; TEMT: the previous character has left (QEMU may retry a write later)
   jz .w
   mov al, r8b
   mov dx, 0x3f8
@@ -212,6 +212,11 @@ real_again:
   PUTC 10
   mov si, msg_done
   call puts16
+  mov dx, 0x3fd
+.flush:
+  in al, dx
+  test al, 0x40
+  jz .flush
   mov dx, 0xf4
   mov eax, 0x25
   out dx, eax

@@ -7,6 +7,7 @@ _start:
   mov esp, stack0_top
   call setup32
   PRINT "tf: before the triple fault", 10
+  call flush
   lidt [idt_empty]
   int3
   PRINT "not reached", 10

@@ -143,7 +143,7 @@ v86putc:
   mov dx, 0x3fd
 .w:
   in al, dx
-  test al, 0x20
+  test al, 0x40 ; TEMT: the previous character has left (QEMU may retry a write later)
   jz .w
   pop ax
   mov dx, 0x3f8
