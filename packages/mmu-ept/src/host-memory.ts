@@ -184,8 +184,14 @@ export class HostMemory {
 
   /** Sets or clears FRAME_CODE / FRAME_WP on a frame; setting one revokes cached write rights. */
   setWatch(frame: number, flag: number, on: boolean): void {
-    this.checkLive(frame);
     if ((flag & ~(FRAME_CODE | FRAME_WP)) !== 0 || flag === 0) throw new RangeError('setWatch: flag must be FRAME_CODE and/or FRAME_WP');
+    // Clearing is allowed on a frame that unref() is freeing: its watchers are told (and drop
+    // their watch) after the last reference is gone, just before the frame is reused.
+    if (!on && Number.isInteger(frame) && frame >= 0 && frame < this.fresh) {
+      this.flags[frame] &= ~flag;
+      return;
+    }
+    this.checkLive(frame);
     if (on) {
       this.flags[frame] |= flag;
       for (const c of this.caches) c.dropWrite(frame);

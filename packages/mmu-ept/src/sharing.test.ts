@@ -174,6 +174,32 @@ describe('write watches for the JIT (code pages) and KSM (write protect)', () =>
   });
 });
 
+describe('a code frame freed by a KSM merge', () => {
+  it('tells the code watcher, which may clear its watch while the frame is being freed', () => {
+    // Two guests on one HostMemory run the same code: KSM merges the pages and frees one frame.
+    // The watcher (x86-core's decode cache) is told before the frame is reused and drops its
+    // watch from inside the callback; that must not throw on the frame being freed.
+    const host = new HostMemory();
+    const a = guest(host);
+    const b = guest(host);
+    a.space.write8(0x9000, 0x90);
+    b.space.write8(0x9000, 0x90);
+    const fb = b.space.frameAt(0x9000);
+    host.setWatch(fb, FRAME_CODE, true);
+    const told: number[] = [];
+    host.onWatchedWrite = (f, flags) => {
+      told.push(f);
+      host.setWatch(f, flags & FRAME_CODE, false);
+    };
+    expect(a.space.mergeWith(0x9000, b.space, 0x9000)).toBe(true);
+    expect(told).toEqual([fb]);
+    expect(host.refCount(fb)).toBe(0);
+    expect(b.space.frameAt(0x9000)).toBe(a.space.frameAt(0x9000));
+    // A frame never allocated is still refused.
+    expect(() => host.setWatch(1e9, FRAME_CODE, true)).toThrow(RangeError);
+  });
+});
+
 describe('dirty logging (KVM_GET_DIRTY_LOG semantics)', () => {
   for (const accessDirty of [true, false]) {
     it(`${accessDirty ? 'PML' : 'write-protection'}: logs CPU and device writes, get-and-clear re-arms`, () => {
