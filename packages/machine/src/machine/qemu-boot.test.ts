@@ -17,7 +17,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function assemble(name: string): string {
   const out = join(dir, `${name}.bin`);
-  const r = spawnSync('nasm', ['-f', 'bin', '-o', out, join(__dirname, 'test-kernels', `${name}.asm`)], { encoding: 'utf8' });
+  const r = spawnSync('nasm', ['-i', join(__dirname, 'test-kernels') + '/', '-f', 'bin', '-o', out, join(__dirname, 'test-kernels', `${name}.asm`)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
   return out;
 }

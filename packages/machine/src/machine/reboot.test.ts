@@ -18,7 +18,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function kernel(): string {
   const out = join(dir, 'reboot.bin');
-  const r = spawnSync('nasm', ['-f', 'bin', '-o', out, join(__dirname, 'test-kernels', 'reboot.asm')], { encoding: 'utf8' });
+  const r = spawnSync('nasm', ['-i', join(__dirname, 'test-kernels') + '/', '-f', 'bin', '-o', out, join(__dirname, 'test-kernels', 'reboot.asm')], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
   return out;
 }

@@ -130,7 +130,7 @@ describe('ringzero process', () => {
   }, 60_000);
   it.skipIf(!HAVE_NASM)('restarts on a guest reset and stops with -no-reboot (the reboot test kernel, as QEMU)', () => {
     const k = join(dir, 'reboot.bin');
-    expect(spawnSync('nasm', ['-f', 'bin', '-o', k, join(__dirname, '..', 'machine', 'test-kernels', 'reboot.asm')]).status).toBe(0);
+    expect(spawnSync('nasm', ['-i', join(__dirname, '..', 'machine', 'test-kernels') + '/', '-f', 'bin', '-o', k, join(__dirname, '..', 'machine', 'test-kernels', 'reboot.asm')]).status).toBe(0);
     const exit = ['-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04', '-nographic', '-icount', 'shift=auto'];
     const rebooting = run(['-m', '32', '-kernel', k, ...exit]);
     expect({ stdout: rebooting.stdout, status: rebooting.status }).toEqual({ stdout: 'boot 1\r\nboot 2\r\nboot 3\r\nboot 4\r\n', status: 0x21 });

@@ -52,7 +52,7 @@ describe.skipIf(!enabled || !canApt || !hasXz)('SR-IOV with the Debian amd64 ker
           memory: 256 << 20,
           kernel: vmlinux,
           initrd: new Uint8Array(readFileSync(initrd)),
-          cmdline: 'console=ttyS0 panic=-1',
+          cmdline: 'console=ttyS0 panic=-1 cryptomgr.notests',
           time: 'deterministic',
           netdevs: [{ type: 'switch', id: 'n0' }],
           devices: [{ type: 'virtio-net', netdev: 'n0', mac: '52:54:00:12:34:56', sriovTotalVfs: 2 }],
@@ -113,7 +113,7 @@ describe.skipIf(!enabled || !canApt || !hasXz)('SR-IOV with the Debian amd64 ker
       });
       const vmlinux = extractVmlinux(new Uint8Array(readFileSync(guest.kernel))).vmlinux;
       const bridges = new Map<string, Bridge>();
-      const common = { memory: 256 << 20, kernel: vmlinux, cmdline: 'console=ttyS0 panic=-1', time: 'deterministic' } as const;
+      const common = { memory: 256 << 20, kernel: vmlinux, cmdline: 'console=ttyS0 panic=-1 cryptomgr.notests', time: 'deterministic' } as const;
       const a = await Machine.build(
         { ...common, initrd: new Uint8Array(readFileSync(initA)), netdevs: [{ type: 'switch', id: 'n0' }], devices: [{ type: 'virtio-net', netdev: 'n0', mac: '52:54:00:12:34:56', sriovTotalVfs: 2 }] },
         { bridges },

@@ -13,18 +13,7 @@ hdr:
   dd hdr, 0x100000, load_end, bss_end, start
 start:
   mov esp, stack_top
-  mov dx, 0x3fb
-  mov al, 0x83
-  out dx, al
-  mov dx, 0x3f8
-  mov al, 1
-  out dx, al
-  mov dx, 0x3f9
-  xor al, al
-  out dx, al
-  mov dx, 0x3fb
-  mov al, 3
-  out dx, al
+  call com1_init
   ; count = ++CMOS[0x40]
   mov al, 0x40
   out 0x70, al
@@ -64,22 +53,7 @@ start:
 .stuck:
   hlt
   jmp .stuck
-puts:
-  lodsb
-  test al, al
-  jz .done
-  mov ah, al
-  mov dx, 0x3fd
-.wait:
-  in al, dx
-  test al, 0x20
-  jz .wait
-  mov al, ah
-  mov dx, 0x3f8
-  out dx, al
-  jmp puts
-.done:
-  ret
+%include "com1.inc"
 align 8
 empty_idt:
   dw 0

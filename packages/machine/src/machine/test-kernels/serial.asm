@@ -9,18 +9,7 @@ hdr:
   dd hdr, 0x100000, load_end, bss_end, start
 start:
   mov esp, stack_top
-  mov dx, 0x3fb
-  mov al, 0x83
-  out dx, al
-  mov dx, 0x3f8
-  mov al, 1
-  out dx, al
-  mov dx, 0x3f9
-  xor al, al
-  out dx, al
-  mov dx, 0x3fb
-  mov al, 3
-  out dx, al
+  call com1_init
   mov esi, msg
   call puts
   cmp eax, eax
@@ -28,22 +17,7 @@ start:
   mov al, 0x10
   out dx, al
   hlt
-puts:
-  lodsb
-  test al, al
-  jz .done
-  mov ah, al
-  mov dx, 0x3fd
-.wait:
-  in al, dx
-  test al, 0x20
-  jz .wait
-  mov al, ah
-  mov dx, 0x3f8
-  out dx, al
-  jmp puts
-.done:
-  ret
+%include "com1.inc"
 msg: db 'Hello from a multiboot kernel', 13, 10, 0
 load_end:
   times 256 db 0

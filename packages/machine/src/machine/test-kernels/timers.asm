@@ -120,22 +120,7 @@ set_gate:   ; eax = handler, ebx = vector
   shr ecx, 16
   mov [edi + 6], cx
   ret
-puts:
-  lodsb
-  test al, al
-  jz .done
-  mov ah, al
-  mov dx, 0x3fd
-.wait:
-  in al, dx
-  test al, 0x20
-  jz .wait
-  mov al, ah
-  mov dx, 0x3f8
-  out dx, al
-  jmp puts
-.done:
-  ret
+%include "com1.inc"
 msg1: db 'pic ticks ok', 10, 0
 msg2: db 'ioapic ticks ok', 10, 0
 msg3: db 'rtc 24h ? ', 10, 0
