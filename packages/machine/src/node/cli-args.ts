@@ -159,18 +159,24 @@ export function parseBootArgs(argv: readonly string[]): CliMachine {
         } else if (type === 'vxlan') {
           const remote = p.get('remote');
           if (remote === undefined) fail('-netdev vxlan: remote=HOST[:PORT] is required');
-          const m = /^([^:]+)(?::(\d+))?$/.exec(remote);
-          if (m == null) fail(`-netdev vxlan: remote=${remote} is not HOST[:PORT]`);
+          const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::(\d+))?$/.exec(remote);
+          if (m == null || m.slice(1, 5).some((b) => Number(b) > 255)) fail(`-netdev vxlan: remote=${remote} is not an IPv4 address[:PORT]`);
+          const udpPort = (what: string, v: string): number => {
+            const n = Number(v);
+            if (!/^\d+$/.test(v) || n < 1 || n > 65535) fail(`-netdev vxlan: ${what} ${v} must be 1-65535`);
+            return n;
+          };
           const vni = p.get('vni');
-          if (vni === undefined || !/^\d+$/.test(vni)) fail('-netdev vxlan: vni=N is required');
+          if (vni === undefined || vni === '') fail('-netdev vxlan: vni=N is required');
+          if (!/^\d+$/.test(vni) || Number(vni) > 0xffffff) fail(`-netdev vxlan: vni=${vni} must be 0-16777215`);
           const lp = p.get('localport');
           netdevs.push({
             type: 'vxlan',
             id,
-            remote: m[1],
+            remote: m.slice(1, 5).map(Number).join('.'),
             vni: Number(vni),
-            ...(m[2] !== undefined ? { port: Number(m[2]) } : {}),
-            ...(lp !== undefined ? { localPort: parsePort(flag, 'localport', lp) } : {}),
+            ...(m[5] !== undefined ? { port: udpPort('remote port', m[5]) } : {}),
+            ...(lp !== undefined ? { localPort: udpPort('localport', lp) } : {}),
           });
         } else fail(`-netdev: type '${type ?? ''}' is not supported (switch or vxlan)`);
         break;
