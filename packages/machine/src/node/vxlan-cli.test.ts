@@ -14,10 +14,11 @@
 // - garbage datagrams sent to our VXLAN port while the guest runs change nothing.
 //
 // One guest boot (deterministic time, host-decompressed vmlinux, cryptomgr.notests) to keep the
-// CI cost down. Bad `-netdev vxlan` input ends the process with one clear line and status 1.
+// CI cost down; RINGZERO_BOOT_LOG=FILE appends the guest's console to FILE as it comes. Bad
+// `-netdev vxlan` input ends the process with one clear line and status 1.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -73,8 +74,8 @@ function exited(child: ChildProcess, out: { stdout: string; stderr: string }): P
 function runCli(args: string[]): Promise<Exit> {
   const child = spawn(process.execPath, [...NODE_ARGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
-  child.stdout!.on('data', (d: Buffer) => (out.stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out.stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
   return exited(child, out);
 }
 
@@ -153,7 +154,7 @@ describe.skipIf(why != null)('ringzero -netdev vxlan with the Linux kernel vxlan
     };
     const children: ChildProcess[] = [];
     const cleanup = (): void => {
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      for (const c of children) if (c.exitCode == null && c.signalCode == null) c.kill('SIGKILL');
       spawnSync('ip', ['link', 'del', vethRoot]);
       spawnSync('ip', ['netns', 'del', ns]);
     };
@@ -223,10 +224,11 @@ describe.skipIf(why != null)('ringzero -netdev vxlan with the Linux kernel vxlan
       );
       children.push(child);
       const out = { stdout: '', stderr: '' };
-      child.stderr!.on('data', (d: Buffer) => (out.stderr += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
       const ready = new Promise<void>((resolve, reject) => {
-        child.stdout!.on('data', (d: Buffer) => {
+        child.stdout.on('data', (d: Buffer) => {
           out.stdout += d.toString('latin1');
+          if (process.env.RINGZERO_BOOT_LOG) appendFileSync(process.env.RINGZERO_BOOT_LOG, d); // watch a slow boot live
           if (/^GUEST-READY/m.test(out.stdout)) resolve();
         });
         child.on('exit', () => reject(new Error(`ringzero ended early:\n${out.stdout.slice(-3000)}\n${out.stderr}`)));
@@ -253,9 +255,12 @@ describe.skipIf(why != null)('ringzero -netdev vxlan with the Linux kernel vxlan
       const ping = spawnSync('ip', ['netns', 'exec', ns, ...PING!, '-c', '3', '-W', '10', GUEST_IP], { encoding: 'utf8', timeout: 120_000 });
       const kernelNeigh = ip(['-n', ns, 'neigh', 'show', GUEST_IP]);
       const kernelFdb = spawnSync('bridge', ['-n', ns, 'fdb', 'show', 'dev', 'vx0'], { encoding: 'utf8' }).stdout;
-      child.stdin!.write('\n');
+      child.stdin.write('\n');
       const end = await done;
       const text = end.stdout.replace(/\r/g, '');
+
+      const show = (l: string): boolean => /^(ETH0|PING|\d+ bytes from|\d+ packets|PEER|GUEST-)/.test(l);
+      console.log(`guest console (excerpt):\n${text.split('\n').filter(show).join('\n')}\nkernel ping: ${(ping.stdout.trim().split('\n').pop() ?? '').trim()}`);
 
       // The guest: its NIC, its three replies from the kernel's vx0 address, a clean power-off.
       expect(text, text.slice(-3000)).toMatch(new RegExp(`^ETH0 ${GUEST_MAC}$`, 'm'));
@@ -280,6 +285,7 @@ describe.skipIf(why != null)('ringzero -netdev vxlan with the Linux kernel vxlan
         const dump = spawnSync('tcpdump', ['-n', '-e', '-r', pcap, '-T', 'vxlan', 'udp', 'port', String(port)], { encoding: 'utf8' });
         expect(dump.status, dump.stderr).toBe(0);
         const lines = dump.stdout.split('\n');
+        console.log(`tcpdump -n -e -r vxlan.pcap -T vxlan (${lines.length - 1} lines), the first ICMP datagram:\n${lines.slice(Math.max(0, lines.findIndex((l) => l.includes('ICMP echo')) - 1)).slice(0, 2).join('\n')}`);
         const vx = lines.filter((l) => /VXLAN, flags \[I\] \(0x08\), vni 42\b/.test(l));
         expect(vx.length, dump.stdout.slice(0, 4000)).toBeGreaterThanOrEqual(12);
         // Outer headers: our process <-> the kernel, both on the tunnel port (ours sends from it).
