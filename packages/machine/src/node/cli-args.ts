@@ -23,7 +23,7 @@ export const BOOT_USAGE = `usage: ringzero [options]
   -append CMDLINE              kernel command line
   -drive file=F[,format=qcow2|raw][,if=virtio][,readonly=on]
   -netdev switch,id=ID[,bridge=NAME]
-  -netdev vxlan,id=ID,remote=HOST[:PORT],vni=N[,localport=PORT]
+  -netdev vxlan,id=ID,remote=IPV4[:PORT],vni=N[,localport=PORT]  (UDP, default port 4789)
   -device virtio-net-pci,netdev=ID[,mac=52:54:00:12:34:56][,sriov_totalvfs=N]  (N 1-7: SR-IOV PF)
   -device virtio-rng-pci | virtio-serial-pci
   -device virtio-balloon-pci[,deflate-on-oom=on][,free-page-reporting=on][,free-page-hint=on]
