@@ -123,7 +123,8 @@ try {
     const r = spawnSync('tcpdump', ['-n', '-r', pcap, '-T', 'vxlan', ...filter], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`tcpdump cannot read the capture: ${r.stderr}`);
     dump = r.stdout;
-    console.log(`tcpdump -n -r vxlan.pcap -T vxlan (ICMP lines of ${dump.trim().split('\n').length}):`);
+    const count = (re: RegExp): number => dump.split('\n').filter((l) => re.test(l)).length;
+    console.log(`tcpdump -n -r vxlan.pcap -T vxlan: ${count(/VXLAN, flags/)} VXLAN datagrams, ${count(/ICMP echo/)} of them ICMP:`);
     for (const l of dump.split('\n').filter((x) => x.includes('ICMP'))) console.log(`  ${l}`);
   }
   if (check) {
