@@ -29,7 +29,7 @@ export type NetdevDescription =
   | {
       readonly type: 'vxlan';
       readonly id: string;
-      /** IPv4 address of the other end. */
+      /** The other end: an IPv4 address, or a host name the host resolves to one (Node: dns.lookup). */
       readonly remote: string;
       /** The remote's UDP port (default 4789). */
       readonly port?: number;
@@ -84,6 +84,8 @@ export class MachineConfigError extends Error {
 const ID_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** A DNS host name (RFC 1123 labels; the last label not all digits, so 300.1.2.3 is no name). */
+const HOSTNAME_RE = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*(?!\d+$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 /** Most PCI functions the machine places on bus 0 (slots 1-31; slot 0 is the host bridge). */
 export const MAX_PCI_DEVICES = 31;
 
@@ -176,7 +178,7 @@ export function validateMachineDescription(value: unknown): MachineDescription {
       if (v.bridge !== undefined && (typeof v.bridge !== 'string' || !ID_RE.test(v.bridge))) fail(`${w}.bridge must be a name`);
     } else if (v.type === 'vxlan') {
       checkKeys(v, w, ['type', 'id', 'remote', 'port', 'localPort', 'vni']);
-      if (typeof v.remote !== 'string' || !IPV4_RE.test(v.remote)) fail(`${w}.remote must be an IPv4 address`);
+      if (typeof v.remote !== 'string' || !(IPV4_RE.test(v.remote) || HOSTNAME_RE.test(v.remote))) fail(`${w}.remote must be an IPv4 address or a host name`);
       for (const k of ['port', 'localPort'] as const) {
         const p = v[k];
         if (p !== undefined && (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535)) fail(`${w}.${k} must be 1-65535`);

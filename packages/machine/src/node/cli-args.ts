@@ -23,7 +23,7 @@ export const BOOT_USAGE = `usage: ringzero [options]
   -append CMDLINE              kernel command line
   -drive file=F[,format=qcow2|raw][,if=virtio][,readonly=on]
   -netdev switch,id=ID[,bridge=NAME]
-  -netdev vxlan,id=ID,remote=IPV4[:PORT],vni=N[,localport=PORT]  (UDP, default port 4789)
+  -netdev vxlan,id=ID,remote=HOST[:PORT],vni=N[,localport=PORT]  (UDP, default port 4789)
   -device virtio-net-pci,netdev=ID[,mac=52:54:00:12:34:56][,sriov_totalvfs=N]  (N 1-7: SR-IOV PF)
   -device virtio-rng-pci | virtio-serial-pci
   -device virtio-balloon-pci[,deflate-on-oom=on][,free-page-reporting=on][,free-page-hint=on]
@@ -159,8 +159,13 @@ export function parseBootArgs(argv: readonly string[]): CliMachine {
         } else if (type === 'vxlan') {
           const remote = p.get('remote');
           if (remote === undefined) fail('-netdev vxlan: remote=HOST[:PORT] is required');
-          const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::(\d+))?$/.exec(remote);
-          if (m == null || m.slice(1, 5).some((b) => Number(b) > 255)) fail(`-netdev vxlan: remote=${remote} is not an IPv4 address[:PORT]`);
+          const m = /^([^:]+)(?::(\d+))?$/.exec(remote);
+          const host = m?.[1] ?? '';
+          const quad = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+          const isName = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*(?!\d+$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(host);
+          if (m == null || (quad == null && !isName) || (quad != null && quad.slice(1).some((b) => Number(b) > 255))) {
+            fail(`-netdev vxlan: remote=${remote} is not HOST[:PORT] (an IPv4 address or a host name)`);
+          }
           const udpPort = (what: string, v: string): number => {
             const n = Number(v);
             if (!/^\d+$/.test(v) || n < 1 || n > 65535) fail(`-netdev vxlan: ${what} ${v} must be 1-65535`);
@@ -173,9 +178,9 @@ export function parseBootArgs(argv: readonly string[]): CliMachine {
           netdevs.push({
             type: 'vxlan',
             id,
-            remote: m.slice(1, 5).map(Number).join('.'),
+            remote: quad != null ? quad.slice(1).map(Number).join('.') : host,
             vni: Number(vni),
-            ...(m[5] !== undefined ? { port: udpPort('remote port', m[5]) } : {}),
+            ...(m[2] !== undefined ? { port: udpPort('remote port', m[2]) } : {}),
             ...(lp !== undefined ? { localPort: udpPort('localport', lp) } : {}),
           });
         } else fail(`-netdev: type '${type ?? ''}' is not supported (switch or vxlan)`);

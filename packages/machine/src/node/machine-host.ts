@@ -1,4 +1,5 @@
 // Node adapters of the Machine: files, qcow2/raw images, VXLAN over UDP, the terminal.
+import { lookup } from 'node:dns/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { openImage } from '@ringzero/qcow2/node';
 import { Bridge } from '@ringzero/vswitch';
@@ -52,8 +53,17 @@ export function nodeMachineHost(): MachineHost {
       } catch (e) {
         throw new HostFileError(`netdev '${nd.id}': cannot bind UDP port ${nd.localPort ?? port}: ${(e as Error).message}`);
       }
+      let remote = nd.remote;
+      if (!/^\d+\.\d+\.\d+\.\d+$/.test(remote)) {
+        try {
+          remote = (await lookup(remote, { family: 4 })).address;
+        } catch (e) {
+          await vx.close();
+          throw new HostFileError(`netdev '${nd.id}': cannot resolve '${nd.remote}' to an IPv4 address: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      }
       const bridge = new Bridge({ name: `vxlan-${nd.id}` });
-      vx.tunnel.addPort(bridge, `vx-${nd.id}`, { vni: nd.vni, remotes: [nd.remote], dstPort: port });
+      vx.tunnel.addPort(bridge, `vx-${nd.id}`, { vni: nd.vni, remotes: [remote], dstPort: port });
       return { bridge, close: () => vx.close() };
     },
   };

@@ -23,6 +23,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canPrepareGuests, extractVmlinux, prepareGuest, writeInitramfs } from '../node';
+import { parseBootArgs } from './cli-args';
+import { nodeMachineHost } from './machine-host';
 
 const CLI = join(__dirname, '..', 'cli.ts');
 const NODE_ARGS = ['--import', 'tsx', '--conditions=@ringzero/source', CLI];
@@ -96,9 +98,10 @@ describe('ringzero -netdev vxlan: bad input', () => {
     ['vxlan,id=v,remote=10.0.0.2,vni=-1', /-netdev vxlan: vni=-1 must be 0-16777215/],
     ['vxlan,id=v,remote=10.0.0.2:0,vni=1', /-netdev vxlan: remote port 0 must be 1-65535/],
     ['vxlan,id=v,remote=10.0.0.2:70000,vni=1', /-netdev vxlan: remote port 70000 must be 1-65535/],
-    ['vxlan,id=v,remote=10.0.0.2:,vni=1', /-netdev vxlan: remote=10.0.0.2: is not an IPv4 address\[:PORT\]/],
-    ['vxlan,id=v,remote=300.0.0.2,vni=1', /-netdev vxlan: remote=300.0.0.2 is not an IPv4 address\[:PORT\]/],
-    ['vxlan,id=v,remote=peer.example,vni=1', /-netdev vxlan: remote=peer.example is not an IPv4 address\[:PORT\]/],
+    ['vxlan,id=v,remote=10.0.0.2:,vni=1', /-netdev vxlan: remote=10.0.0.2: is not HOST\[:PORT\] \(an IPv4 address or a host name\)/],
+    ['vxlan,id=v,remote=300.0.0.2,vni=1', /-netdev vxlan: remote=300.0.0.2 is not HOST\[:PORT\]/],
+    ['vxlan,id=v,remote=bad_host!,vni=1', /-netdev vxlan: remote=bad_host! is not HOST\[:PORT\]/],
+    ['vxlan,id=v,remote=-peer.example,vni=1', /-netdev vxlan: remote=-peer.example is not HOST\[:PORT\]/],
     ['vxlan,id=v,remote=10.0.0.2,vni=1,localport=99999', /localport/],
     ['vxlan,id=v,remote=10.0.0.2,vni=1,ttl=3', /unknown property 'ttl'/],
     ['vxlan,remote=10.0.0.2,vni=1', /id=\.\.\. is required/],
@@ -110,6 +113,39 @@ describe('ringzero -netdev vxlan: bad input', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stdout).toBe('');
   });
+
+  it('parses a host name remote and normalises an IPv4 one', () => {
+    const nd = (spec: string) => parseBootArgs(['-kernel', 'k', '-netdev', spec]).description.netdevs;
+    expect(nd('vxlan,id=v,remote=localhost:4790,vni=7')).toEqual([{ type: 'vxlan', id: 'v', remote: 'localhost', port: 4790, vni: 7 }]);
+    expect(nd('vxlan,id=v,remote=peer-2.example.org,vni=0')).toEqual([{ type: 'vxlan', id: 'v', remote: 'peer-2.example.org', vni: 0 }]);
+    expect(nd('vxlan,id=v,remote=010.000.0.2,vni=16777215,localport=4789')).toEqual([{ type: 'vxlan', id: 'v', remote: '10.0.0.2', vni: 16777215, localPort: 4789 }]);
+  });
+
+  it('the node host resolves a host name remote (localhost) and sends it VXLAN datagrams of the frames', async () => {
+    const peer = createSocket('udp4');
+    await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
+    const peerPort = peer.address().port;
+    const t = await nodeMachineHost().openVxlan!({ type: 'vxlan', id: 'n0', remote: 'localhost', port: peerPort, localPort: await freeUdpPort(), vni: 0x123456 });
+    try {
+      const got = new Promise<Buffer>((r) => peer.once('message', (m) => r(m)));
+      const frame = new Uint8Array(60);
+      frame.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06]); // broadcast ARP
+      t.bridge.addPort('nic', { deliver: () => true }).receive(frame, 0, frame.length);
+      const m = await got;
+      expect([...m.subarray(0, 8)]).toEqual([0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
+      expect(new Uint8Array(m.subarray(8))).toEqual(frame);
+    } finally {
+      await t.close();
+      await new Promise<void>((r) => peer.close(() => r()));
+    }
+  });
+
+  it('a host name that does not resolve ends with one line naming it, status 1', async () => {
+    const r = await runCli(['-m', '32', '-kernel', kernel, '-nographic', '-netdev', `vxlan,id=v,remote=no-such-host.invalid,vni=7,localport=${await freeUdpPort()}`, '-device', 'virtio-net-pci,netdev=v']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^ringzero: netdev 'v': cannot resolve 'no-such-host\.invalid' to an IPv4 address: /);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  }, 120_000);
 
   it('a local UDP port already in use ends with one line naming the port, status 1', async () => {
     const s = createSocket('udp4');
