@@ -23,7 +23,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canPrepareGuests, extractVmlinux, prepareGuest, writeInitramfs } from '../node';
-import { parseBootArgs } from './cli-args';
+import fc from 'fast-check';
+import { validateMachineDescription } from '../machine/config';
+import { CliError, parseBootArgs } from './cli-args';
 import { nodeMachineHost } from './machine-host';
 
 const CLI = join(__dirname, '..', 'cli.ts');
@@ -119,6 +121,32 @@ describe('ringzero -netdev vxlan: bad input', () => {
     expect(nd('vxlan,id=v,remote=localhost:4790,vni=7')).toEqual([{ type: 'vxlan', id: 'v', remote: 'localhost', port: 4790, vni: 7 }]);
     expect(nd('vxlan,id=v,remote=peer-2.example.org,vni=0')).toEqual([{ type: 'vxlan', id: 'v', remote: 'peer-2.example.org', vni: 0 }]);
     expect(nd('vxlan,id=v,remote=010.000.0.2,vni=16777215,localport=4789')).toEqual([{ type: 'vxlan', id: 'v', remote: '10.0.0.2', vni: 16777215, localPort: 4789 }]);
+  });
+
+  it('property: any -netdev vxlan text is either a CliError or a netdev the machine validator accepts', () => {
+    const piece = fc.oneof(
+      fc.constantFrom('10.0.0.2', '255.255.255.255', '0.0.0.0', '256.1.1.1', 'localhost', 'a-b.c', '-x', 'x-', '1.2.3', '::1', ''),
+      fc.string({ maxLength: 12 }),
+      fc.integer({ min: -2, max: 2 ** 25 }).map(String),
+    );
+    const spec = fc
+      .record({ remote: piece, port: fc.option(piece), vni: fc.option(piece), localport: fc.option(piece) })
+      .map(({ remote, port, vni, localport }) =>
+        ['vxlan', 'id=v', `remote=${remote}${port != null ? `:${port}` : ''}`, vni != null ? `vni=${vni}` : '', localport != null ? `localport=${localport}` : ''].filter((x) => x !== '').join(','),
+      );
+    fc.assert(
+      fc.property(spec, (text) => {
+        let parsed;
+        try {
+          parsed = parseBootArgs(['-kernel', 'k', '-netdev', text, '-device', 'virtio-net-pci,netdev=v']);
+        } catch (e) {
+          expect(e).toBeInstanceOf(CliError);
+          return;
+        }
+        expect(() => validateMachineDescription({ ...parsed.description, kernel: new Uint8Array(1) })).not.toThrow();
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('the node host resolves a host name remote (localhost) and sends it VXLAN datagrams of the frames', async () => {
