@@ -9,7 +9,9 @@ import type { CheckResult, RepairMode } from './check';
 import { checkImage } from './check';
 import { Qcow2Image } from './qcow2';
 import type { ImageFormat, OpenedImage } from './node';
-import { createQcow2File, NodeFileStore, probeFormat } from './node';
+import { closeSharedCompressorPool, createQcow2File, NodeFileStore, probeFormat, sharedCompressorPool } from './node';
+import type { CompressorPool } from './pool';
+import { inlineCompressorPool } from './pool';
 import { COMPAT_LAZY_REFCOUNTS } from './format';
 import { createSnapshot, deleteSnapshot, applySnapshot } from './snapshot';
 
@@ -416,6 +418,11 @@ export interface ConvertOptions {
   noCreate?: boolean;
   /** Target cache mode as qemu-img's -t: 'unsafe' (the default) skips fdatasync. */
   cache?: string;
+  /**
+   * Where -c compresses clusters: a pool the caller owns (left open), or null to compress on
+   * this thread. Default: the process-wide worker pool (`sharedCompressorPool()`).
+   */
+  compressor?: CompressorPool | null;
 }
 
 /** Copy an image into a new one (qemu-img convert). */
@@ -441,7 +448,18 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
       // Several chunks are read at once; with -c the clusters of a chunk are compressed
       // concurrently when the codec can work off-thread (Node's zlib).
       const chunk = Math.max(cs, 4 << 20);
-      const codec = o.compress && to instanceof Qcow2Image ? to.compressionCodec : null;
+      const target = to instanceof Qcow2Image ? to : null;
+      const compressing = o.compress === true && target != null;
+      let compressor: CompressorPool | null = null;
+      if (compressing) {
+        if (o.compressor !== undefined) compressor = o.compressor ?? inlineCompressorPool(() => target.compressionCodec);
+        else {
+          const shared = sharedCompressorPool();
+          shared.warm();
+          compressor = shared;
+        }
+      }
+      const compressionType = target?.compressionType ?? 0;
       interface Piece {
         pos: number;
         n: number;
@@ -466,10 +484,24 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
       };
       let lastPct = -1;
       type Job = { off: number; data: Uint8Array; c: Promise<Uint8Array | null> | undefined };
-      // With -c, the clusters of a chunk start compressing as soon as it is read.
+      // With -c, the clusters of a chunk start compressing as soon as it is read, in batches
+      // of up to 8 (one message to a worker each).
       const compressJobs = (piece: Piece): Job[] => {
         const { pos, n, buf } = piece;
         const jobs: Job[] = [];
+        let batch: Uint8Array[] = [];
+        let batchJobs: Job[] = [];
+        const send = (): void => {
+          if (batch.length === 0 || compressor == null) return;
+          const all = compressor.compress(compressionType, batch, cs - 1);
+          all.catch(() => undefined);
+          batchJobs.forEach((j, k) => {
+            j.c = all.then((r) => r[k]);
+            j.c.catch(() => undefined);
+          });
+          batch = [];
+          batchJobs = [];
+        };
         for (let i = 0; i < n; ) {
           const e = Math.min(n, i + cs - ((pos + i) % cs));
           if (!isZero(buf, i, e)) {
@@ -479,12 +511,15 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
               padded = new Uint8Array(cs);
               padded.set(data);
             }
-            const c = codec?.compressAsync?.(padded, cs - 1);
-            c?.catch(() => undefined);
-            jobs.push({ off: pos + i, data, c });
+            const j: Job = { off: pos + i, data, c: undefined };
+            jobs.push(j);
+            batch.push(padded);
+            batchJobs.push(j);
+            if (batch.length === 8) send();
           }
           i = e;
         }
+        send();
         return jobs;
       };
       // Issues the writes of a chunk; `issued` is called once all of them are submitted (with
@@ -548,7 +583,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
           const done = (async (): Promise<void> => {
             try {
               await read;
-              const jobs = codec ? compressJobs(piece) : null;
+              const jobs = compressing ? compressJobs(piece) : null;
               await prev;
               await writeChunk(piece, jobs, issued);
               pool.push(piece.buf);
@@ -782,9 +817,11 @@ if (isMain) {
   void main(process.argv.slice(2), {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
-  }).then((code) => {
-    process.exitCode = code;
-  });
+  })
+    .then((code) => {
+      process.exitCode = code;
+    })
+    .finally(() => closeSharedCompressorPool());
 }
 
 void writeFileSync;

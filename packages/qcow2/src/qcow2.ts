@@ -53,7 +53,7 @@ export interface Qcow2OpenOptions {
    * A faster codec for a compression type (0 zlib, 1 zstd), e.g. the Node adapter's native
    * zlib; null or undefined keeps the built-in isomorphic one.
    */
-  codec?: (compressionType: number) => ClusterCodec | null;
+  codec?: (compressionType: number) => ClusterCodec | null | Promise<ClusterCodec | null>;
 }
 
 interface Table {
@@ -213,7 +213,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       if (!options.openDataFile) throw new ImageError(`Data file '${header.dataFile}' cannot be opened here`, 'ENOTSUP');
       img.dataStore = await options.openDataFile(header.dataFile);
     }
-    img.codec = options.codec?.(header.compressionType) ?? (await getCodec(header.compressionType));
+    img.codec = (await options.codec?.(header.compressionType)) ?? (await getCodec(header.compressionType));
     if (header.backingFile != null && !options.noBacking) {
       if (!options.openBacking) throw new ImageError(`Could not open backing file '${header.backingFile}'`, 'ENOENT');
       img.backing = await options.openBacking(header.backingFile, header.backingFormat);
@@ -391,6 +391,11 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   /** Write one full cluster compressed (falls back to a plain write when it doesn't shrink). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     return this.writePrecompressed(offset, data, undefined);
+  }
+
+  /** The header's compression type (0 zlib, 1 zstd). */
+  get compressionType(): number {
+    return this.header.compressionType;
   }
 
   /** The codec of this image's compression type (to compress clusters ahead, in parallel). */
