@@ -11,6 +11,8 @@ import { Qcow2Image } from './qcow2';
 import type { ImageFormat, OpenedImage } from './node';
 import { closeSharedCompressorPool, createQcow2File, NodeFileStore, probeFormat, sharedCompressorPool } from './node';
 import type { CompressorPool } from './pool';
+import type { BitmapEntry, NewBitmap } from './bitmaps';
+import { addBitmaps, loadBitmapDirectory, readBitmap } from './bitmaps';
 import { inlineCompressorPool } from './pool';
 import { COMPAT_LAZY_REFCOUNTS } from './format';
 import { createSnapshot, deleteSnapshot, applySnapshot } from './snapshot';
@@ -423,6 +425,30 @@ export interface ConvertOptions {
    * this thread. Default: the process-wide worker pool (`sharedCompressorPool()`).
    */
   compressor?: CompressorPool | null;
+  /** Copy the source's persistent bitmaps (qemu-img's --bitmaps). */
+  bitmaps?: boolean;
+  /** With `bitmaps`: skip inconsistent (in-use) bitmaps with a warning instead of failing. */
+  skipBrokenBitmaps?: boolean;
+  /** Warnings (qemu-img prints them on stderr). */
+  warn?: (line: string) => void;
+}
+
+/** The source's bitmaps as `convert --bitmaps` copies them, checked before anything is written. */
+async function bitmapsToCopy(from: OpenedImage, o: ConvertOptions): Promise<BitmapEntry[]> {
+  if (!(from instanceof Qcow2Image)) throw new CliError('Source lacks bitmap support');
+  const dir = await loadBitmapDirectory(from);
+  const out: BitmapEntry[] = [];
+  // QEMU walks the bitmaps last to first.
+  for (const e of [...(dir?.entries ?? [])].reverse()) {
+    if (e.flags & 1) {
+      if (!o.skipBrokenBitmaps) throw new CliError(`Cannot copy inconsistent bitmap '${e.name}'\nTry --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to delete it`);
+      o.warn?.(`warning: Skipping inconsistent bitmap '${e.name}'`);
+      continue;
+    }
+    out.push(e);
+  }
+  if (o.outFormat !== 'qcow2') throw new CliError(`Format driver '${o.outFormat}' does not support bitmaps`);
+  return out.reverse();
 }
 
 /** Copy an image into a new one (qemu-img convert). */
@@ -430,6 +456,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
   const from = await open(src, o.srcFormat ?? null, { readOnly: true });
   try {
     const size = from.size;
+    const copyBitmaps = o.bitmaps ? await bitmapsToCopy(from, o) : [];
     let to: BlockDevice;
     let cs = 65536;
     const unsafe = (o.cache ?? 'unsafe') === 'unsafe';
@@ -605,6 +632,15 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
       for (const r of rest) if (r.status === 'rejected') throw r.reason;
       if (o.progress && lastPct !== 100) o.progress(100);
       await to.flush();
+      if (copyBitmaps.length && to instanceof Qcow2Image && from instanceof Qcow2Image) {
+        const list: NewBitmap[] = [];
+        for (const e of copyBitmaps) {
+          const bits = await readBitmap(from, e.name);
+          if (!bits) throw new CliError(`Could not read bitmap '${e.name}'`);
+          list.push({ name: e.name, granularityBits: e.granularityBits, enabled: (e.flags & 2) !== 0, bits });
+        }
+        await addBitmaps(to, list);
+      }
     } finally {
       await to.close();
     }
@@ -614,7 +650,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
 }
 
 async function cmdConvert(argv: string[], out: Out): Promise<number> {
-  const p = parse(argv, ['-f', '-O', '-o', '-S', '-m', '-t', '-T', '-B', '-F', '-l', '-s', '-r', '--target-format', '--source-format'], ['-c', '-p', '-q', '-n', '-W', '-U', '-C', '--force-share', '--salvage', '--target-is-zero', '-h']);
+  const p = parse(argv, ['-f', '-O', '-o', '-S', '-m', '-t', '-T', '-B', '-F', '-l', '-s', '-r', '--target-format', '--source-format'], ['-c', '-p', '-q', '-n', '-W', '-U', '-C', '--force-share', '--salvage', '--target-is-zero', '-h', '--bitmaps', '--skip-broken-bitmaps']);
   if (p.args.length < 2) throw new CliError('Expecting image file name');
   if (p.args.length > 2) throw new CliError('Converting more than one source image is not supported');
   const [src, dst] = p.args;
@@ -631,6 +667,11 @@ async function cmdConvert(argv: string[], out: Out): Promise<number> {
   const cache = last(p, '-t') ?? 'unsafe';
   if (!['none', 'writeback', 'writethrough', 'directsync', 'unsafe'].includes(cache)) throw new CliError(`Invalid cache option: ${cache}`);
   const opts: ConvertOptions = { srcFormat: fmtArg(last(p, '-f')), outFormat: outFmt, compress, create, noCreate: has(p, '-n'), cache };
+  if (has(p, '--bitmaps')) {
+    opts.bitmaps = true;
+    opts.skipBrokenBitmaps = has(p, '--skip-broken-bitmaps');
+    opts.warn = (line) => out.stderr(`${NAME}: ${line}\n`);
+  }
   if (showProgress) opts.progress = (pct: number) => out.stdout(`    (${pct.toFixed(2)}/100%)\r`);
   if (showProgress) out.stdout(`    (0.00/100%)\r`);
   await convertImage(src, dst, opts);

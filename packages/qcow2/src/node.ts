@@ -1,8 +1,8 @@
 // Node adapters: a file-backed ByteStore and image opening with backing-chain resolution.
 export type { WorkerCompressorPoolOptions } from './node-pool';
 export { WorkerCompressorPool, closeSharedCompressorPool, sharedCompressorPool } from './node-pool';
-import { open as fsOpen, realpath } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import * as fs from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { createRequire } from 'node:module';
@@ -30,14 +30,22 @@ async function pieces(length: number, fn: (at: number, n: number) => Promise<voi
   await Promise.all([lane(), lane(), lane(), lane()]);
 }
 
+/** Offsets from hostile metadata can be anything: refuse what no file can hold, clearly. */
+function checkFileRange(offset: number, length: number): void {
+  if (!(offset >= 0 && length >= 0 && offset + length <= Number.MAX_SAFE_INTEGER)) {
+    throw new ImageError(`File offset out of range: ${offset} (+${length})`, 'EINVAL');
+  }
+}
+
 /** A ByteStore over a file (positional I/O, fdatasync as the barrier). */
 export class NodeFileStore implements ByteStore {
-  private readonly fh: FileHandle;
+  // A plain fd with callback fs calls: cheaper per request than FileHandle's promises.
+  private readonly fd: number;
   private readonly unsafe: boolean;
   private closed = false;
 
-  private constructor(fh: FileHandle, unsafe: boolean) {
-    this.fh = fh;
+  private constructor(fd: number, unsafe: boolean) {
+    this.fd = fd;
     this.unsafe = unsafe;
   }
 
@@ -48,7 +56,8 @@ export class NodeFileStore implements ByteStore {
    */
   static async open(path: string, options: { readOnly?: boolean; create?: boolean; unsafe?: boolean } = {}): Promise<NodeFileStore> {
     const flags = options.create ? 'w+' : options.readOnly ? 'r' : 'r+';
-    return new NodeFileStore(await fsOpen(path, flags), options.unsafe ?? false);
+    const fd = await new Promise<number>((res, rej) => fs.open(path, flags, (e, fd) => (e ? rej(e) : res(fd))));
+    return new NodeFileStore(fd, options.unsafe ?? false);
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
@@ -59,54 +68,75 @@ export class NodeFileStore implements ByteStore {
 
   /** Big transfers go as up to 4 concurrent 1 MiB pieces (libuv threads work side by side). */
   async preadInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    checkFileRange(offset, length);
     if (length <= PIECE) return this.readPiece(offset, out, outOff, length);
     await pieces(length, (at, n) => this.readPiece(offset + at, out, outOff + at, n));
   }
 
-  private async readPiece(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(out, outOff + done, length - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    if (done < length) out.fill(0, outOff + done, outOff + length);
+  private readPiece(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    return new Promise((res, rej) => {
+      let done = 0;
+      const step = (): void => {
+        fs.read(this.fd, out, outOff + done, length - done, offset + done, (e, n) => {
+          if (e) return rej(e);
+          done += n;
+          if (n === 0 || done >= length) {
+            if (done < length) out.fill(0, outOff + done, outOff + length);
+            res();
+          } else step();
+        });
+      };
+      step();
+    });
   }
 
   async pwrite(offset: number, data: Uint8Array): Promise<void> {
+    checkFileRange(offset, data.length);
     if (data.length <= PIECE) return this.writePiece(offset, data);
     await pieces(data.length, (at, n) => this.writePiece(offset + at, data.subarray(at, at + n)));
   }
 
-  private async writePiece(offset: number, data: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
-    }
+  private writePiece(offset: number, data: Uint8Array): Promise<void> {
+    return new Promise((res, rej) => {
+      let done = 0;
+      const step = (): void => {
+        fs.write(this.fd, data, done, data.length - done, offset + done, (e, n) => {
+          if (e) return rej(e);
+          done += n;
+          if (done >= data.length) res();
+          else step();
+        });
+      };
+      step();
+    });
   }
 
   flush(): Promise<void> {
-    return this.unsafe ? Promise.resolve() : this.fh.datasync();
+    if (this.unsafe) return Promise.resolve();
+    return new Promise((res, rej) => fs.fdatasync(this.fd, (e) => (e ? rej(e) : res())));
   }
 
   truncate(size: number): Promise<void> {
-    return this.fh.truncate(size);
+    return new Promise((res, rej) => fs.ftruncate(this.fd, size, (e) => (e ? rej(e) : res())));
+  }
+
+  private stat(): Promise<fs.Stats> {
+    return new Promise((res, rej) => fs.fstat(this.fd, (e, st) => (e ? rej(e) : res(st))));
   }
 
   async size(): Promise<number> {
-    return (await this.fh.stat()).size;
+    return (await this.stat()).size;
   }
 
   /** Bytes the file occupies on disk (for `actual-size`). */
   async allocatedBytes(): Promise<number> {
-    return (await this.fh.stat()).blocks * 512;
+    return (await this.stat()).blocks * 512;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.fh.close();
+    await new Promise<void>((res, rej) => fs.close(this.fd, (e) => (e ? rej(e) : res())));
   }
 }
 

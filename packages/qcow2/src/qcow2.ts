@@ -176,7 +176,12 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   /** Open an existing image. */
   static async open(store: ByteStore, options: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
     const fileSize = await store.size();
-    const head = await store.pread(0, Math.min(Math.max(fileSize, 72), 2 * 1024 * 1024));
+    // Only cluster 0 (header, extensions, backing name), as QEMU: reading more would pull guest
+    // data into the page cache, which changes what SEEK_DATA reports for unwritten extents.
+    const first = await store.pread(0, Math.min(Math.max(fileSize, 72), 512));
+    const bits = first.length >= 24 ? first[23] | (first[22] << 8) | (first[21] << 16) | (first[20] << 24) : 0;
+    const headLen = bits >= 9 && bits <= 21 ? 2 ** bits : 2 * 1024 * 1024;
+    const head = headLen <= first.length ? first : await store.pread(0, Math.min(Math.max(fileSize, 72), headLen));
     const header = parseHeader(head.subarray(0, Math.min(head.length, Math.max(fileSize, 72))), fileSize);
     const cs = 2 ** header.clusterBits;
     const readOnly = options.readOnly ?? false;
