@@ -123,10 +123,11 @@ async function main(): Promise<void> {
   }
   // 4 KiB I/O through the library on the converted image, next to `qemu-img bench` on the
   // peer's converted image, with the same offsets: qemu-img bench's pattern, a fixed step
-  // (4 KiB x 401, prime to the image's 4 KiB blocks, so 4,000 requests hit 4,000 different
-  // blocks scattered over the image) wrapping at the end, 1 and 8 requests in flight. Both
-  // sides end with a flush (qemu-img bench closes the image with one, cache=writeback).
-  const ops = 4000;
+  // (4 KiB x 401, prime to the image's 4 KiB blocks, so the requests hit different blocks
+  // scattered over the image) wrapping at the end, 1 and 8 requests in flight, 20,000 requests
+  // a run. Both sides end with a flush (qemu-img bench closes the image with one,
+  // cache=writeback).
+  const ops = 20000;
   const step = 4096 * 401;
   const buf = new Uint8Array(4096).fill(0x5a);
   const qbench = (file: string, depth: number, write: boolean): number | undefined => {

@@ -37,16 +37,26 @@ function checkFileRange(offset: number, length: number): void {
   }
 }
 
+/**
+ * Requests up to this size run as synchronous calls on the calling thread: a small read or
+ * write that the page cache serves takes a few microseconds, while a hop through libuv's
+ * thread pool costs tens (more on a busy machine). Bigger ones go through the pool, several at
+ * once.
+ */
+const SYNC_MAX = 64 * 1024;
+
 /** A ByteStore over a file (positional I/O, fdatasync as the barrier). */
 export class NodeFileStore implements ByteStore {
   // A plain fd with callback fs calls: cheaper per request than FileHandle's promises.
   private readonly fd: number;
   private readonly unsafe: boolean;
+  private readonly syncMax: number;
   private closed = false;
 
-  private constructor(fd: number, unsafe: boolean) {
+  private constructor(fd: number, unsafe: boolean, syncMax: number) {
     this.fd = fd;
     this.unsafe = unsafe;
+    this.syncMax = syncMax;
   }
 
   /**
@@ -54,10 +64,10 @@ export class NodeFileStore implements ByteStore {
    * barrier into a no-op (qemu-img's cache=unsafe, the default for convert's target): fast,
    * but a crash in the middle can leave anything behind.
    */
-  static async open(path: string, options: { readOnly?: boolean; create?: boolean; unsafe?: boolean } = {}): Promise<NodeFileStore> {
+  static async open(path: string, options: { readOnly?: boolean; create?: boolean; unsafe?: boolean; syncMax?: number } = {}): Promise<NodeFileStore> {
     const flags = options.create ? 'w+' : options.readOnly ? 'r' : 'r+';
     const fd = await new Promise<number>((res, rej) => fs.open(path, flags, (e, fd) => (e ? rej(e) : res(fd))));
-    return new NodeFileStore(fd, options.unsafe ?? false);
+    return new NodeFileStore(fd, options.unsafe ?? false, options.syncMax ?? SYNC_MAX);
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
@@ -74,6 +84,20 @@ export class NodeFileStore implements ByteStore {
   }
 
   private readPiece(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    if (length <= this.syncMax) {
+      try {
+        let done = 0;
+        while (done < length) {
+          const n = fs.readSync(this.fd, out, outOff + done, length - done, offset + done);
+          if (n === 0) break;
+          done += n;
+        }
+        if (done < length) out.fill(0, outOff + done, outOff + length);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    }
     return new Promise((res, rej) => {
       let done = 0;
       const step = (): void => {
@@ -97,6 +121,15 @@ export class NodeFileStore implements ByteStore {
   }
 
   private writePiece(offset: number, data: Uint8Array): Promise<void> {
+    if (data.length <= this.syncMax) {
+      try {
+        let done = 0;
+        while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done, offset + done);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    }
     return new Promise((res, rej) => {
       let done = 0;
       const step = (): void => {
