@@ -95,7 +95,7 @@ export class NodeFileStore implements ByteStore {
         if (done < length) out.fill(0, outOff + done, outOff + length);
         return Promise.resolve();
       } catch (e) {
-        return Promise.reject(e);
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
     }
     return new Promise((res, rej) => {
@@ -127,7 +127,7 @@ export class NodeFileStore implements ByteStore {
         while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done, offset + done);
         return Promise.resolve();
       } catch (e) {
-        return Promise.reject(e);
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
     }
     return new Promise((res, rej) => {
