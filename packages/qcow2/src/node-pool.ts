@@ -1,7 +1,8 @@
 // A CompressorPool on worker threads (Node). Each worker compresses with Node's native zlib
 // (raw deflate with QEMU's parameters) or zstd (native when @toondepauw/node-zstd loads, else
-// the WebAssembly reference library). Clusters travel as transferred ArrayBuffers: the pool
-// copies a cluster into one of its own buffers, transfers it, and gets it back with the result.
+// the WebAssembly reference library). A batch of clusters travels as one transferred
+// ArrayBuffer: the pool copies the batch into one of its own buffers, transfers it, and gets it
+// back (for reuse) with the compressed clusters in one more transferred buffer.
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';

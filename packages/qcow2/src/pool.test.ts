@@ -1,12 +1,15 @@
 // Compressor pools: the worker pool's output decompresses to its input with both codecs (and
 // matches the inline pool's zlib bytes), errors are one clear line, closing waits for work and
 // refuses more. The native zstd codec refuses hostile frames as the WebAssembly one does.
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { COMPRESSION_ZLIB, COMPRESSION_ZSTD, getZstdCodec, zlibCodec } from './compress';
 import { getNodeZstdCodec, nodeZlibCodec, WorkerCompressorPool } from './node';
 import { inlineCompressorPool } from './pool';
-import { pattern } from './test-util';
+import { pattern, tempDir } from './test-util';
 
 const CS = 65536;
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
@@ -53,6 +56,24 @@ describe('compressor pools', () => {
     await closing;
     await expect(pool.compress(COMPRESSION_ZLIB, [text(1)], CS - 1)).rejects.toThrow('compressor pool is closed');
     await pool.close(); // idempotent
+  });
+
+  it('a process that used the shared pool and never closed it still exits by itself', () => {
+    const t = tempDir();
+    try {
+      const script = join(t.dir, 'exit.mts');
+      const node = JSON.stringify(new URL('./node.ts', import.meta.url).pathname);
+      writeFileSync(script, `import { sharedCompressorPool } from ${node};
+const r = await sharedCompressorPool().compress(0, [new Uint8Array(65536)], 65535);
+console.log(r[0] ? 'compressed ' + r[0].length : 'none');\n`);
+      // A hang would end at the guard and fail on the status (null).
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=@ringzero/source', script], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/^compressed \d+\n$/);
+      expect(r.status).toBe(0);
+    } finally {
+      t.cleanup();
+    }
   });
 
   it('a batch of clusters of different sizes is refused', async () => {
