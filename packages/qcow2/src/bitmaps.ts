@@ -250,3 +250,80 @@ export class BitmapTracker {
     }
   }
 }
+
+/** A bitmap to store in an image (`bits` as `readBitmap` returns them). */
+export interface NewBitmap {
+  name: string;
+  granularityBits: number;
+  /** Enabled (QEMU's "auto" flag): records later writes. */
+  enabled: boolean;
+  bits: Uint8Array;
+}
+
+/**
+ * Store persistent bitmaps in an image that has none (what `convert --bitmaps` does to its new
+ * target): data clusters for the non-zero parts, the tables, the directory, then the header
+ * extension and the autoclear bit, each step durable before the next refers to it.
+ */
+export async function addBitmaps(img: Qcow2Image, list: NewBitmap[]): Promise<void> {
+  if (list.length === 0) return;
+  if (img.header.version < 3) throw new Error('Cannot store persistent bitmaps in a version 2 image');
+  if (await loadBitmapDirectory(img)) throw new Error('The image already has persistent bitmaps');
+  const cs = img.clusterSize;
+  const enc = new TextEncoder();
+  await img.exclusive(async () => {
+    const entries: { table: number; size: number; b: NewBitmap; name: Uint8Array }[] = [];
+    for (const b of list) {
+      const bits = Math.ceil(img.size / 2 ** b.granularityBits);
+      const bytes = Math.ceil(bits / 8);
+      const clusters = Math.ceil(bytes / cs);
+      const table = new Uint8Array(Math.ceil((clusters * 8) / cs) * cs);
+      const tdv = new DataView(table.buffer);
+      for (let c = 0; c < clusters; c++) {
+        const part = b.bits.subarray(c * cs, Math.min(bytes, (c + 1) * cs));
+        if (part.every((x) => x === 0)) continue;
+        const data = new Uint8Array(cs);
+        data.set(part);
+        // Bits past the end of the disk stay zero.
+        const lastBit = Math.min(bits, (c + 1) * cs * 8) - c * cs * 8;
+        if (lastBit % 8) data[lastBit >>> 3] &= (1 << (lastBit % 8)) - 1;
+        const off = await img.allocInternal(1);
+        await img.store.pwrite(off, data);
+        setU64(tdv, c * 8, off);
+      }
+      const tOff = await img.allocInternal(table.length / cs);
+      await img.store.pwrite(tOff, table);
+      entries.push({ table: tOff, size: clusters, b, name: enc.encode(b.name) });
+    }
+    let dirSize = 0;
+    for (const e of entries) dirSize += (24 + e.name.length + 7) & ~7;
+    const dir = new Uint8Array(Math.ceil(dirSize / cs) * cs);
+    const ddv = new DataView(dir.buffer);
+    let p = 0;
+    for (const e of entries) {
+      setU64(ddv, p, e.table);
+      ddv.setUint32(p + 8, e.size);
+      ddv.setUint32(p + 12, e.b.enabled ? BME_AUTO : 0);
+      dir[p + 16] = 1;
+      dir[p + 17] = e.b.granularityBits;
+      ddv.setUint16(p + 18, e.name.length);
+      ddv.setUint32(p + 20, 0);
+      dir.set(e.name, p + 24);
+      p = (p + 24 + e.name.length + 7) & ~7;
+    }
+    const dOff = await img.allocInternal(dir.length / cs);
+    await img.store.pwrite(dOff, dir);
+    await img.flushLocked();
+    await img.store.flush();
+    const ext = new Uint8Array(24);
+    const edv = new DataView(ext.buffer);
+    edv.setUint32(0, entries.length);
+    setU64(edv, 8, dirSize);
+    setU64(edv, 16, dOff);
+    img.header.extensions = img.header.extensions.filter((e) => e.type !== EXT_BITMAPS);
+    img.header.extensions.push({ type: EXT_BITMAPS, data: ext });
+    img.header.autoclearLo |= AUTOCLEAR_BITMAPS;
+    await img.writeHeader();
+    await img.store.flush();
+  });
+}

@@ -1,5 +1,6 @@
 // ringzero-img commands that work on chains and whole images: commit, rebase, measure, amend
 // and dd, with qemu-img's syntax, messages and exit codes.
+import { spawnSync } from 'node:child_process';
 import { realpath, stat } from 'node:fs/promises';
 import type { Out } from './cli-util';
 import { CliError, createOptionsFrom, fmtArg, fullBackingName, has, last, onOff, open, parse, parseOptions, parseSize, readBitmaps, toJson } from './cli-util';
@@ -276,18 +277,78 @@ async function cmdRebase(argv: string[], out: Out): Promise<number> {
 
 // ------------------------------------------------------------------------------- measure
 
+interface HoleMap {
+  run: (off: number, len: number) => Promise<{ zero: boolean; length: number }>;
+  close: () => Promise<void>;
+}
+
+// lseek(2) whence values on Linux.
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const MAX_EXTENTS = 1 << 20;
+
 /**
- * QEMU asks the host file, under a data extent, whether it is a hole (SEEK_DATA); Node cannot.
- * The file is read once: when the bytes it occupies on disk (st_blocks) are those of its
- * non-zero blocks (give or take the file system's extent blocks), every all-zero block of the
- * file system's block size is a hole, and so is anything past the end of the file. Otherwise
- * (a file that is not sparse, or that also holds written zeros) nothing is taken for a hole,
- * which can only make `required` larger than QEMU's, never smaller. Null: no holes.
+ * The data extents of a file as lseek(SEEK_DATA/SEEK_HOLE) reports them (what QEMU asks), or
+ * null where that cannot be asked. Node has no lseek, so a one-line perl (part of every Debian
+ * system) walks the extents and prints them; at most MAX_EXTENTS are taken.
  */
-async function hostHoles(path: string): Promise<{ run: (off: number, len: number) => Promise<{ zero: boolean; length: number }>; close: () => Promise<void> } | null> {
+function seekExtents(path: string, fileSize: number): Float64Array | null {
+  if (process.platform !== 'linux') return null;
+  const script = `open(my $f, '<', $ARGV[0]) or exit 2; my $o = 0; my $n = 0;
+while ($n < ${MAX_EXTENTS}) { my $d = sysseek($f, $o, ${SEEK_DATA}); last unless defined $d; my $h = sysseek($f, $d, ${SEEK_HOLE}); last unless defined $h; print $d + 0, " ", $h + 0, "\n"; $n++; $o = $h; last if $h >= ${fileSize}; }
+exit($n >= ${MAX_EXTENTS} ? 3 : 0);`;
+  const r = spawnSync('perl', ['-e', script, path], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0 || r.error) return null;
+  const lines = r.stdout.split('\n').filter((l) => l !== '');
+  const ext = new Float64Array(lines.length * 2);
+  let last = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const [d, h] = lines[i].split(' ').map(Number);
+    if (!(d >= last && h > d)) return null;
+    ext[i * 2] = d;
+    ext[i * 2 + 1] = Math.min(h, fileSize);
+    last = h;
+  }
+  return ext;
+}
+
+/** A hole map from data extents (sorted [start, end) pairs); past the end of the file is a hole. */
+function extentHoles(ext: Float64Array, fileSize: number): HoleMap {
+  const n = ext.length / 2;
+  return {
+    close: () => Promise.resolve(),
+    run: (off: number, len: number) => {
+      if (off >= fileSize) return Promise.resolve({ zero: true, length: len });
+      // The first extent that ends after `off`.
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const m = (lo + hi) >> 1;
+        if (ext[m * 2 + 1] <= off) lo = m + 1;
+        else hi = m;
+      }
+      if (lo < n && ext[lo * 2] <= off) return Promise.resolve({ zero: false, length: Math.max(1, Math.min(len, ext[lo * 2 + 1] - off)) });
+      const next = lo < n ? ext[lo * 2] : Infinity;
+      return Promise.resolve({ zero: true, length: Math.max(1, Math.min(len, next - off)) });
+    },
+  };
+}
+
+/**
+ * QEMU asks the host file, under a data extent, whether it is a hole (SEEK_DATA). We ask the
+ * same through seekExtents where we can. Elsewhere the file is read once: when the bytes it
+ * occupies on disk (st_blocks) are those of its non-zero blocks (give or take the file
+ * system's extent blocks), every all-zero block of the file system's block size is a hole, and
+ * so is anything past the end of the file. Otherwise (a file that is not sparse, or that also
+ * holds written zeros) nothing is taken for a hole, which can only make `required` larger than
+ * QEMU's, never smaller. Null: no holes.
+ */
+async function hostHoles(path: string): Promise<HoleMap | null> {
   const st = await stat(path);
   const fileSize = st.size;
   const allocated = st.blocks * 512;
+  const ext = seekExtents(path, fileSize);
+  if (ext) return extentHoles(ext, fileSize);
   if (allocated >= fileSize) return null;
   const bs = Math.max(512, Math.min(st.blksize || 4096, 1 << 20));
   const store = await NodeFileStore.open(path, { readOnly: true });
@@ -351,6 +412,19 @@ async function cmdMeasure(argv: string[], out: Out): Promise<number> {
     if (sizeArg.trim().startsWith('-')) throw new CliError('Invalid image size specified. You may use k, M, G, T, P or E suffixes for\nringzero-img: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.');
     size = parseSize(sizeArg);
   }
+  // The host's extents are asked before the image is opened: reading a file can change what
+  // SEEK_DATA reports (ext4 reports an unwritten extent as data once its pages are cached), and
+  // QEMU asks before reading any guest data.
+  let early: HoleMap | null = null;
+  if (file !== undefined && outFmt === 'qcow2') {
+    try {
+      const st = await stat(file);
+      const ext = st.isFile() ? seekExtents(file, st.size) : null;
+      if (ext) early = extentHoles(ext, st.size);
+    } catch {
+      // open() below reports a missing or unreadable file the way qemu-img does.
+    }
+  }
   const src = file !== undefined ? await open(file, fmtArg(last(p, '-f')), { readOnly: true }) : null;
   let required: number;
   let fully: number;
@@ -380,7 +454,7 @@ async function cmdMeasure(argv: string[], out: Out): Promise<number> {
       }
       // Data the image stores in its own file (raw, or qcow2 without an external data file)
       // may still lie over holes of that file, which QEMU does not count.
-      if (src && file !== undefined && (src instanceof RawDevice || (src instanceof Qcow2Image && src.dataStore === src.store))) holes = await hostHoles(file);
+      if (src && file !== undefined && (src instanceof RawDevice || (src instanceof Qcow2Image && src.dataStore === src.store))) holes = early ?? (await hostHoles(file));
       const status = async (off: number, len: number): Promise<BlockStatus> => {
         const e = await src!.blockStatus(off, len);
         if (!holes || e.depth !== 0 || !e.data || e.zero || e.compressed || e.offset == null) return e;

@@ -9,7 +9,11 @@ import type { CheckResult, RepairMode } from './check';
 import { checkImage } from './check';
 import { Qcow2Image } from './qcow2';
 import type { ImageFormat, OpenedImage } from './node';
-import { createQcow2File, NodeFileStore, probeFormat } from './node';
+import { closeSharedCompressorPool, createQcow2File, NodeFileStore, probeFormat, sharedCompressorPool } from './node';
+import type { CompressorPool } from './pool';
+import type { BitmapEntry, NewBitmap } from './bitmaps';
+import { addBitmaps, loadBitmapDirectory, readBitmap } from './bitmaps';
+import { inlineCompressorPool } from './pool';
 import { COMPAT_LAZY_REFCOUNTS } from './format';
 import { createSnapshot, deleteSnapshot, applySnapshot } from './snapshot';
 
@@ -416,6 +420,35 @@ export interface ConvertOptions {
   noCreate?: boolean;
   /** Target cache mode as qemu-img's -t: 'unsafe' (the default) skips fdatasync. */
   cache?: string;
+  /**
+   * Where -c compresses clusters: a pool the caller owns (left open), or null to compress on
+   * this thread. Default: the process-wide worker pool (`sharedCompressorPool()`).
+   */
+  compressor?: CompressorPool | null;
+  /** Copy the source's persistent bitmaps (qemu-img's --bitmaps). */
+  bitmaps?: boolean;
+  /** With `bitmaps`: skip inconsistent (in-use) bitmaps with a warning instead of failing. */
+  skipBrokenBitmaps?: boolean;
+  /** Warnings (qemu-img prints them on stderr). */
+  warn?: (line: string) => void;
+}
+
+/** The source's bitmaps as `convert --bitmaps` copies them, checked before anything is written. */
+async function bitmapsToCopy(from: OpenedImage, o: ConvertOptions): Promise<BitmapEntry[]> {
+  if (!(from instanceof Qcow2Image)) throw new CliError('Source lacks bitmap support');
+  const dir = await loadBitmapDirectory(from);
+  const out: BitmapEntry[] = [];
+  // QEMU walks the bitmaps last to first.
+  for (const e of [...(dir?.entries ?? [])].reverse()) {
+    if (e.flags & 1) {
+      if (!o.skipBrokenBitmaps) throw new CliError(`Cannot copy inconsistent bitmap '${e.name}'\nTry --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to delete it`);
+      o.warn?.(`warning: Skipping inconsistent bitmap '${e.name}'`);
+      continue;
+    }
+    out.push(e);
+  }
+  if (o.outFormat !== 'qcow2') throw new CliError(`Format driver '${o.outFormat}' does not support bitmaps`);
+  return out.reverse();
 }
 
 /** Copy an image into a new one (qemu-img convert). */
@@ -423,6 +456,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
   const from = await open(src, o.srcFormat ?? null, { readOnly: true });
   try {
     const size = from.size;
+    const copyBitmaps = o.bitmaps ? await bitmapsToCopy(from, o) : [];
     let to: BlockDevice;
     let cs = 65536;
     const unsafe = (o.cache ?? 'unsafe') === 'unsafe';
@@ -441,7 +475,18 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
       // Several chunks are read at once; with -c the clusters of a chunk are compressed
       // concurrently when the codec can work off-thread (Node's zlib).
       const chunk = Math.max(cs, 4 << 20);
-      const codec = o.compress && to instanceof Qcow2Image ? to.compressionCodec : null;
+      const target = to instanceof Qcow2Image ? to : null;
+      const compressing = o.compress === true && target != null;
+      let compressor: CompressorPool | null = null;
+      if (compressing) {
+        if (o.compressor !== undefined) compressor = o.compressor ?? inlineCompressorPool(() => target.compressionCodec);
+        else {
+          const shared = sharedCompressorPool();
+          shared.warm();
+          compressor = shared;
+        }
+      }
+      const compressionType = target?.compressionType ?? 0;
       interface Piece {
         pos: number;
         n: number;
@@ -466,10 +511,24 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
       };
       let lastPct = -1;
       type Job = { off: number; data: Uint8Array; c: Promise<Uint8Array | null> | undefined };
-      // With -c, the clusters of a chunk start compressing as soon as it is read.
+      // With -c, the clusters of a chunk start compressing as soon as it is read, in batches
+      // of up to 8 (one message to a worker each).
       const compressJobs = (piece: Piece): Job[] => {
         const { pos, n, buf } = piece;
         const jobs: Job[] = [];
+        let batch: Uint8Array[] = [];
+        let batchJobs: Job[] = [];
+        const send = (): void => {
+          if (batch.length === 0 || compressor == null) return;
+          const all = compressor.compress(compressionType, batch, cs - 1);
+          all.catch(() => undefined);
+          batchJobs.forEach((j, k) => {
+            j.c = all.then((r) => r[k]);
+            j.c.catch(() => undefined);
+          });
+          batch = [];
+          batchJobs = [];
+        };
         for (let i = 0; i < n; ) {
           const e = Math.min(n, i + cs - ((pos + i) % cs));
           if (!isZero(buf, i, e)) {
@@ -479,12 +538,15 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
               padded = new Uint8Array(cs);
               padded.set(data);
             }
-            const c = codec?.compressAsync?.(padded, cs - 1);
-            c?.catch(() => undefined);
-            jobs.push({ off: pos + i, data, c });
+            const j: Job = { off: pos + i, data, c: undefined };
+            jobs.push(j);
+            batch.push(padded);
+            batchJobs.push(j);
+            if (batch.length === 8) send();
           }
           i = e;
         }
+        send();
         return jobs;
       };
       // Issues the writes of a chunk; `issued` is called once all of them are submitted (with
@@ -548,7 +610,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
           const done = (async (): Promise<void> => {
             try {
               await read;
-              const jobs = codec ? compressJobs(piece) : null;
+              const jobs = compressing ? compressJobs(piece) : null;
               await prev;
               await writeChunk(piece, jobs, issued);
               pool.push(piece.buf);
@@ -570,6 +632,15 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
       for (const r of rest) if (r.status === 'rejected') throw r.reason;
       if (o.progress && lastPct !== 100) o.progress(100);
       await to.flush();
+      if (copyBitmaps.length && to instanceof Qcow2Image && from instanceof Qcow2Image) {
+        const list: NewBitmap[] = [];
+        for (const e of copyBitmaps) {
+          const bits = await readBitmap(from, e.name);
+          if (!bits) throw new CliError(`Could not read bitmap '${e.name}'`);
+          list.push({ name: e.name, granularityBits: e.granularityBits, enabled: (e.flags & 2) !== 0, bits });
+        }
+        await addBitmaps(to, list);
+      }
     } finally {
       await to.close();
     }
@@ -579,7 +650,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
 }
 
 async function cmdConvert(argv: string[], out: Out): Promise<number> {
-  const p = parse(argv, ['-f', '-O', '-o', '-S', '-m', '-t', '-T', '-B', '-F', '-l', '-s', '-r', '--target-format', '--source-format'], ['-c', '-p', '-q', '-n', '-W', '-U', '-C', '--force-share', '--salvage', '--target-is-zero', '-h']);
+  const p = parse(argv, ['-f', '-O', '-o', '-S', '-m', '-t', '-T', '-B', '-F', '-l', '-s', '-r', '--target-format', '--source-format'], ['-c', '-p', '-q', '-n', '-W', '-U', '-C', '--force-share', '--salvage', '--target-is-zero', '-h', '--bitmaps', '--skip-broken-bitmaps']);
   if (p.args.length < 2) throw new CliError('Expecting image file name');
   if (p.args.length > 2) throw new CliError('Converting more than one source image is not supported');
   const [src, dst] = p.args;
@@ -596,6 +667,11 @@ async function cmdConvert(argv: string[], out: Out): Promise<number> {
   const cache = last(p, '-t') ?? 'unsafe';
   if (!['none', 'writeback', 'writethrough', 'directsync', 'unsafe'].includes(cache)) throw new CliError(`Invalid cache option: ${cache}`);
   const opts: ConvertOptions = { srcFormat: fmtArg(last(p, '-f')), outFormat: outFmt, compress, create, noCreate: has(p, '-n'), cache };
+  if (has(p, '--bitmaps')) {
+    opts.bitmaps = true;
+    opts.skipBrokenBitmaps = has(p, '--skip-broken-bitmaps');
+    opts.warn = (line) => out.stderr(`${NAME}: ${line}\n`);
+  }
   if (showProgress) opts.progress = (pct: number) => out.stdout(`    (${pct.toFixed(2)}/100%)\r`);
   if (showProgress) out.stdout(`    (0.00/100%)\r`);
   await convertImage(src, dst, opts);
@@ -782,9 +858,11 @@ if (isMain) {
   void main(process.argv.slice(2), {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
-  }).then((code) => {
-    process.exitCode = code;
-  });
+  })
+    .then((code) => {
+      process.exitCode = code;
+    })
+    .finally(() => closeSharedCompressorPool());
 }
 
 void writeFileSync;

@@ -9,6 +9,8 @@ export { Qcow2Image } from './qcow2';
 export type { Qcow2CreateOptions, Preallocation } from './create';
 export { createQcow2, validateCreateOptions } from './create';
 export type { ClusterCodec } from './compress';
+export type { CompressorPool } from './pool';
+export { inlineCompressorPool } from './pool';
 export { COMPRESSION_ZLIB, COMPRESSION_ZSTD, zlibCodec, getZstdCodec } from './compress';
 export type { QcowHeader, SnapshotEntry, HeaderExtension } from './format';
 export { parseHeader, serializeHeader } from './format';

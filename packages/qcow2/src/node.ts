@@ -1,10 +1,13 @@
 // Node adapters: a file-backed ByteStore and image opening with backing-chain resolution.
-import { open as fsOpen, realpath } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+export type { WorkerCompressorPoolOptions } from './node-pool';
+export { WorkerCompressorPool, closeSharedCompressorPool, sharedCompressorPool } from './node-pool';
+import * as fs from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { createRequire } from 'node:module';
 import type { ClusterCodec } from './compress';
-import { COMPRESSION_ZLIB, zlibCodec } from './compress';
+import { COMPRESSION_ZLIB, COMPRESSION_ZSTD, getZstdCodec, zlibCodec, zstdContentSize, zstdFrameLength } from './compress';
 import type { ByteStore } from './store';
 import type { BlockDevice, BlockStatusSource } from './device';
 import { ImageError, RawDevice } from './device';
@@ -27,15 +30,33 @@ async function pieces(length: number, fn: (at: number, n: number) => Promise<voi
   await Promise.all([lane(), lane(), lane(), lane()]);
 }
 
+/** Offsets from hostile metadata can be anything: refuse what no file can hold, clearly. */
+function checkFileRange(offset: number, length: number): void {
+  if (!(offset >= 0 && length >= 0 && offset + length <= Number.MAX_SAFE_INTEGER)) {
+    throw new ImageError(`File offset out of range: ${offset} (+${length})`, 'EINVAL');
+  }
+}
+
+/**
+ * Requests up to this size run as synchronous calls on the calling thread: a small read or
+ * write that the page cache serves takes a few microseconds, while a hop through libuv's
+ * thread pool costs tens (more on a busy machine). Bigger ones go through the pool, several at
+ * once.
+ */
+const SYNC_MAX = 64 * 1024;
+
 /** A ByteStore over a file (positional I/O, fdatasync as the barrier). */
 export class NodeFileStore implements ByteStore {
-  private readonly fh: FileHandle;
+  // A plain fd with callback fs calls: cheaper per request than FileHandle's promises.
+  private readonly fd: number;
   private readonly unsafe: boolean;
+  private readonly syncMax: number;
   private closed = false;
 
-  private constructor(fh: FileHandle, unsafe: boolean) {
-    this.fh = fh;
+  private constructor(fd: number, unsafe: boolean, syncMax: number) {
+    this.fd = fd;
     this.unsafe = unsafe;
+    this.syncMax = syncMax;
   }
 
   /**
@@ -43,9 +64,10 @@ export class NodeFileStore implements ByteStore {
    * barrier into a no-op (qemu-img's cache=unsafe, the default for convert's target): fast,
    * but a crash in the middle can leave anything behind.
    */
-  static async open(path: string, options: { readOnly?: boolean; create?: boolean; unsafe?: boolean } = {}): Promise<NodeFileStore> {
+  static async open(path: string, options: { readOnly?: boolean; create?: boolean; unsafe?: boolean; syncMax?: number } = {}): Promise<NodeFileStore> {
     const flags = options.create ? 'w+' : options.readOnly ? 'r' : 'r+';
-    return new NodeFileStore(await fsOpen(path, flags), options.unsafe ?? false);
+    const fd = await new Promise<number>((res, rej) => fs.open(path, flags, (e, fd) => (e ? rej(e) : res(fd))));
+    return new NodeFileStore(fd, options.unsafe ?? false, options.syncMax ?? SYNC_MAX);
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
@@ -56,54 +78,98 @@ export class NodeFileStore implements ByteStore {
 
   /** Big transfers go as up to 4 concurrent 1 MiB pieces (libuv threads work side by side). */
   async preadInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    checkFileRange(offset, length);
     if (length <= PIECE) return this.readPiece(offset, out, outOff, length);
     await pieces(length, (at, n) => this.readPiece(offset + at, out, outOff + at, n));
   }
 
-  private async readPiece(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(out, outOff + done, length - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
+  private readPiece(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
+    if (length <= this.syncMax) {
+      try {
+        let done = 0;
+        while (done < length) {
+          const n = fs.readSync(this.fd, out, outOff + done, length - done, offset + done);
+          if (n === 0) break;
+          done += n;
+        }
+        if (done < length) out.fill(0, outOff + done, outOff + length);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
     }
-    if (done < length) out.fill(0, outOff + done, outOff + length);
+    return new Promise((res, rej) => {
+      let done = 0;
+      const step = (): void => {
+        fs.read(this.fd, out, outOff + done, length - done, offset + done, (e, n) => {
+          if (e) return rej(e);
+          done += n;
+          if (n === 0 || done >= length) {
+            if (done < length) out.fill(0, outOff + done, outOff + length);
+            res();
+          } else step();
+        });
+      };
+      step();
+    });
   }
 
   async pwrite(offset: number, data: Uint8Array): Promise<void> {
+    checkFileRange(offset, data.length);
     if (data.length <= PIECE) return this.writePiece(offset, data);
     await pieces(data.length, (at, n) => this.writePiece(offset + at, data.subarray(at, at + n)));
   }
 
-  private async writePiece(offset: number, data: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
+  private writePiece(offset: number, data: Uint8Array): Promise<void> {
+    if (data.length <= this.syncMax) {
+      try {
+        let done = 0;
+        while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done, offset + done);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
     }
+    return new Promise((res, rej) => {
+      let done = 0;
+      const step = (): void => {
+        fs.write(this.fd, data, done, data.length - done, offset + done, (e, n) => {
+          if (e) return rej(e);
+          done += n;
+          if (done >= data.length) res();
+          else step();
+        });
+      };
+      step();
+    });
   }
 
   flush(): Promise<void> {
-    return this.unsafe ? Promise.resolve() : this.fh.datasync();
+    if (this.unsafe) return Promise.resolve();
+    return new Promise((res, rej) => fs.fdatasync(this.fd, (e) => (e ? rej(e) : res())));
   }
 
   truncate(size: number): Promise<void> {
-    return this.fh.truncate(size);
+    return new Promise((res, rej) => fs.ftruncate(this.fd, size, (e) => (e ? rej(e) : res())));
+  }
+
+  private stat(): Promise<fs.Stats> {
+    return new Promise((res, rej) => fs.fstat(this.fd, (e, st) => (e ? rej(e) : res(st))));
   }
 
   async size(): Promise<number> {
-    return (await this.fh.stat()).size;
+    return (await this.stat()).size;
   }
 
   /** Bytes the file occupies on disk (for `actual-size`). */
   async allocatedBytes(): Promise<number> {
-    return (await this.fh.stat()).blocks * 512;
+    return (await this.stat()).blocks * 512;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.fh.close();
+    await new Promise<void>((res, rej) => fs.close(this.fd, (e) => (e ? rej(e) : res())));
   }
 }
 
@@ -146,8 +212,69 @@ export const nodeZlibCodec: ClusterCodec = {
   },
 };
 
-function nodeCodec(type: number): ClusterCodec | null {
-  return type === COMPRESSION_ZLIB ? nodeZlibCodec : null;
+interface NativeZstd {
+  Encoder: new (level: number) => { encodeSync(data: Buffer): Buffer };
+  Decoder: new () => { decodeSync(data: Buffer): Buffer };
+}
+
+let nativeZstdModule: NativeZstd | null | undefined;
+
+/** The native zstd binding (@toondepauw/node-zstd), or null where it has no build. */
+function nativeZstd(): NativeZstd | null {
+  if (nativeZstdModule === undefined) {
+    try {
+      nativeZstdModule = createRequire(import.meta.url)('@toondepauw/node-zstd') as NativeZstd;
+    } catch {
+      nativeZstdModule = null;
+    }
+  }
+  return nativeZstdModule;
+}
+
+const asBuf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.length);
+
+/**
+ * zstd through the native library (3-4x the WebAssembly build's speed), level 3 as QEMU. A
+ * frame is decompressed natively only when its header declares exactly one cluster (zstd
+ * refuses to produce more than the declared size, so the output is bounded); any other frame
+ * goes to the WebAssembly codec, which checks and bounds it.
+ */
+export function getNodeZstdCodec(): Promise<ClusterCodec> {
+  nodeZstdCodec ??= makeNodeZstdCodec();
+  return nodeZstdCodec;
+}
+
+let nodeZstdCodec: Promise<ClusterCodec> | null = null;
+
+async function makeNodeZstdCodec(): Promise<ClusterCodec> {
+  const wasm = await getZstdCodec();
+  const z = nativeZstd();
+  if (z == null) return wasm;
+  const enc = new z.Encoder(3);
+  const dec = new z.Decoder();
+  return {
+    compress(src: Uint8Array, limit: number): Uint8Array | null {
+      const c = enc.encodeSync(asBuf(src));
+      return c.length < limit ? asU8(c) : null;
+    },
+    decompress(src: Uint8Array, out: Uint8Array): boolean {
+      const len = zstdFrameLength(src);
+      if (len < 0) return false;
+      if (zstdContentSize(src) !== out.length) return wasm.decompress(src, out);
+      try {
+        const r = dec.decodeSync(asBuf(src.subarray(0, len)));
+        if (r.length !== out.length) return false;
+        out.set(r);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+function nodeCodec(type: number): ClusterCodec | null | Promise<ClusterCodec> {
+  return type === COMPRESSION_ZLIB ? nodeZlibCodec : type === COMPRESSION_ZSTD ? getNodeZstdCodec() : null;
 }
 
 export type ImageFormat = 'qcow2' | 'raw';

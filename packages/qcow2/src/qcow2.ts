@@ -53,7 +53,7 @@ export interface Qcow2OpenOptions {
    * A faster codec for a compression type (0 zlib, 1 zstd), e.g. the Node adapter's native
    * zlib; null or undefined keeps the built-in isomorphic one.
    */
-  codec?: (compressionType: number) => ClusterCodec | null;
+  codec?: (compressionType: number) => ClusterCodec | null | Promise<ClusterCodec | null>;
 }
 
 interface Table {
@@ -176,7 +176,12 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   /** Open an existing image. */
   static async open(store: ByteStore, options: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
     const fileSize = await store.size();
-    const head = await store.pread(0, Math.min(Math.max(fileSize, 72), 2 * 1024 * 1024));
+    // Only cluster 0 (header, extensions, backing name), as QEMU: reading more would pull guest
+    // data into the page cache, which changes what SEEK_DATA reports for unwritten extents.
+    const first = await store.pread(0, Math.min(Math.max(fileSize, 72), 512));
+    const bits = first.length >= 24 ? first[23] | (first[22] << 8) | (first[21] << 16) | (first[20] << 24) : 0;
+    const headLen = bits >= 9 && bits <= 21 ? 2 ** bits : 2 * 1024 * 1024;
+    const head = headLen <= first.length ? first : await store.pread(0, Math.min(Math.max(fileSize, 72), headLen));
     const header = parseHeader(head.subarray(0, Math.min(head.length, Math.max(fileSize, 72))), fileSize);
     const cs = 2 ** header.clusterBits;
     const readOnly = options.readOnly ?? false;
@@ -213,7 +218,7 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
       if (!options.openDataFile) throw new ImageError(`Data file '${header.dataFile}' cannot be opened here`, 'ENOTSUP');
       img.dataStore = await options.openDataFile(header.dataFile);
     }
-    img.codec = options.codec?.(header.compressionType) ?? (await getCodec(header.compressionType));
+    img.codec = (await options.codec?.(header.compressionType)) ?? (await getCodec(header.compressionType));
     if (header.backingFile != null && !options.noBacking) {
       if (!options.openBacking) throw new ImageError(`Could not open backing file '${header.backingFile}'`, 'ENOENT');
       img.backing = await options.openBacking(header.backingFile, header.backingFormat);
@@ -391,6 +396,11 @@ export class Qcow2Image implements BlockDevice, BlockStatusSource {
   /** Write one full cluster compressed (falls back to a plain write when it doesn't shrink). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     return this.writePrecompressed(offset, data, undefined);
+  }
+
+  /** The header's compression type (0 zlib, 1 zstd). */
+  get compressionType(): number {
+    return this.header.compressionType;
   }
 
   /** The codec of this image's compression type (to compress clusters ahead, in parallel). */
