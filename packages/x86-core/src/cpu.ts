@@ -39,7 +39,6 @@ import {
 import { decode, DecodeFault } from './decoder';
 import { Insn } from './insn';
 import { MEM_EXIT, MEM_PF_BASE, type CpuMemory } from './memory';
-import { OP_EXEC } from './optable';
 import { LZ_ADC1, LZ_ADD, LZ_RES, LZ_SBB1, LZ_SUB, PARITY, canon, hiOf } from './arith';
 
 export { LZ_ADD, LZ_ADC1, LZ_SUB, LZ_SBB1, LZ_LOGIC, LZ_RES, hiOf, canon } from './arith';
@@ -658,7 +657,7 @@ export class Cpu {
       }
       const n = rip + d.len;
       this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
-      const st = OP_EXEC[d.op](this, d);
+      const st = d.exec(this, d);
       if (st === ST_OK) {
         this.rip = this.nextRip;
         this.retired++;

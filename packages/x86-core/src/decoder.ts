@@ -6,7 +6,7 @@
 import { CS, DS, ES, FS, GP, GS, RBP, RSP, SS, ST_FAULT, ST_OK } from './constants';
 import type { Insn } from './insn';
 import { MEM_PF_BASE, type CpuMemory } from './memory';
-import { GROUP, OP_FLAGS, OP_IMM, RMSUB, SLOT, SLOT_MODRM } from './optable';
+import { GROUP, OP_EXEC, OP_FAST, OP_FLAGS, OP_IMM, RMSUB, SLOT, SLOT_MODRM } from './optable';
 import {
   F_BYTE,
   F_DEF64,
@@ -115,7 +115,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
     const nb = fb(n);
     if (nb < 0) return fetchFault(f, nb);
     if (m64 || (nb & 0xc0) === 0xc0) {
-      d.op = 0; d.len = n + 1; d.map = 0; d.opcode = b;
+      d.op = 0; d.len = n + 1; d.map = 0; d.opcode = b; d.exec = OP_EXEC[0];
       return ST_OK;
     }
   }
@@ -286,7 +286,10 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   }
   if (n > 15) return tooLong(f);
   d.len = n;
-  d.op = bad ? 0 : e;
+  if (bad) e = 0;
+  d.op = e;
+  const pick = OP_FAST[e];
+  d.exec = (pick == null ? null : pick(d)) ?? OP_EXEC[e];
   return ST_OK;
 }
 

@@ -4,9 +4,18 @@
  * register values, so a record can be cached per code page and replayed (the future decode
  * cache and JIT tier rely on that: effective addresses are computed at execute time).
  */
+import { execUd } from './exec/ud';
+import type { Exec } from './table';
+
 export class Insn {
   /** Index in OPS (src/table.ts): selects the handler. 0 is the #UD entry. */
   op = 0;
+  /**
+   * The handler run() calls: OP_EXEC[op], or a variant of it specialised by the decoder for
+   * this record's form (register or memory operand, operand size; OpDef.fast). Both give the
+   * same result, so a caller may use either.
+   */
+  exec: Exec = execUd;
   /** Length in bytes (1..15). */
   len = 0;
   /** Last opcode byte (condition codes, ALU sub-op, register-in-opcode live in it). */
