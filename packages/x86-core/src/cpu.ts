@@ -655,15 +655,27 @@ export class Cpu {
         }
         if (arr != null && off + d.len <= 4096 && mem.codeWrites === this.icWrites) arr[off] = d;
       }
-      const n = rip + d.len;
-      this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
-      const st = d.exec(this, d);
-      if (st === ST_OK) {
-        this.rip = this.nextRip;
+      // Execute d, then, while the next instruction is a cached one on the same page (and no
+      // code write, mapping change or code-size change intervened), the next without going
+      // back through the page lookup.
+      let r = rip;
+      let st: number;
+      for (;;) {
+        const n = r + d.len;
+        this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
+        st = d.exec(this, d);
+        if (st !== ST_OK) break;
+        r = this.nextRip;
+        this.rip = r;
         this.retired++;
-        budget--;
-        continue;
+        if (--budget <= 0 || arr === null || this.icArr !== arr || mem.codeWrites !== this.icWrites || this.csize !== csize) break;
+        const o = (csize === 8 ? r : (this.segBase[CS] + r) >>> 0) - this.icBase;
+        if (!(o >= 0 && o < 4096)) break;
+        const next = arr[o];
+        if (next === undefined) break;
+        d = next;
       }
+      if (st === ST_OK) continue;
       switch (st) {
         case ST_AGAIN:
           budget--;

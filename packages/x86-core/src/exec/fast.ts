@@ -58,30 +58,33 @@ function carryIn(cpu: Cpu, kind: number): number {
   return kind === 2 || kind === 3 ? cpu.cf() : 0;
 }
 
-/** 64-bit result high half of the last res64 (unsigned). */
-let rH = 0;
+/**
+ * High half of the last res64 (unsigned). A typed-array slot, not a module `let`: a number
+ * above 2^30 stored in a module variable would allocate a heap number each time.
+ */
+const RH = new Float64Array(1);
 
-/** res32 at 64 bits: a/b lo unsigned, aH/bH unsigned; returns lo (unsigned), hi in rH. */
+/** res32 at 64 bits: a/b lo unsigned, aH/bH unsigned; returns lo (unsigned), hi in RH[0]. */
 function res64(kind: number, a: number, aH: number, b: number, bH: number, c: number): number {
   switch (kind) {
     case 0:
     case 2: {
       const s = a + b + c;
-      rH = (aH + bH + (s >= TWO32 ? 1 : 0)) >>> 0;
+      RH[0] = (aH + bH + (s >= TWO32 ? 1 : 0)) >>> 0;
       return s >>> 0;
     }
     case 1:
-      rH = (aH | bH) >>> 0;
+      RH[0] = (aH | bH) >>> 0;
       return (a | b) >>> 0;
     case 4:
-      rH = (aH & bH) >>> 0;
+      RH[0] = (aH & bH) >>> 0;
       return (a & b) >>> 0;
     case 6:
-      rH = (aH ^ bH) >>> 0;
+      RH[0] = (aH ^ bH) >>> 0;
       return (a ^ b) >>> 0;
     default: {
       const s = a - b - c;
-      rH = (aH - bH - (s < 0 ? 1 : 0)) >>> 0;
+      RH[0] = (aH - bH - (s < 0 ? 1 : 0)) >>> 0;
       return s >>> 0;
     }
   }
@@ -149,7 +152,7 @@ function aluRR64(cpu: Cpu, d: Insn): number {
   const bH = hi[d.reg] >>> 0;
   const c = carryIn(cpu, kind);
   const r = res64(kind, a, aH, b, bH, c);
-  const rh = rH;
+  const rh = RH[0];
   lazy64(cpu, kind, r, rh, a, aH, b, bH, c);
   if (kind !== 7) {
     lo[d.rm] = r;
@@ -168,7 +171,7 @@ function aluGR64(cpu: Cpu, d: Insn): number {
   const bH = hi[d.rm] >>> 0;
   const c = carryIn(cpu, kind);
   const r = res64(kind, a, aH, b, bH, c);
-  const rh = rH;
+  const rh = RH[0];
   lazy64(cpu, kind, r, rh, a, aH, b, bH, c);
   if (kind !== 7) {
     lo[d.reg] = r;
@@ -206,7 +209,7 @@ function aluMR64(cpu: Cpu, d: Insn): number {
   const bH = cpu.hi[d.reg] >>> 0;
   const c = carryIn(cpu, kind);
   const r = res64(kind, a, aH, b, bH, c);
-  const rh = rH;
+  const rh = RH[0];
   if (kind !== 7 && d.opcode !== 0x85) {
     const st = cpu.mem.write64(la, r | 0, rh | 0);
     if (st !== 0) return cpu.memFault(st, la);
@@ -247,7 +250,7 @@ function aluRM64(cpu: Cpu, d: Insn): number {
   const bH = t[1] >>> 0;
   const c = carryIn(cpu, kind);
   const r = res64(kind, a, aH, b, bH, c);
-  const rh = rH;
+  const rh = RH[0];
   lazy64(cpu, kind, r, rh, a, aH, b, bH, c);
   if (kind !== 7) {
     lo[d.reg] = r;
@@ -303,7 +306,7 @@ function aluRI64(cpu: Cpu, d: Insn): number {
   const bH = d.immHi >>> 0;
   const c = carryIn(cpu, kind);
   const r = res64(kind, a, aH, b, bH, c);
-  const rh = rH;
+  const rh = RH[0];
   lazy64(cpu, kind, r, rh, a, aH, b, bH, c);
   if (kind !== 7 && d.opcode !== 0xa9) {
     lo[r0] = r;
@@ -341,7 +344,7 @@ function aluMI64(cpu: Cpu, d: Insn): number {
   const bH = d.immHi >>> 0;
   const c = carryIn(cpu, kind);
   const r = res64(kind, a, aH, b, bH, c);
-  const rh = rH;
+  const rh = RH[0];
   if (kind !== 7) {
     const st = cpu.mem.write64(la, r | 0, rh | 0);
     if (st !== 0) return cpu.memFault(st, la);
