@@ -668,7 +668,7 @@ export class Cpu {
         r = this.nextRip;
         this.rip = r;
         this.retired++;
-        if (--budget <= 0 || arr === null || this.icArr !== arr || mem.codeWrites !== this.icWrites || this.csize !== csize) break;
+        if (--budget <= 0 || arr == null || this.icArr !== arr || mem.codeWrites !== this.icWrites || this.csize !== csize) break;
         const o = (csize === 8 ? r : (this.segBase[CS] + r) >>> 0) - this.icBase;
         if (!(o >= 0 && o < 4096)) break;
         const next = arr[o];
