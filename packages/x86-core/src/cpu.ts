@@ -49,6 +49,8 @@ const IC_LIN = 64;
 /** Decoded pages kept before the frame-keyed cache starts over (bounds host memory). */
 const IC_MAX_FRAMES = 2048;
 const MAX_CANON = 140737488355328; // 2^47
+/** 1 << scale as a double (index * 8 may exceed int32). */
+const SCALE = new Float64Array([1, 2, 4, 8]);
 
 /** Feature switches of the CPU model; CPUID reports exactly these (src/exec/misc.ts). */
 export interface CpuFeatures {
@@ -340,6 +342,39 @@ export class Cpu {
     }
     this.ea = la;
     return la;
+  }
+
+  /**
+   * eaOf for the common 64-bit forms (Insn.eaKind): [base + index*scale + disp] and
+   * [rip + disp] with a flat segment, in double arithmetic, exact while the registers' high
+   * halves are below 2^20 in magnitude (then no 64-bit wrap-around can reach a canonical
+   * address). Anything else, and every non-canonical result, takes eaOf. Small, so it inlines.
+   */
+  eaFast(d: Insn, size?: number): number {
+    const k = d.eaKind;
+    if (k === 1) {
+      const b = d.base;
+      const h = this.hi[b];
+      let la = h * TWO32 + (this.lo[b] >>> 0) + d.disp;
+      let ok = (h << 11) >> 11 === h;
+      const x = d.index;
+      if (x >= 0) {
+        const hx = this.hi[x];
+        la += (hx * TWO32 + (this.lo[x] >>> 0)) * SCALE[d.scale];
+        ok = ok && (hx << 11) >> 11 === hx;
+      }
+      if (ok && la >= -MAX_CANON && la < MAX_CANON) {
+        this.ea = la;
+        return la;
+      }
+    } else if (k === 2) {
+      const la = this.nextRip + d.disp;
+      if (la >= -MAX_CANON && la < MAX_CANON) {
+        this.ea = la;
+        return la;
+      }
+    }
+    return this.eaOf(d, size);
   }
 
   /** eaOf's slow path when some segment needs limit checks (kept out of eaOf to keep it small). */
@@ -754,13 +789,17 @@ export class Cpu {
   }
 
   private icPage(pn: number, la: number): (Insn | undefined)[] | null {
-    let arr = this.icPages.get(pn);
-    if (arr === undefined) {
+    // The linear table (flushed with the cache) saves the Map lookup on most page changes.
+    const slot = pn & (IC_LIN - 1);
+    let arr: (Insn | undefined)[] | null | undefined = this.icLinTag[slot] === pn ? this.icLinArr[slot] : this.icPages.get(pn);
+    if (arr == null) {
       if (this.mem.markCode?.(la) !== true) return null;
       this.icWrites = this.mem.codeWrites ?? 0; // marking may re-fill the TLB, not a write
       arr = new Array<Insn | undefined>(4096);
       this.icPages.set(pn, arr);
     }
+    this.icLinTag[slot] = pn;
+    this.icLinArr[slot] = arr;
     this.icBase = pn * 4096;
     this.icArr = arr;
     return arr;

@@ -158,6 +158,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   d.p66 = p66;
   d.segOverride = seg >= 0 ? 1 : 0;
   d.ripRel = 0;
+  d.eaKind = 0;
   d.base = -1;
   d.index = -1;
   d.scale = 0;
@@ -238,6 +239,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         }
       }
       d.dispHi = d.disp >> 31;
+      if (asize === 8 && d.seg !== FS && d.seg !== GS) d.eaKind = d.ripRel !== 0 ? 2 : d.base >= 0 ? 1 : 0;
     } else d.seg = seg >= 0 ? seg : DS;
   } else {
     d.mod = 3;
@@ -278,7 +280,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         d.immHi = d.imm >> 31;
         break;
       case IMM_V: d.imm = lo | 0; d.immHi = hi | 0; break;
-      case IMM_MOFFS: d.disp = lo | 0; d.dispHi = hi | 0; d.base = -1; d.index = -1; break;
+      case IMM_MOFFS: d.disp = lo | 0; d.dispHi = hi | 0; d.base = -1; d.index = -1; d.eaKind = 0; break;
       case IMM_WB: d.imm = lo & 0xffff; d.imm2 = lo >>> 16; break;
       default:
         if (size === 4) { d.imm = lo & 0xffff; d.imm2 = lo >>> 16; } else { d.imm = lo | 0; d.imm2 = hi & 0xffff; }

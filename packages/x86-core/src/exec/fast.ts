@@ -183,7 +183,7 @@ function aluGR64(cpu: Cpu, d: Insn): number {
 /** op [mem], r32 / TEST [mem], r32 (read-modify-write; CMP/TEST only read). */
 function aluMR32(cpu: Cpu, d: Insn): number {
   const kind = aluKind(d);
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const a = cpu.mem.read32(la);
   if (a < 0) return cpu.memFault(a, la);
   const b = cpu.lo[d.reg] >>> 0;
@@ -199,7 +199,7 @@ function aluMR32(cpu: Cpu, d: Insn): number {
 
 function aluMR64(cpu: Cpu, d: Insn): number {
   const kind = aluKind(d);
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const t = cpu.tmp;
   const code = cpu.mem.read64(la, t, 0);
   if (code < 0) return cpu.memFault(code, la);
@@ -221,7 +221,7 @@ function aluMR64(cpu: Cpu, d: Insn): number {
 /** op r32, [mem] (G destination). */
 function aluRM32(cpu: Cpu, d: Insn): number {
   const kind = (d.opcode >> 3) & 7;
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const b = cpu.mem.read32(la);
   if (b < 0) return cpu.memFault(b, la);
   const lo = cpu.lo;
@@ -238,7 +238,7 @@ function aluRM32(cpu: Cpu, d: Insn): number {
 
 function aluRM64(cpu: Cpu, d: Insn): number {
   const kind = (d.opcode >> 3) & 7;
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const t = cpu.tmp;
   const code = cpu.mem.read64(la, t, 0);
   if (code < 0) return cpu.memFault(code, la);
@@ -318,7 +318,7 @@ function aluRI64(cpu: Cpu, d: Insn): number {
 /** op [mem], imm (81 / 83, memory). */
 function aluMI32(cpu: Cpu, d: Insn): number {
   const kind = d.reg & 7;
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const a = cpu.mem.read32(la);
   if (a < 0) return cpu.memFault(a, la);
   const b = d.imm >>> 0;
@@ -334,7 +334,7 @@ function aluMI32(cpu: Cpu, d: Insn): number {
 
 function aluMI64(cpu: Cpu, d: Insn): number {
   const kind = d.reg & 7;
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const t = cpu.tmp;
   const code = cpu.mem.read64(la, t, 0);
   if (code < 0) return cpu.memFault(code, la);
@@ -356,7 +356,7 @@ function aluMI64(cpu: Cpu, d: Insn): number {
 /** 8-bit: op [mem], imm8 (80 /n) and CMP/op with a low-byte register (no AH..BH). */
 function aluMI8(cpu: Cpu, d: Insn): number {
   const kind = d.reg & 7;
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const a = cpu.mem.read8(la);
   if (a < 0) return cpu.memFault(a, la);
   const b = d.imm & 0xff;
@@ -387,7 +387,7 @@ function aluRR8(cpu: Cpu, d: Insn): number {
 
 /** CMP r8, [mem] / CMP [mem], r8 (38 / 3A, memory, low-byte register). */
 function cmpM8(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const m = cpu.mem.read8(la);
   if (m < 0) return cpu.memFault(m, la);
   const g = cpu.lo[d.reg] & 0xff;
@@ -452,27 +452,27 @@ function movRR64(cpu: Cpu, d: Insn): number {
 
 /** MOV [mem], r32 (89). */
 function movMR32(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const st = cpu.mem.write32(la, cpu.lo[d.reg]);
   return st === 0 ? ST_OK : cpu.memFault(st, la);
 }
 
 function movMR64(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const st = cpu.mem.write64(la, cpu.lo[d.reg], cpu.hi[d.reg]);
   return st === 0 ? ST_OK : cpu.memFault(st, la);
 }
 
 /** MOV [mem], r8 (88, low-byte register). */
 function movMR8(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const st = cpu.mem.write8(la, cpu.lo[d.reg] & 0xff);
   return st === 0 ? ST_OK : cpu.memFault(st, la);
 }
 
 /** MOV r32, [mem] (8B). */
 function movRM32(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const v = cpu.mem.read32(la);
   if (v < 0) return cpu.memFault(v, la);
   cpu.lo[d.reg] = v;
@@ -481,7 +481,7 @@ function movRM32(cpu: Cpu, d: Insn): number {
 }
 
 function movRM64(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const t = cpu.tmp;
   const code = cpu.mem.read64(la, t, 0);
   if (code < 0) return cpu.memFault(code, la);
@@ -492,7 +492,7 @@ function movRM64(cpu: Cpu, d: Insn): number {
 
 /** MOV r8, [mem] (8A, low-byte register). */
 function movRM8(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const v = cpu.mem.read8(la);
   if (v < 0) return cpu.memFault(v, la);
   cpu.lo[d.reg] = (cpu.lo[d.reg] & ~0xff) | v;
@@ -520,19 +520,19 @@ function movRI64(cpu: Cpu, d: Insn): number {
 }
 
 function movMI32(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const st = cpu.mem.write32(la, d.imm);
   return st === 0 ? ST_OK : cpu.memFault(st, la);
 }
 
 function movMI64(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const st = cpu.mem.write64(la, d.imm, d.immHi);
   return st === 0 ? ST_OK : cpu.memFault(st, la);
 }
 
 function movMI8(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d);
+  const la = cpu.eaFast(d);
   const st = cpu.mem.write8(la, d.imm & 0xff);
   return st === 0 ? ST_OK : cpu.memFault(st, la);
 }
@@ -546,7 +546,7 @@ export const pickMovEI: Pick = (d) => {
 
 /** MOVZX r32/r64, r/m8 or r/m16 (0F B6 / B7): the register's upper bits are zeroed at both sizes. */
 function movzxM8(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d, 1);
+  const la = cpu.eaFast(d, 1);
   const v = cpu.mem.read8(la);
   if (v < 0) return cpu.memFault(v, la);
   cpu.lo[d.reg] = v;
@@ -555,7 +555,7 @@ function movzxM8(cpu: Cpu, d: Insn): number {
 }
 
 function movzxM16(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d, 2);
+  const la = cpu.eaFast(d, 2);
   const v = cpu.mem.read16(la);
   if (v < 0) return cpu.memFault(v, la);
   cpu.lo[d.reg] = v;
@@ -577,7 +577,7 @@ export const pickMovzx: Pick = (d) => {
 
 /** MOVSX r32/r64, m8 (0F BE) and MOVSXD r64, r/m32 (63). */
 function movsxM8(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d, 1);
+  const la = cpu.eaFast(d, 1);
   const v = cpu.mem.read8(la);
   if (v < 0) return cpu.memFault(v, la);
   const s = (v << 24) >> 24;
@@ -596,7 +596,7 @@ function movsxdR(cpu: Cpu, d: Insn): number {
 }
 
 function movsxdM(cpu: Cpu, d: Insn): number {
-  const la = cpu.eaOf(d, 4);
+  const la = cpu.eaFast(d, 4);
   const v = cpu.mem.read32(la);
   if (v < 0) return cpu.memFault(v, la);
   cpu.lo[d.reg] = v | 0;
@@ -881,3 +881,137 @@ export const pickJcc: Pick = (d) => {
   const cc = d.opcode & 15;
   return cc === 4 ? jz64 : cc === 5 ? jnz64 : jcc64;
 };
+
+// ---------------------------------------------------------------- more ALU forms
+
+/** op r8, imm8 (80 /n, mod = 3, low-byte register) and op AL, imm8 (04..3C, A8 TEST). */
+function aluRI8(cpu: Cpu, d: Insn): number {
+  const o = d.opcode;
+  const kind = o === 0xa8 ? 4 : o === 0x80 ? d.reg & 7 : (o >> 3) & 7;
+  const r0 = o === 0x80 ? d.rm : RAX;
+  const lo = cpu.lo;
+  const a = lo[r0] & 0xff;
+  const b = d.imm & 0xff;
+  const c = carryIn(cpu, kind);
+  const r = res32(kind, a, b, c) & 0xff;
+  lazy32(cpu, kind, r, a, b, c);
+  cpu.lzSize = 1;
+  if (kind !== 7 && o !== 0xa8) lo[r0] = (lo[r0] & ~0xff) | r;
+  return ST_OK;
+}
+
+export const pickAluI8: Pick = (d) => {
+  if (d.lock !== 0 || d.osize !== 1) return null;
+  if (d.opcode === 0x80) return d.mod === 3 && lowByte(d, d.rm) ? aluRI8 : null;
+  return d.opcode === 0xa8 || (d.opcode < 0x40 && (d.opcode & 7) === 4) ? aluRI8 : null;
+};
+
+/** TEST r/m, imm (F6 /0-1, F7 /0-1): 32/64-bit register or memory, 8-bit memory. */
+function testRI32(cpu: Cpu, d: Insn): number {
+  const a = cpu.lo[d.rm] >>> 0;
+  const b = d.imm >>> 0;
+  lazy32(cpu, 4, (a & b) >>> 0, a, b, 0);
+  return ST_OK;
+}
+
+function testRI64(cpu: Cpu, d: Insn): number {
+  const a = cpu.lo[d.rm] >>> 0;
+  const aH = cpu.hi[d.rm] >>> 0;
+  const b = d.imm >>> 0;
+  const bH = d.immHi >>> 0;
+  lazy64(cpu, 4, (a & b) >>> 0, (aH & bH) >>> 0, a, aH, b, bH, 0);
+  return ST_OK;
+}
+
+function testMI32(cpu: Cpu, d: Insn): number {
+  const la = cpu.eaFast(d);
+  const a = cpu.mem.read32(la);
+  if (a < 0) return cpu.memFault(a, la);
+  const b = d.imm >>> 0;
+  lazy32(cpu, 4, (a & b) >>> 0, a, b, 0);
+  return ST_OK;
+}
+
+function testMI8(cpu: Cpu, d: Insn): number {
+  const la = cpu.eaFast(d);
+  const a = cpu.mem.read8(la);
+  if (a < 0) return cpu.memFault(a, la);
+  const b = d.imm & 0xff;
+  lazy32(cpu, 4, a & b, a, b, 0);
+  cpu.lzSize = 1;
+  return ST_OK;
+}
+
+export const pickTestEI: Pick = (d) => {
+  if (d.osize === 4) return d.mod === 3 ? testRI32 : testMI32;
+  if (d.osize === 8) return d.mod === 3 ? testRI64 : null;
+  if (d.osize === 1 && d.mod !== 3) return testMI8;
+  return null;
+};
+
+/** INC/DEC (FF /0-1): like ADD/SUB 1 with CF kept (incdec in alu.ts). */
+function incFlags(cpu: Cpu, cf: number): void {
+  cpu.flags = (cpu.flags & ~CF) | cf;
+  cpu.lzMask = ARITH_FLAGS & ~CF;
+}
+
+function incR32(cpu: Cpu, d: Insn): number {
+  const kind = (d.reg & 7) === 0 ? 0 : 5;
+  const cf = cpu.cf();
+  const a = cpu.lo[d.rm] >>> 0;
+  const r = res32(kind, a, 1, 0);
+  lazy32(cpu, kind, r, a, 1, 0);
+  incFlags(cpu, cf);
+  cpu.lo[d.rm] = r;
+  cpu.hi[d.rm] = 0;
+  return ST_OK;
+}
+
+function incR64(cpu: Cpu, d: Insn): number {
+  const kind = (d.reg & 7) === 0 ? 0 : 5;
+  const cf = cpu.cf();
+  const a = cpu.lo[d.rm] >>> 0;
+  const aH = cpu.hi[d.rm] >>> 0;
+  const r = res64(kind, a, aH, 1, 0, 0);
+  const rh = RH[0];
+  lazy64(cpu, kind, r, rh, a, aH, 1, 0, 0);
+  incFlags(cpu, cf);
+  cpu.lo[d.rm] = r;
+  cpu.hi[d.rm] = rh;
+  return ST_OK;
+}
+
+function incM32(cpu: Cpu, d: Insn): number {
+  const kind = (d.reg & 7) === 0 ? 0 : 5;
+  const la = cpu.eaFast(d);
+  const a = cpu.mem.read32(la);
+  if (a < 0) return cpu.memFault(a, la);
+  const r = res32(kind, a, 1, 0);
+  const st = cpu.mem.write32(la, r);
+  if (st !== 0) return cpu.memFault(st, la);
+  const cf = cpu.cf();
+  lazy32(cpu, kind, r, a, 1, 0);
+  incFlags(cpu, cf);
+  return ST_OK;
+}
+
+export const pickIncDec: Pick = (d) => {
+  if (d.lock !== 0 || d.opcode !== 0xff) return null;
+  if (d.osize === 4) return d.mod === 3 ? incR32 : incM32;
+  if (d.osize === 8 && d.mod === 3) return incR64;
+  return null;
+};
+
+/** CMOVcc r32/r64, r/m (0F 40-4F). */
+function cmovR(cpu: Cpu, d: Insn): number {
+  if (cpu.cond(d.opcode & 15)) {
+    cpu.lo[d.reg] = cpu.lo[d.rm];
+    cpu.hi[d.reg] = d.osize === 8 ? cpu.hi[d.rm] : 0;
+  } else if (d.osize === 4) cpu.hi[d.reg] = 0;
+  return ST_OK;
+}
+
+export const pickCmov: Pick = (d) => (d.mod === 3 && (d.osize === 4 || d.osize === 8) ? cmovR : null);
+
+/** Picker of 80 /n: register form (aluRI8) or memory form (aluMI8). */
+export const pickAluI8MI: Pick = (d) => (d.mod === 3 ? pickAluI8(d) : pickAluEI(d));

@@ -7,7 +7,7 @@ import { canon } from '../arith';
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_LOCK, F_MEM, F_NOREPFB, F_ONLY64, F_SIZE16, IMM_B, IMM_MOFFS, IMM_V, IMM_Z, op, type OpDef } from '../table';
-import { pickLea, pickMovEG, pickMovEI, pickMovsx, pickMovsxd, pickMovzx } from './fast';
+import { pickCmov, pickLea, pickMovEG, pickMovEI, pickMovsx, pickMovsxd, pickMovzx } from './fast';
 
 function movEG(cpu: Cpu, d: Insn): number {
   const v = cpu.readG(d);
@@ -268,7 +268,7 @@ export const MOV_OPS: readonly OpDef[] = [
   op('xchg', 0, 0x86, 'Eb,Gb', xchgEG, { flags: F_LOCK }),
   op('xchg', 0, 0x87, 'Ev,Gv', xchgEG, { flags: F_LOCK }),
   op('xchg', 0, 0x90, 'Zv,rAX', xchgAR, { count: 8 }),
-  ...CC.map((c, i) => op(`cmov${c}`, 1, 0x40 + i, 'Gv,Ev', cmov)),
+  ...CC.map((c, i) => op(`cmov${c}`, 1, 0x40 + i, 'Gv,Ev', cmov, { fast: pickCmov })),
   ...CC.map((c, i) => op(`set${c}`, 1, 0x90 + i, 'Eb', setcc)),
   op('bswap', 1, 0xc8, 'Zv', bswap, { count: 8 }),
   op('movbe', 2, 0xf0, 'Gv,Mv', movbeLoad, { flags: F_MEM | F_NOREPFB }),
