@@ -425,7 +425,15 @@ export class UserMemory implements CpuMemory {
   read32(la: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
-    if ((o & 3) === 0 && LE && this.rTag[pn & TLB_MASK] === pn) return this.rData32[pn & TLB_MASK][o >> 2] >>> 0;
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && this.rTag[i] === pn && LE) return this.rData32[i][o >> 2] >>> 0;
+    return this.read32Slow(la);
+  }
+
+  /** read32 for unaligned, page-crossing and TLB-miss accesses. */
+  private read32Slow(la: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 4) {
       const i = pn & TLB_MASK;
       const d = this.rTag[i] === pn ? this.rData[i] : this.fillRead(la, PROT_READ);
@@ -438,12 +446,20 @@ export class UserMemory implements CpuMemory {
   read64(la: number, out: Int32Array, index: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
-    if ((o & 3) === 0 && o <= PAGE_SIZE - 8 && LE && this.rTag[pn & TLB_MASK] === pn) {
-      const w = this.rData32[pn & TLB_MASK];
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && o <= PAGE_SIZE - 8 && this.rTag[i] === pn && LE) {
+      const w = this.rData32[i];
       out[index] = w[o >> 2];
       out[index + 1] = w[(o >> 2) + 1];
       return 0;
     }
+    return this.read64Slow(la, out, index);
+  }
+
+  /** read64 for unaligned, page-crossing and TLB-miss accesses. */
+  private read64Slow(la: number, out: Int32Array, index: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 8) {
       const i = pn & TLB_MASK;
       const d = this.rTag[i] === pn ? this.rData[i] : this.fillRead(la, PROT_READ);
@@ -498,10 +514,18 @@ export class UserMemory implements CpuMemory {
   write32(la: number, value: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
-    if ((o & 3) === 0 && LE && this.wTag[pn & TLB_MASK] === pn) {
-      this.wData32[pn & TLB_MASK][o >> 2] = value;
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && this.wTag[i] === pn && LE) {
+      this.wData32[i][o >> 2] = value;
       return 0;
     }
+    return this.write32Slow(la, value);
+  }
+
+  /** write32 for unaligned, page-crossing and TLB-miss accesses. */
+  private write32Slow(la: number, value: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 4) {
       const i = pn & TLB_MASK;
       const d = this.wTag[i] === pn ? this.wData[i] : this.fillWrite(la);
@@ -518,12 +542,20 @@ export class UserMemory implements CpuMemory {
   write64(la: number, lo: number, hi: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
-    if ((o & 3) === 0 && o <= PAGE_SIZE - 8 && LE && this.wTag[pn & TLB_MASK] === pn) {
-      const w = this.wData32[pn & TLB_MASK];
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && o <= PAGE_SIZE - 8 && this.wTag[i] === pn && LE) {
+      const w = this.wData32[i];
       w[o >> 2] = lo;
       w[(o >> 2) + 1] = hi;
       return 0;
     }
+    return this.write64Slow(la, lo, hi);
+  }
+
+  /** write64 for unaligned, page-crossing and TLB-miss accesses. */
+  private write64Slow(la: number, lo: number, hi: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 8) {
       const i = pn & TLB_MASK;
       const d = this.wTag[i] === pn ? this.wData[i] : this.fillWrite(la);
