@@ -30,6 +30,7 @@ const OPCODES: number[][] = [
   [0x0f, 0xb6],
   [0x0f, 0xb7],
   [0x0f, 0xbe],
+  ...[0x74, 0xda, 0xdb, 0xeb, 0xef].map((b) => [0x66, 0x0f, b]),
 ];
 
 function machine(bytes: Uint8Array, csize: number, regs: number[], flags: number, lazy: number[], rip: number): Cpu {
@@ -64,8 +65,9 @@ describe('specialised handlers agree with the generic ones', () => {
           flags: fc.nat(0xfff),
           lazy: fc.tuple(fc.constantFrom(0, 1, 2, 3, 4, 5, 6), fc.constantFrom(1, 2, 4, 8), fc.integer(), fc.integer(), fc.integer(), fc.integer(), fc.integer(), fc.integer()),
           data: fc.uint8Array({ minLength: 64, maxLength: 64 }),
+          xmm: fc.array(fc.oneof(fc.integer(), fc.constantFrom(0, -1, 0xff00ff00, 0x00ff00ff, 0x80808080)), { minLength: 64, maxLength: 64 }),
         }),
-        ({ mod, prefix, tail, csize, regs, small, useSmall, flags, lazy, data }) => {
+        ({ mod, prefix, tail, csize, regs, small, useSmall, flags, lazy, data, xmm }) => {
           tail[0] = (mod << 6) | (tail[0] & 0x3f);
           const code = 0x100;
           const bytes = new Uint8Array(MEM);
@@ -88,12 +90,15 @@ describe('specialised handlers agree with the generic ones', () => {
           const a = machine(bytes, csize, rv, flags, lazy, code);
           const b = machine(bytes, csize, rv, flags, lazy, code);
           a.nextRip = b.nextRip = code + d.len;
+          a.xmm.set(xmm);
+          b.xmm.set(xmm);
           const sa = d.exec(a, d);
           const sb = OP_EXEC[d.op](b, d);
           const what = `${Array.from(insn.slice(0, d.len), (x) => x.toString(16).padStart(2, '0')).join(' ')} (${d.exec.name}, csize ${csize})`;
           expect(sa, what).toBe(sb);
           expect(Array.from(a.lo), what).toEqual(Array.from(b.lo));
           expect(Array.from(a.hi), what).toEqual(Array.from(b.hi));
+          expect(Array.from(a.xmm), what).toEqual(Array.from(b.xmm));
           if (sa === ST_OK) {
             expect(a.getFlags(), what).toBe(b.getFlags());
             expect(a.nextRip, what).toBe(b.nextRip);

@@ -876,11 +876,50 @@ function jnz64(cpu: Cpu, d: Insn): number {
 export const pickCallRel: Pick = (d) => (d.csize === 8 ? callRel64 : null);
 export const pickRet: Pick = (d) => (d.csize === 8 && d.osize === 8 ? ret64 : null);
 export const pickJmpRel: Pick = (d) => (d.csize === 8 ? jmp64 : null);
-export const pickJcc: Pick = (d) => {
-  if (d.csize !== 8) return null;
-  const cc = d.opcode & 15;
-  return cc === 4 ? jz64 : cc === 5 ? jnz64 : jcc64;
-};
+function jb64(cpu: Cpu, d: Insn): number {
+  return cpu.cf() !== 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function jae64(cpu: Cpu, d: Insn): number {
+  return cpu.cf() === 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function jbe64(cpu: Cpu, d: Insn): number {
+  return (cpu.cf() | cpu.zf()) !== 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function ja64(cpu: Cpu, d: Insn): number {
+  return (cpu.cf() | cpu.zf()) === 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function js64(cpu: Cpu, d: Insn): number {
+  return cpu.sf() !== 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function jns64(cpu: Cpu, d: Insn): number {
+  return cpu.sf() === 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function jl64(cpu: Cpu, d: Insn): number {
+  return (cpu.sf() ^ cpu.of()) !== 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function jge64(cpu: Cpu, d: Insn): number {
+  return (cpu.sf() ^ cpu.of()) === 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function jle64(cpu: Cpu, d: Insn): number {
+  return (cpu.zf() | (cpu.sf() ^ cpu.of())) !== 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+function jg64(cpu: Cpu, d: Insn): number {
+  return (cpu.zf() | (cpu.sf() ^ cpu.of())) === 0 ? go64(cpu, cpu.nextRip + d.imm) : ST_OK;
+}
+
+/** Jcc in 64-bit code, one handler per condition (cond()'s switch resolved at decode time). */
+const JCC64: Exec[] = [jcc64, jcc64, jb64, jae64, jz64, jnz64, jbe64, ja64, js64, jns64, jcc64, jcc64, jl64, jge64, jle64, jg64];
+
+export const pickJcc: Pick = (d) => (d.csize === 8 ? JCC64[d.opcode & 15] : null);
 
 // ---------------------------------------------------------------- more ALU forms
 
