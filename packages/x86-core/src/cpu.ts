@@ -704,8 +704,19 @@ export class Cpu {
         this.rip = r;
         this.retired++;
         if (--budget <= 0 || arr == null || this.icArr !== arr || mem.codeWrites !== this.icWrites || this.csize !== csize) break;
-        const o = (csize === 8 ? r : (this.segBase[CS] + r) >>> 0) - this.icBase;
-        if (!(o >= 0 && o < 4096)) break;
+        const nla = csize === 8 ? r : (this.segBase[CS] + r) >>> 0;
+        let o = nla - this.icBase;
+        if (!(o >= 0 && o < 4096)) {
+          // Another page (a call, return or jump): stay here when the linear table has it.
+          const pn = Math.floor(nla / 4096);
+          const slot = pn & (IC_LIN - 1);
+          const other = this.icLinTag[slot] === pn ? this.icLinArr[slot] : null;
+          if (other == null) break;
+          this.icBase = pn * 4096;
+          this.icArr = other;
+          arr = other;
+          o = nla - this.icBase;
+        }
         const next = arr[o];
         if (next === undefined) break;
         d = next;
