@@ -345,27 +345,35 @@ export class Cpu {
   }
 
   /**
-   * eaOf for the common 64-bit forms (Insn.eaKind): [base + index*scale + disp] and
-   * [rip + disp] with a flat segment, in double arithmetic, exact while the registers' high
+   * eaOf for the common 64-bit forms (Insn.eaKind): [base + index*scale + disp] (also with an
+   * FS/GS base) and [rip + disp] with a flat segment, in double arithmetic, exact while the registers' high
    * halves are below 2^20 in magnitude (then no 64-bit wrap-around can reach a canonical
    * address). Anything else, and every non-canonical result, takes eaOf. Small, so it inlines.
    */
   eaFast(d: Insn, size?: number): number {
     const k = d.eaKind;
-    if (k === 1) {
+    if (k === 1 || k === 3) {
+      let la = d.disp;
+      let ok = true;
       const b = d.base;
-      const h = this.hi[b];
-      let la = h * TWO32 + (this.lo[b] >>> 0) + d.disp;
-      let ok = (h << 11) >> 11 === h;
+      if (b >= 0) {
+        const h = this.hi[b];
+        la += h * TWO32 + (this.lo[b] >>> 0);
+        ok = (h << 11) >> 11 === h;
+      }
       const x = d.index;
       if (x >= 0) {
         const hx = this.hi[x];
         la += (hx * TWO32 + (this.lo[x] >>> 0)) * SCALE[d.scale];
         ok = ok && (hx << 11) >> 11 === hx;
       }
+      // The offset must be canonical by itself, then again with the FS/GS base (as eaOf).
       if (ok && la >= -MAX_CANON && la < MAX_CANON) {
-        this.ea = la;
-        return la;
+        if (k === 3) la += this.segBase[d.seg];
+        if (la >= -MAX_CANON && la < MAX_CANON) {
+          this.ea = la;
+          return la;
+        }
       }
     } else if (k === 2) {
       const la = this.nextRip + d.disp;

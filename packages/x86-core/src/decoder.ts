@@ -239,7 +239,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         }
       }
       d.dispHi = d.disp >> 31;
-      if (asize === 8 && d.seg !== FS && d.seg !== GS) d.eaKind = d.ripRel !== 0 ? 2 : d.base >= 0 ? 1 : 0;
+      if (asize === 8) d.eaKind = d.seg === FS || d.seg === GS ? (d.ripRel !== 0 ? 0 : 3) : d.ripRel !== 0 ? 2 : 1;
     } else d.seg = seg >= 0 ? seg : DS;
   } else {
     d.mod = 3;

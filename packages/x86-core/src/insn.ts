@@ -54,8 +54,9 @@ export class Insn {
   /** 1 for RIP-relative addressing (64-bit mode, mod=0 rm=5). */
   ripRel = 0;
   /**
-   * Shape of a 64-bit-address memory operand for Cpu.eaFast: 1 = [base + index*scale + disp],
-   * 2 = [rip + disp], both with a flat segment (not FS/GS); 0 = any other (Cpu.eaOf).
+   * Shape of a 64-bit-address memory operand for Cpu.eaFast: 1 = [base + index*scale + disp]
+   * (base and index optional) with a flat segment, 2 = [rip + disp] with a flat segment, 3 = as
+   * 1 plus the FS or GS base; 0 = any other (Cpu.eaOf).
    */
   eaKind = 0;
   /** First immediate, sign- or zero-extended as the op defines (int32); immHi for imm64. */
