@@ -39,7 +39,6 @@ import {
 import { decode, DecodeFault } from './decoder';
 import { Insn } from './insn';
 import { MEM_EXIT, MEM_PF_BASE, type CpuMemory } from './memory';
-import { OP_EXEC } from './optable';
 import { LZ_ADC1, LZ_ADD, LZ_RES, LZ_SBB1, LZ_SUB, PARITY, canon, hiOf } from './arith';
 
 export { LZ_ADD, LZ_ADC1, LZ_SUB, LZ_SBB1, LZ_LOGIC, LZ_RES, hiOf, canon } from './arith';
@@ -50,6 +49,8 @@ const IC_LIN = 64;
 /** Decoded pages kept before the frame-keyed cache starts over (bounds host memory). */
 const IC_MAX_FRAMES = 2048;
 const MAX_CANON = 140737488355328; // 2^47
+/** 1 << scale as a double (index * 8 may exceed int32). */
+const SCALE = new Float64Array([1, 2, 4, 8]);
 
 /** Feature switches of the CPU model; CPUID reports exactly these (src/exec/misc.ts). */
 export interface CpuFeatures {
@@ -341,6 +342,47 @@ export class Cpu {
     }
     this.ea = la;
     return la;
+  }
+
+  /**
+   * eaOf for the common 64-bit forms (Insn.eaKind): [base + index*scale + disp] (also with an
+   * FS/GS base) and [rip + disp] with a flat segment, in double arithmetic, exact while the registers' high
+   * halves are below 2^20 in magnitude (then no 64-bit wrap-around can reach a canonical
+   * address). Anything else, and every non-canonical result, takes eaOf. Small, so it inlines.
+   */
+  eaFast(d: Insn, size?: number): number {
+    const k = d.eaKind;
+    if (k === 1 || k === 3) {
+      let la = d.disp;
+      let ok = true;
+      const b = d.base;
+      if (b >= 0) {
+        const h = this.hi[b];
+        la += h * TWO32 + (this.lo[b] >>> 0);
+        ok = (h << 11) >> 11 === h;
+      }
+      const x = d.index;
+      if (x >= 0) {
+        const hx = this.hi[x];
+        la += (hx * TWO32 + (this.lo[x] >>> 0)) * SCALE[d.scale];
+        ok = ok && (hx << 11) >> 11 === hx;
+      }
+      // The offset must be canonical by itself, then again with the FS/GS base (as eaOf).
+      if (ok && la >= -MAX_CANON && la < MAX_CANON) {
+        if (k === 3) la += this.segBase[d.seg];
+        if (la >= -MAX_CANON && la < MAX_CANON) {
+          this.ea = la;
+          return la;
+        }
+      }
+    } else if (k === 2) {
+      const la = this.nextRip + d.disp;
+      if (la >= -MAX_CANON && la < MAX_CANON) {
+        this.ea = la;
+        return la;
+      }
+    }
+    return this.eaOf(d, size);
   }
 
   /** eaOf's slow path when some segment needs limit checks (kept out of eaOf to keep it small). */
@@ -656,15 +698,38 @@ export class Cpu {
         }
         if (arr != null && off + d.len <= 4096 && mem.codeWrites === this.icWrites) arr[off] = d;
       }
-      const n = rip + d.len;
-      this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
-      const st = OP_EXEC[d.op](this, d);
-      if (st === ST_OK) {
-        this.rip = this.nextRip;
+      // Execute d, then, while the next instruction is a cached one on the same page (and no
+      // code write, mapping change or code-size change intervened), the next without going
+      // back through the page lookup.
+      let r = rip;
+      let st: number;
+      for (;;) {
+        const n = r + d.len;
+        this.nextRip = csize === 8 ? n : csize === 4 ? n >>> 0 : n & 0xffff;
+        st = d.exec(this, d);
+        if (st !== ST_OK) break;
+        r = this.nextRip;
+        this.rip = r;
         this.retired++;
-        budget--;
-        continue;
+        if (--budget <= 0 || arr == null || this.icArr !== arr || mem.codeWrites !== this.icWrites || this.csize !== csize) break;
+        const nla = csize === 8 ? r : (this.segBase[CS] + r) >>> 0;
+        let o = nla - this.icBase;
+        if (!(o >= 0 && o < 4096)) {
+          // Another page (a call, return or jump): stay here when the linear table has it.
+          const pn = Math.floor(nla / 4096);
+          const slot = pn & (IC_LIN - 1);
+          const other = this.icLinTag[slot] === pn ? this.icLinArr[slot] : null;
+          if (other == null) break;
+          this.icBase = pn * 4096;
+          this.icArr = other;
+          arr = other;
+          o = nla - this.icBase;
+        }
+        const next = arr[o];
+        if (next === undefined) break;
+        d = next;
       }
+      if (st === ST_OK) continue;
       switch (st) {
         case ST_AGAIN:
           budget--;
@@ -743,13 +808,17 @@ export class Cpu {
   }
 
   private icPage(pn: number, la: number): (Insn | undefined)[] | null {
-    let arr = this.icPages.get(pn);
-    if (arr === undefined) {
+    // The linear table (flushed with the cache) saves the Map lookup on most page changes.
+    const slot = pn & (IC_LIN - 1);
+    let arr: (Insn | undefined)[] | null | undefined = this.icLinTag[slot] === pn ? this.icLinArr[slot] : this.icPages.get(pn);
+    if (arr == null) {
       if (this.mem.markCode?.(la) !== true) return null;
       this.icWrites = this.mem.codeWrites ?? 0; // marking may re-fill the TLB, not a write
       arr = new Array<Insn | undefined>(4096);
       this.icPages.set(pn, arr);
     }
+    this.icLinTag[slot] = pn;
+    this.icLinArr[slot] = arr;
     this.icBase = pn * 4096;
     this.icArr = arr;
     return arr;

@@ -6,7 +6,7 @@
 import { CS, DS, ES, FS, GP, GS, RBP, RSP, SS, ST_FAULT, ST_OK } from './constants';
 import type { Insn } from './insn';
 import { MEM_PF_BASE, type CpuMemory } from './memory';
-import { GROUP, OP_FLAGS, OP_IMM, RMSUB, SLOT, SLOT_MODRM } from './optable';
+import { GROUP, OP_EXEC, OP_FAST, OP_FLAGS, OP_IMM, RMSUB, SLOT, SLOT_MODRM } from './optable';
 import {
   F_BYTE,
   F_DEF64,
@@ -115,7 +115,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
     const nb = fb(n);
     if (nb < 0) return fetchFault(f, nb);
     if (m64 || (nb & 0xc0) === 0xc0) {
-      d.op = 0; d.len = n + 1; d.map = 0; d.opcode = b;
+      d.op = 0; d.len = n + 1; d.map = 0; d.opcode = b; d.exec = OP_EXEC[0];
       return ST_OK;
     }
   }
@@ -158,6 +158,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   d.p66 = p66;
   d.segOverride = seg >= 0 ? 1 : 0;
   d.ripRel = 0;
+  d.eaKind = 0;
   d.base = -1;
   d.index = -1;
   d.scale = 0;
@@ -238,6 +239,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         }
       }
       d.dispHi = d.disp >> 31;
+      if (asize === 8) d.eaKind = d.seg === FS || d.seg === GS ? (d.ripRel !== 0 ? 0 : 3) : d.ripRel !== 0 ? 2 : 1;
     } else d.seg = seg >= 0 ? seg : DS;
   } else {
     d.mod = 3;
@@ -278,7 +280,7 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
         d.immHi = d.imm >> 31;
         break;
       case IMM_V: d.imm = lo | 0; d.immHi = hi | 0; break;
-      case IMM_MOFFS: d.disp = lo | 0; d.dispHi = hi | 0; d.base = -1; d.index = -1; break;
+      case IMM_MOFFS: d.disp = lo | 0; d.dispHi = hi | 0; d.base = -1; d.index = -1; d.eaKind = 0; break;
       case IMM_WB: d.imm = lo & 0xffff; d.imm2 = lo >>> 16; break;
       default:
         if (size === 4) { d.imm = lo & 0xffff; d.imm2 = lo >>> 16; } else { d.imm = lo | 0; d.imm2 = hi & 0xffff; }
@@ -286,7 +288,10 @@ export function decode(mem: CpuMemory, la: number, csize: number, d: Insn, f: De
   }
   if (n > 15) return tooLong(f);
   d.len = n;
-  d.op = bad ? 0 : e;
+  if (bad) e = 0;
+  d.op = e;
+  const pick = OP_FAST[e];
+  d.exec = (pick == null ? null : pick(d)) ?? OP_EXEC[e];
   return ST_OK;
 }
 

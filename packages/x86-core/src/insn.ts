@@ -4,9 +4,18 @@
  * register values, so a record can be cached per code page and replayed (the future decode
  * cache and JIT tier rely on that: effective addresses are computed at execute time).
  */
+import { execUd } from './exec/ud';
+import type { Exec } from './table';
+
 export class Insn {
   /** Index in OPS (src/table.ts): selects the handler. 0 is the #UD entry. */
   op = 0;
+  /**
+   * The handler run() calls: OP_EXEC[op], or a variant of it specialised by the decoder for
+   * this record's form (register or memory operand, operand size; OpDef.fast). Both give the
+   * same result, so a caller may use either.
+   */
+  exec: Exec = execUd;
   /** Length in bytes (1..15). */
   len = 0;
   /** Last opcode byte (condition codes, ALU sub-op, register-in-opcode live in it). */
@@ -44,6 +53,12 @@ export class Insn {
   dispHi = 0;
   /** 1 for RIP-relative addressing (64-bit mode, mod=0 rm=5). */
   ripRel = 0;
+  /**
+   * Shape of a 64-bit-address memory operand for Cpu.eaFast: 1 = [base + index*scale + disp]
+   * (base and index optional) with a flat segment, 2 = [rip + disp] with a flat segment, 3 = as
+   * 1 plus the FS or GS base; 0 = any other (Cpu.eaOf).
+   */
+  eaKind = 0;
   /** First immediate, sign- or zero-extended as the op defines (int32); immHi for imm64. */
   imm = 0;
   immHi = 0;

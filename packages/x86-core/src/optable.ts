@@ -10,8 +10,9 @@
  *   GROUP[g * 16 + (mod === 3 ? 8 : 0) + reg]  same encoding, < 0 = -(s + 1): rm subtable s
  *   RMSUB[s * 8 + rm]                      index in OPS (0 = #UD)
  *   OP_FLAGS[i], OP_IMM[i], OP_EXEC[i]     per-op decode flags, immediate kind, handler
+ *   OP_FAST[i]                             per-op specialiser picking Insn.exec (or null)
  */
-import { IMM_NONE, PFX_NONE, F_REG, F_MEM, F_MODRM, type Exec, type OpDef } from './table';
+import { IMM_NONE, PFX_NONE, F_REG, F_MEM, F_MODRM, type Exec, type OpDef, type Pick } from './table';
 import { UD_OP } from './exec/ud';
 import { ALU_OPS } from './exec/alu';
 import { MOV_OPS } from './exec/mov';
@@ -46,6 +47,8 @@ export const OPS: readonly OpDef[] = [UD_OP, ...GROUP_LISTS.flat()];
 export const OP_FLAGS: Int32Array = new Int32Array(OPS.length);
 export const OP_IMM: Uint8Array = new Uint8Array(OPS.length);
 export const OP_EXEC: Exec[] = OPS.map((o) => o.exec);
+/** Per op: the decode-time specialiser of its handler (OpDef.fast), or null. */
+export const OP_FAST: (Pick | null)[] = OPS.map((o) => o.fast);
 export const SLOT: Int32Array = new Int32Array(4 * 256 * 4);
 /** Per (map, byte, pfx) slot: 1 when the slot's op(s) take a ModRM byte. */
 export const SLOT_MODRM: Uint8Array = new Uint8Array(4 * 256 * 4);

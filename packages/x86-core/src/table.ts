@@ -68,6 +68,12 @@ export const PFX_66 = 1;
 export const PFX_F3 = 2;
 export const PFX_F2 = 3;
 
+/**
+ * Picks a handler specialised for one decoded form (e.g. register operand, 32-bit size) or
+ * null for the op's generic handler; called once per decode, never per execution.
+ */
+export type Pick = (d: Insn) => Exec | null;
+
 export interface OpDef {
   /** nasm mnemonic, lower case (the test generator writes it as is). */
   readonly mnem: string;
@@ -88,6 +94,8 @@ export interface OpDef {
   readonly flags: number;
   readonly imm: number;
   readonly exec: Exec;
+  /** Optional decode-time specialiser of exec (src/exec/fast.ts), or null. */
+  readonly fast: Pick | null;
   /** EFLAGS bits this instruction writes with SDM-defined values (test oracle mask). */
   readonly defFlags: number;
   /** EFLAGS bits the SDM says are undefined after it (never compared). */
@@ -119,6 +127,7 @@ export function op(
     count?: number;
     def?: number;
     undef?: number;
+    fast?: Pick;
   } = {},
 ): OpDef {
   let flags = opts.flags ?? 0;
@@ -137,6 +146,7 @@ export function op(
     flags,
     imm: opts.imm ?? IMM_NONE,
     exec,
+    fast: opts.fast ?? null,
     defFlags: opts.def ?? 0,
     undefFlags: opts.undef ?? 0,
   };

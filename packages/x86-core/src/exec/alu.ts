@@ -8,6 +8,7 @@ import { LZ_ADC1, LZ_ADD, LZ_LOGIC, LZ_SBB1, LZ_SUB } from '../arith';
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_INV64, F_LOCK, IMM_B, IMM_Z, op, type OpDef } from '../table';
+import { pickAluEG, pickAluEI, pickAluI8, pickAluI8MI, pickIncDec, pickTestEI } from './fast';
 
 const TWO32 = 4294967296;
 const ARITH_DEF = ARITH_FLAGS;
@@ -291,16 +292,16 @@ function aluDefs(): OpDef[] {
     const def = k === 1 || k === 4 || k === 6 ? LOGIC_DEF : ARITH_DEF;
     const undef = ARITH_FLAGS & ~def;
     out.push(
-      op(m, 0, base + 0, 'Eb,Gb', aluEG, { flags: lock, def, undef }),
-      op(m, 0, base + 1, 'Ev,Gv', aluEG, { flags: lock, def, undef }),
-      op(m, 0, base + 2, 'Gb,Eb', aluGE, { def, undef }),
-      op(m, 0, base + 3, 'Gv,Ev', aluGE, { def, undef }),
-      op(m, 0, base + 4, 'AL,Ib', aluAI, { imm: IMM_B, def, undef }),
-      op(m, 0, base + 5, 'rAX,Iz', aluAI, { imm: IMM_Z, def, undef }),
-      op(m, 0, 0x80, 'Eb,Ib', aluEI, { ext: k, imm: IMM_B, flags: lock, def, undef }),
-      op(m, 0, 0x81, 'Ev,Iz', aluEI, { ext: k, imm: IMM_Z, flags: lock, def, undef }),
+      op(m, 0, base + 0, 'Eb,Gb', aluEG, { flags: lock, def, undef, fast: pickAluEG }),
+      op(m, 0, base + 1, 'Ev,Gv', aluEG, { flags: lock, def, undef, fast: pickAluEG }),
+      op(m, 0, base + 2, 'Gb,Eb', aluGE, { def, undef, fast: pickAluEG }),
+      op(m, 0, base + 3, 'Gv,Ev', aluGE, { def, undef, fast: pickAluEG }),
+      op(m, 0, base + 4, 'AL,Ib', aluAI, { imm: IMM_B, def, undef, fast: pickAluI8 }),
+      op(m, 0, base + 5, 'rAX,Iz', aluAI, { imm: IMM_Z, def, undef, fast: pickAluEI }),
+      op(m, 0, 0x80, 'Eb,Ib', aluEI, { ext: k, imm: IMM_B, flags: lock, def, undef, fast: pickAluI8MI }),
+      op(m, 0, 0x81, 'Ev,Iz', aluEI, { ext: k, imm: IMM_Z, flags: lock, def, undef, fast: pickAluEI }),
       op(m, 0, 0x82, 'Eb,Ib', aluEI, { ext: k, imm: IMM_B, flags: lock | F_INV64, def, undef }),
-      op(m, 0, 0x83, 'Ev,Ib', aluEI, { ext: k, imm: IMM_B, flags: lock, def, undef }),
+      op(m, 0, 0x83, 'Ev,Ib', aluEI, { ext: k, imm: IMM_B, flags: lock, def, undef, fast: pickAluEI }),
     );
   }
   return out;
@@ -310,13 +311,13 @@ const INCDEC_DEF = ARITH_FLAGS & ~CF;
 
 export const ALU_OPS: readonly OpDef[] = [
   ...aluDefs(),
-  op('test', 0, 0x84, 'Eb,Gb', testEG, { def: LOGIC_DEF, undef: 0x10 }),
-  op('test', 0, 0x85, 'Ev,Gv', testEG, { def: LOGIC_DEF, undef: 0x10 }),
-  op('test', 0, 0xa8, 'AL,Ib', testAI, { imm: IMM_B, def: LOGIC_DEF, undef: 0x10 }),
-  op('test', 0, 0xa9, 'rAX,Iz', testAI, { imm: IMM_Z, def: LOGIC_DEF, undef: 0x10 }),
-  op('test', 0, 0xf6, 'Eb,Ib', testEI, { ext: 0, imm: IMM_B, def: LOGIC_DEF, undef: 0x10 }),
+  op('test', 0, 0x84, 'Eb,Gb', testEG, { def: LOGIC_DEF, undef: 0x10, fast: pickAluEG }),
+  op('test', 0, 0x85, 'Ev,Gv', testEG, { def: LOGIC_DEF, undef: 0x10, fast: pickAluEG }),
+  op('test', 0, 0xa8, 'AL,Ib', testAI, { imm: IMM_B, def: LOGIC_DEF, undef: 0x10, fast: pickAluI8 }),
+  op('test', 0, 0xa9, 'rAX,Iz', testAI, { imm: IMM_Z, def: LOGIC_DEF, undef: 0x10, fast: pickAluEI }),
+  op('test', 0, 0xf6, 'Eb,Ib', testEI, { ext: 0, imm: IMM_B, def: LOGIC_DEF, undef: 0x10, fast: pickTestEI }),
   op('test', 0, 0xf6, 'Eb,Ib', testEI, { ext: 1, imm: IMM_B, def: LOGIC_DEF, undef: 0x10 }),
-  op('test', 0, 0xf7, 'Ev,Iz', testEI, { ext: 0, imm: IMM_Z, def: LOGIC_DEF, undef: 0x10 }),
+  op('test', 0, 0xf7, 'Ev,Iz', testEI, { ext: 0, imm: IMM_Z, def: LOGIC_DEF, undef: 0x10, fast: pickTestEI }),
   op('test', 0, 0xf7, 'Ev,Iz', testEI, { ext: 1, imm: IMM_Z, def: LOGIC_DEF, undef: 0x10 }),
   op('not', 0, 0xf6, 'Eb', notE, { ext: 2, flags: F_LOCK }),
   op('not', 0, 0xf7, 'Ev', notE, { ext: 2, flags: F_LOCK }),
@@ -324,8 +325,8 @@ export const ALU_OPS: readonly OpDef[] = [
   op('neg', 0, 0xf7, 'Ev', negE, { ext: 3, flags: F_LOCK, def: ARITH_FLAGS }),
   op('inc', 0, 0xfe, 'Eb', incE, { ext: 0, flags: F_LOCK, def: INCDEC_DEF }),
   op('dec', 0, 0xfe, 'Eb', decE, { ext: 1, flags: F_LOCK, def: INCDEC_DEF }),
-  op('inc', 0, 0xff, 'Ev', incE, { ext: 0, flags: F_LOCK, def: INCDEC_DEF }),
-  op('dec', 0, 0xff, 'Ev', decE, { ext: 1, flags: F_LOCK, def: INCDEC_DEF }),
+  op('inc', 0, 0xff, 'Ev', incE, { ext: 0, flags: F_LOCK, def: INCDEC_DEF, fast: pickIncDec }),
+  op('dec', 0, 0xff, 'Ev', decE, { ext: 1, flags: F_LOCK, def: INCDEC_DEF, fast: pickIncDec }),
   op('inc', 0, 0x40, 'Zv', incR, { count: 8, flags: F_INV64, def: INCDEC_DEF }),
   op('dec', 0, 0x48, 'Zv', incR, { count: 8, flags: F_INV64, def: INCDEC_DEF }),
   op('xadd', 1, 0xc0, 'Eb,Gb', xadd, { flags: F_LOCK, def: ARITH_FLAGS }),

@@ -4,6 +4,7 @@ import { hiOf } from '../arith';
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_FORCE64, IMM_B, IMM_W, IMM_Z, op, type OpDef } from '../table';
+import { pickCallRel, pickJcc, pickJmpRel, pickRet } from './fast';
 
 /** Relative target: nextRip + sign-extended displacement (the immediate). */
 function jrel(cpu: Cpu, d: Insn): number {
@@ -96,15 +97,15 @@ function jcxz(cpu: Cpu, d: Insn): number {
 const CC = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
 
 export const CONTROL_OPS: readonly OpDef[] = [
-  ...CC.map((c, i) => op(`j${c}`, 0, 0x70 + i, 'Jb', jcc, { imm: IMM_B, flags: F_FORCE64 })),
-  ...CC.map((c, i) => op(`j${c}`, 1, 0x80 + i, 'Jz', jcc, { imm: IMM_Z, flags: F_FORCE64 })),
-  op('jmp', 0, 0xeb, 'Jb', jrel, { imm: IMM_B, flags: F_FORCE64 }),
-  op('jmp', 0, 0xe9, 'Jz', jrel, { imm: IMM_Z, flags: F_FORCE64 }),
+  ...CC.map((c, i) => op(`j${c}`, 0, 0x70 + i, 'Jb', jcc, { imm: IMM_B, flags: F_FORCE64, fast: pickJcc })),
+  ...CC.map((c, i) => op(`j${c}`, 1, 0x80 + i, 'Jz', jcc, { imm: IMM_Z, flags: F_FORCE64, fast: pickJcc })),
+  op('jmp', 0, 0xeb, 'Jb', jrel, { imm: IMM_B, flags: F_FORCE64, fast: pickJmpRel }),
+  op('jmp', 0, 0xe9, 'Jz', jrel, { imm: IMM_Z, flags: F_FORCE64, fast: pickJmpRel }),
   op('jmp', 0, 0xff, 'Ev', jmpE, { ext: 4, flags: F_FORCE64 }),
-  op('call', 0, 0xe8, 'Jz', callRel, { imm: IMM_Z, flags: F_FORCE64 }),
+  op('call', 0, 0xe8, 'Jz', callRel, { imm: IMM_Z, flags: F_FORCE64, fast: pickCallRel }),
   op('call', 0, 0xff, 'Ev', callE, { ext: 2, flags: F_FORCE64 }),
-  op('ret', 0, 0xc3, '', ret, { flags: F_FORCE64 }),
-  op('ret', 0, 0xc2, 'Iw', ret, { imm: IMM_W, flags: F_FORCE64 }),
+  op('ret', 0, 0xc3, '', ret, { flags: F_FORCE64, fast: pickRet }),
+  op('ret', 0, 0xc2, 'Iw', ret, { imm: IMM_W, flags: F_FORCE64, fast: pickRet }),
   op('loopne', 0, 0xe0, 'Jb', loop, { imm: IMM_B, flags: F_FORCE64 }),
   op('loope', 0, 0xe1, 'Jb', loop, { imm: IMM_B, flags: F_FORCE64 }),
   op('loop', 0, 0xe2, 'Jb', loop, { imm: IMM_B, flags: F_FORCE64 }),

@@ -7,6 +7,7 @@ import { canon } from '../arith';
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_LOCK, F_MEM, F_NOREPFB, F_ONLY64, F_SIZE16, IMM_B, IMM_MOFFS, IMM_V, IMM_Z, op, type OpDef } from '../table';
+import { pickCmov, pickLea, pickMovEG, pickMovEI, pickMovsx, pickMovsxd, pickMovzx } from './fast';
 
 function movEG(cpu: Cpu, d: Insn): number {
   const v = cpu.readG(d);
@@ -244,30 +245,30 @@ function movSregE(cpu: Cpu, d: Insn): number {
 const CC = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
 
 export const MOV_OPS: readonly OpDef[] = [
-  op('mov', 0, 0x88, 'Eb,Gb', movEG),
-  op('mov', 0, 0x89, 'Ev,Gv', movEG),
-  op('mov', 0, 0x8a, 'Gb,Eb', movGE),
-  op('mov', 0, 0x8b, 'Gv,Ev', movGE),
-  op('mov', 0, 0xc6, 'Eb,Ib', movEI, { ext: 0, imm: IMM_B }),
-  op('mov', 0, 0xc7, 'Ev,Iz', movEI, { ext: 0, imm: IMM_Z }),
+  op('mov', 0, 0x88, 'Eb,Gb', movEG, { fast: pickMovEG }),
+  op('mov', 0, 0x89, 'Ev,Gv', movEG, { fast: pickMovEG }),
+  op('mov', 0, 0x8a, 'Gb,Eb', movGE, { fast: pickMovEG }),
+  op('mov', 0, 0x8b, 'Gv,Ev', movGE, { fast: pickMovEG }),
+  op('mov', 0, 0xc6, 'Eb,Ib', movEI, { ext: 0, imm: IMM_B, fast: pickMovEI }),
+  op('mov', 0, 0xc7, 'Ev,Iz', movEI, { ext: 0, imm: IMM_Z, fast: pickMovEI }),
   op('mov', 0, 0xb0, 'Zb,Ib', movRI, { count: 8, imm: IMM_B }),
-  op('mov', 0, 0xb8, 'Zv,Iv', movRI, { count: 8, imm: IMM_V }),
+  op('mov', 0, 0xb8, 'Zv,Iv', movRI, { count: 8, imm: IMM_V, fast: pickMovEI }),
   op('mov', 0, 0xa0, 'AL,Ob', movAO, { imm: IMM_MOFFS }),
   op('mov', 0, 0xa1, 'rAX,Ov', movAO, { imm: IMM_MOFFS }),
   op('mov', 0, 0xa2, 'Ob,AL', movOA, { imm: IMM_MOFFS }),
   op('mov', 0, 0xa3, 'Ov,rAX', movOA, { imm: IMM_MOFFS }),
   op('mov', 0, 0x8c, 'Ev,Sw', movESreg),
   op('mov', 0, 0x8e, 'Sw,Ew', movSregE, { flags: F_SIZE16 }),
-  op('movzx', 1, 0xb6, 'Gv,Eb', movzxB),
-  op('movzx', 1, 0xb7, 'Gv,Ew', movzxW),
-  op('movsx', 1, 0xbe, 'Gv,Eb', movsxB),
+  op('movzx', 1, 0xb6, 'Gv,Eb', movzxB, { fast: pickMovzx }),
+  op('movzx', 1, 0xb7, 'Gv,Ew', movzxW, { fast: pickMovzx }),
+  op('movsx', 1, 0xbe, 'Gv,Eb', movsxB, { fast: pickMovsx }),
   op('movsx', 1, 0xbf, 'Gv,Ew', movsxW),
-  op('movsxd', 0, 0x63, 'Gv,Ed', movsxd, { flags: F_ONLY64 }),
-  op('lea', 0, 0x8d, 'Gv,M', lea, { flags: F_MEM }),
+  op('movsxd', 0, 0x63, 'Gv,Ed', movsxd, { flags: F_ONLY64, fast: pickMovsxd }),
+  op('lea', 0, 0x8d, 'Gv,M', lea, { flags: F_MEM, fast: pickLea }),
   op('xchg', 0, 0x86, 'Eb,Gb', xchgEG, { flags: F_LOCK }),
   op('xchg', 0, 0x87, 'Ev,Gv', xchgEG, { flags: F_LOCK }),
   op('xchg', 0, 0x90, 'Zv,rAX', xchgAR, { count: 8 }),
-  ...CC.map((c, i) => op(`cmov${c}`, 1, 0x40 + i, 'Gv,Ev', cmov)),
+  ...CC.map((c, i) => op(`cmov${c}`, 1, 0x40 + i, 'Gv,Ev', cmov, { fast: pickCmov })),
   ...CC.map((c, i) => op(`set${c}`, 1, 0x90 + i, 'Eb', setcc)),
   op('bswap', 1, 0xc8, 'Zv', bswap, { count: 8 }),
   op('movbe', 2, 0xf0, 'Gv,Mv', movbeLoad, { flags: F_MEM | F_NOREPFB }),

@@ -11,6 +11,7 @@ import type { Insn } from '../insn';
 import { IMM_UB, op, type OpDef } from '../table';
 import { R, sar64, shl64, shr64 } from './int64';
 import { maskTo } from './alu';
+import { pickShift } from './fast';
 
 /** Most significant bit of (x, xh) at operand size (top-level: no closure per instruction). */
 function msbOf(size: number, x: number, xh: number): number {
@@ -238,9 +239,9 @@ function shiftDefs(): OpDef[] {
     const def = k < 4 ? CF | OF : 0x08c5;
     out.push(
       op(NAMES[k], 0, 0xc0, 'Eb,Ib', shiftE, { ext: k, imm: IMM_UB, def, undef: AF }),
-      op(NAMES[k], 0, 0xc1, 'Ev,Ib', shiftE, { ext: k, imm: IMM_UB, def, undef: AF }),
+      op(NAMES[k], 0, 0xc1, 'Ev,Ib', shiftE, { ext: k, imm: IMM_UB, def, undef: AF, fast: pickShift }),
       op(NAMES[k], 0, 0xd0, 'Eb,1', shiftE, { ext: k, def, undef: AF }),
-      op(NAMES[k], 0, 0xd1, 'Ev,1', shiftE, { ext: k, def, undef: AF }),
+      op(NAMES[k], 0, 0xd1, 'Ev,1', shiftE, { ext: k, def, undef: AF, fast: pickShift }),
       op(NAMES[k], 0, 0xd2, 'Eb,CL', shiftE, { ext: k, def, undef: AF }),
       op(NAMES[k], 0, 0xd3, 'Ev,CL', shiftE, { ext: k, def, undef: AF }),
     );

@@ -28,6 +28,7 @@ import {
 import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { F_DEF64, F_INV64, IMM_B, IMM_WB, IMM_Z, op, type OpDef } from '../table';
+import { pickPopR, pickPushR } from './fast';
 
 function pushR(cpu: Cpu, d: Insn): number {
   const v = cpu.getReg(d.rm, d.osize);
@@ -221,8 +222,8 @@ function leave(cpu: Cpu, d: Insn): number {
 }
 
 export const STACK_OPS: readonly OpDef[] = [
-  op('push', 0, 0x50, 'Zv', pushR, { count: 8, flags: F_DEF64 }),
-  op('pop', 0, 0x58, 'Zv', popR, { count: 8, flags: F_DEF64 }),
+  op('push', 0, 0x50, 'Zv', pushR, { count: 8, flags: F_DEF64, fast: pickPushR }),
+  op('pop', 0, 0x58, 'Zv', popR, { count: 8, flags: F_DEF64, fast: pickPopR }),
   op('push', 0, 0x68, 'Iz', pushI, { imm: IMM_Z, flags: F_DEF64 }),
   op('push', 0, 0x6a, 'Ib', pushI, { imm: IMM_B, flags: F_DEF64 }),
   op('push', 0, 0xff, 'Ev', pushE, { ext: 6, flags: F_DEF64 }),

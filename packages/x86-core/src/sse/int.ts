@@ -399,12 +399,92 @@ function maskmov(n: number): Exec {
 // ------------------------------------------------------------------ the table
 
 /** An op present as MMX (0F xx mm, mm/m64) and SSE2 (66 0F xx xmm, xmm/m128). */
-function both(mnem: string, map: number, byte: number, k: Kernel, imm = false): OpDef[] {
+function both(mnem: string, map: number, byte: number, k: Kernel, imm = false, fastXX?: Exec): OpDef[] {
   const o = imm ? { imm: IMM_UB } : {};
+  const f = fastXX === undefined ? {} : { fast: (d: Insn): Exec | null => (d.mod === 3 ? fastXX : null) };
   return [
     op(mnem, map, byte, imm ? 'Pq,Qq,Ib' : 'Pq,Qq', mmxBin(k), { flags: F_PFXSEL, ...o }),
-    op(mnem, map, byte, imm ? 'Vx,Wx,Ib' : 'Vx,Wx', xmmBin(k), { pfx: PFX_66, flags: F_PFXSEL, ...o }),
+    op(mnem, map, byte, imm ? 'Vx,Wx,Ib' : 'Vx,Wx', xmmBin(k), { pfx: PFX_66, flags: F_PFXSEL, ...o, ...f }),
   ];
+}
+
+// XMM register forms of the ops in libc's string loops (strlen, memchr, strcmp...), specialised
+// at decode time (OpDef.fast): no kernel indirection, no scratch copies.
+
+function pandXX(cpu: Cpu, d: Insn): number {
+  if (sseOk(cpu) !== ST_OK) return ST_FAULT;
+  const x = cpu.xmm;
+  const a = d.reg * 4;
+  const b = d.rm * 4;
+  x[a] &= x[b];
+  x[a + 1] &= x[b + 1];
+  x[a + 2] &= x[b + 2];
+  x[a + 3] &= x[b + 3];
+  return ST_OK;
+}
+
+function porXX(cpu: Cpu, d: Insn): number {
+  if (sseOk(cpu) !== ST_OK) return ST_FAULT;
+  const x = cpu.xmm;
+  const a = d.reg * 4;
+  const b = d.rm * 4;
+  x[a] |= x[b];
+  x[a + 1] |= x[b + 1];
+  x[a + 2] |= x[b + 2];
+  x[a + 3] |= x[b + 3];
+  return ST_OK;
+}
+
+function pxorXX(cpu: Cpu, d: Insn): number {
+  if (sseOk(cpu) !== ST_OK) return ST_FAULT;
+  const x = cpu.xmm;
+  const a = d.reg * 4;
+  const b = d.rm * 4;
+  x[a] ^= x[b];
+  x[a + 1] ^= x[b + 1];
+  x[a + 2] ^= x[b + 2];
+  x[a + 3] ^= x[b + 3];
+  return ST_OK;
+}
+
+/** Bytes of the 32-bit word w that are zero become 0xff, the others 0. */
+function zeroBytes(w: number): number {
+  return ((w & 0xff) === 0 ? 0xff : 0) | ((w & 0xff00) === 0 ? 0xff00 : 0) | ((w & 0xff0000) === 0 ? 0xff0000 : 0) | ((w & 0xff000000) === 0 ? 0xff000000 : 0);
+}
+
+function pcmpeqbXX(cpu: Cpu, d: Insn): number {
+  if (sseOk(cpu) !== ST_OK) return ST_FAULT;
+  const x = cpu.xmm;
+  const a = d.reg * 4;
+  const b = d.rm * 4;
+  x[a] = zeroBytes(x[a] ^ x[b]);
+  x[a + 1] = zeroBytes(x[a + 1] ^ x[b + 1]);
+  x[a + 2] = zeroBytes(x[a + 2] ^ x[b + 2]);
+  x[a + 3] = zeroBytes(x[a + 3] ^ x[b + 3]);
+  return ST_OK;
+}
+
+/** Per-byte unsigned minimum of two 32-bit words. */
+function minBytes(p: number, q: number): number {
+  let r = 0;
+  for (let s = 0; s < 32; s += 8) {
+    const u = (p >>> s) & 0xff;
+    const v = (q >>> s) & 0xff;
+    r |= (u < v ? u : v) << s;
+  }
+  return r;
+}
+
+function pminubXX(cpu: Cpu, d: Insn): number {
+  if (sseOk(cpu) !== ST_OK) return ST_FAULT;
+  const x = cpu.xmm;
+  const a = d.reg * 4;
+  const b = d.rm * 4;
+  x[a] = minBytes(x[a], x[b]);
+  x[a + 1] = minBytes(x[a + 1], x[b + 1]);
+  x[a + 2] = minBytes(x[a + 2], x[b + 2]);
+  x[a + 3] = minBytes(x[a + 3], x[b + 3]);
+  return ST_OK;
 }
 
 export const INT_OPS: readonly OpDef[] = [
@@ -444,7 +524,7 @@ export const INT_OPS: readonly OpDef[] = [
   op('psrldq', 1, 0x73, 'Ux,Ib', xmmImm(psrldq), { ext: 3, pfx: PFX_66, flags: F_REG | F_PFXSEL, imm: IMM_UB }),
   op('psllq', 1, 0x73, 'Ux,Ib', xmmImm(psllq), { ext: 6, pfx: PFX_66, flags: F_REG | F_PFXSEL, imm: IMM_UB }),
   op('pslldq', 1, 0x73, 'Ux,Ib', xmmImm(pslldq), { ext: 7, pfx: PFX_66, flags: F_REG | F_PFXSEL, imm: IMM_UB }),
-  ...both('pcmpeqb', 1, 0x74, pcmpeqb),
+  ...both('pcmpeqb', 1, 0x74, pcmpeqb, false, pcmpeqbXX),
   ...both('pcmpeqw', 1, 0x75, pcmpeqw),
   ...both('pcmpeqd', 1, 0x76, pcmpeqd),
   op('pinsrw', 1, 0xc4, 'Pq,Ew,Ib', pinsrwM, { flags: F_PFXSEL, imm: IMM_UB }),
@@ -460,8 +540,8 @@ export const INT_OPS: readonly OpDef[] = [
   op('pmovmskb', 1, 0xd7, 'Gd,Ux', pmovmskbX, { pfx: PFX_66, flags: F_REG | F_PFXSEL }),
   ...both('psubusb', 1, 0xd8, psubusb),
   ...both('psubusw', 1, 0xd9, psubusw),
-  ...both('pminub', 1, 0xda, pminub),
-  ...both('pand', 1, 0xdb, pand),
+  ...both('pminub', 1, 0xda, pminub, false, pminubXX),
+  ...both('pand', 1, 0xdb, pand, false, pandXX),
   ...both('paddusb', 1, 0xdc, paddusb),
   ...both('paddusw', 1, 0xdd, paddusw),
   ...both('pmaxub', 1, 0xde, pmaxub),
@@ -475,11 +555,11 @@ export const INT_OPS: readonly OpDef[] = [
   ...both('psubsb', 1, 0xe8, psubsb),
   ...both('psubsw', 1, 0xe9, psubsw),
   ...both('pminsw', 1, 0xea, pminsw),
-  ...both('por', 1, 0xeb, por),
+  ...both('por', 1, 0xeb, por, false, porXX),
   ...both('paddsb', 1, 0xec, paddsb),
   ...both('paddsw', 1, 0xed, paddsw),
   ...both('pmaxsw', 1, 0xee, pmaxsw),
-  ...both('pxor', 1, 0xef, pxor),
+  ...both('pxor', 1, 0xef, pxor, false, pxorXX),
   ...both('psllw', 1, 0xf1, psllw),
   ...both('pslld', 1, 0xf2, pslld),
   ...both('psllq', 1, 0xf3, psllq),

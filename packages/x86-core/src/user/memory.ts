@@ -31,14 +31,20 @@ export const USER_TOP = 0x8000_0000_0000;
 const TLB_SIZE = 256;
 const TLB_MASK = TLB_SIZE - 1;
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
+const ZERO_PAGE32 = new Int32Array(ZERO_PAGE.buffer);
+/** Aligned 32/64-bit accesses use an Int32Array view of the page on little-endian hosts (all x86/Arm ones). */
+const LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** One 4 KiB page: its bytes (null: all zero, not yet written), its protection, and whether the CPU caches decoded code from it. */
 class Page {
   data: Uint8Array | null;
+  /** The same bytes as little-endian int32 words (aligned accesses), with data. */
+  data32: Int32Array | null;
   prot: number;
   code: boolean;
   constructor(prot: number) {
     this.data = null;
+    this.data32 = null;
     this.prot = prot;
     this.code = false;
   }
@@ -69,6 +75,8 @@ export class UserMemory implements CpuMemory {
   private readonly rData: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(ZERO_PAGE);
   private readonly wData: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(ZERO_PAGE);
   private readonly fData: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(ZERO_PAGE);
+  private readonly rData32: Int32Array[] = new Array<Int32Array>(TLB_SIZE).fill(ZERO_PAGE32);
+  private readonly wData32: Int32Array[] = new Array<Int32Array>(TLB_SIZE).fill(ZERO_PAGE32);
 
   constructor(options: UserMemoryOptions = {}) {
     this.maxPages = options.maxPages ?? 1 << 19;
@@ -172,7 +180,10 @@ export class UserMemory implements CpuMemory {
     const m = new UserMemory({ maxPages: this.maxPages });
     for (const [pn, p] of this.pages) {
       const q = new Page(p.prot);
-      if (p.data) q.data = p.data.slice();
+      if (p.data) {
+        q.data = p.data.slice();
+        q.data32 = new Int32Array(q.data.buffer);
+      }
       m.pages.set(pn, q);
     }
     m.mappedPages = this.mappedPages;
@@ -192,9 +203,13 @@ export class UserMemory implements CpuMemory {
     let d = p.data;
     if (!d) {
       d = p.data = new Uint8Array(PAGE_SIZE);
+      p.data32 = new Int32Array(d.buffer);
       this.residentPages++;
       const i = pn & TLB_MASK;
-      if (this.rTag[i] === pn) this.rData[i] = d;
+      if (this.rTag[i] === pn) {
+        this.rData[i] = d;
+        this.rData32[i] = p.data32;
+      }
       if (this.fTag[i] === pn) this.fData[i] = d;
     }
     return d;
@@ -335,6 +350,7 @@ export class UserMemory implements CpuMemory {
     } else {
       this.rTag[i] = pn;
       this.rData[i] = d;
+      this.rData32[i] = p.data32 ?? ZERO_PAGE32;
     }
     return d;
   }
@@ -352,6 +368,7 @@ export class UserMemory implements CpuMemory {
     const i = pn & TLB_MASK;
     this.wTag[i] = pn;
     this.wData[i] = d;
+    this.wData32[i] = p.data32!;
     return d;
   }
 
@@ -408,6 +425,15 @@ export class UserMemory implements CpuMemory {
   read32(la: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && this.rTag[i] === pn && LE) return this.rData32[i][o >> 2] >>> 0;
+    return this.read32Slow(la);
+  }
+
+  /** read32 for unaligned, page-crossing and TLB-miss accesses. */
+  private read32Slow(la: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 4) {
       const i = pn & TLB_MASK;
       const d = this.rTag[i] === pn ? this.rData[i] : this.fillRead(la, PROT_READ);
@@ -418,6 +444,20 @@ export class UserMemory implements CpuMemory {
   }
 
   read64(la: number, out: Int32Array, index: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && o <= PAGE_SIZE - 8 && this.rTag[i] === pn && LE) {
+      const w = this.rData32[i];
+      out[index] = w[o >> 2];
+      out[index + 1] = w[(o >> 2) + 1];
+      return 0;
+    }
+    return this.read64Slow(la, out, index);
+  }
+
+  /** read64 for unaligned, page-crossing and TLB-miss accesses. */
+  private read64Slow(la: number, out: Int32Array, index: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 8) {
@@ -474,6 +514,18 @@ export class UserMemory implements CpuMemory {
   write32(la: number, value: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && this.wTag[i] === pn && LE) {
+      this.wData32[i][o >> 2] = value;
+      return 0;
+    }
+    return this.write32Slow(la, value);
+  }
+
+  /** write32 for unaligned, page-crossing and TLB-miss accesses. */
+  private write32Slow(la: number, value: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 4) {
       const i = pn & TLB_MASK;
       const d = this.wTag[i] === pn ? this.wData[i] : this.fillWrite(la);
@@ -488,6 +540,20 @@ export class UserMemory implements CpuMemory {
   }
 
   write64(la: number, lo: number, hi: number): number {
+    const pn = Math.floor(la / PAGE_SIZE);
+    const o = la - pn * PAGE_SIZE;
+    const i = pn & TLB_MASK;
+    if ((o & 3) === 0 && o <= PAGE_SIZE - 8 && this.wTag[i] === pn && LE) {
+      const w = this.wData32[i];
+      w[o >> 2] = lo;
+      w[(o >> 2) + 1] = hi;
+      return 0;
+    }
+    return this.write64Slow(la, lo, hi);
+  }
+
+  /** write64 for unaligned, page-crossing and TLB-miss accesses. */
+  private write64Slow(la: number, lo: number, hi: number): number {
     const pn = Math.floor(la / PAGE_SIZE);
     const o = la - pn * PAGE_SIZE;
     if (o <= PAGE_SIZE - 8) {
