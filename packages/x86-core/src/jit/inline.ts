@@ -9,8 +9,8 @@
  * arrays; a template returns 1 (ST_FAULT) after the helper recorded a fault, before any state
  * of the instruction was committed, so the interpreter's restartable state is kept.
  */
-import { ARITH_FLAGS, CF, FS, GS } from '../constants';
-import { LZ_ADC1, LZ_ADD, LZ_LOGIC, LZ_SBB1, LZ_SUB, canon, hiOf } from '../arith';
+import { ARITH_FLAGS, CF, FS, GS, OF, PF, SF, ZF } from '../constants';
+import { LZ_ADC1, LZ_ADD, LZ_LOGIC, LZ_RES, LZ_SBB1, LZ_SUB, canon, hiOf } from '../arith';
 import type { Insn } from '../insn';
 import { OPS } from '../optable';
 
@@ -48,6 +48,7 @@ const PUSH_R = 20;
 const POP_R = 21;
 const JCC = 22;
 const JMP = 23;
+const SHIFT = 24;
 
 const ALU_KIND: Record<string, number> = { add: 0, or: 1, adc: 2, sbb: 3, and: 4, sub: 5, xor: 6, cmp: 7 };
 const JCC_NAMES = new Set(['jo', 'jno', 'jb', 'jae', 'je', 'jne', 'jbe', 'ja', 'js', 'jns', 'jp', 'jnp', 'jl', 'jge', 'jle', 'jg']);
@@ -84,6 +85,7 @@ function formTable(): Uint8Array {
     else if (mnem === 'pop' && o === 'Zv') f = POP_R;
     else if (JCC_NAMES.has(mnem) && (o === 'Jb' || o === 'Jz')) f = JCC;
     else if (mnem === 'jmp' && (o === 'Jb' || o === 'Jz')) f = JMP;
+    else if ((mnem === 'shl' || mnem === 'sal' || mnem === 'shr' || mnem === 'sar' || mnem === 'rol' || mnem === 'ror') && (o === 'Ev,Ib' || o === 'Ev,1')) f = SHIFT;
     t[i] = f;
   }
   forms = t;
@@ -311,7 +313,67 @@ export function inlineInsn(d: Insn, next: number, k: (v: unknown) => string): In
       if (f === JMP) return { code: `c.nextRip = ${next}; ${br}`, writes: false };
       return { code: `c.nextRip = ${next}; if (c.cond(${d.opcode & 15})) { ${br} }`, writes: false };
     }
+    case SHIFT:
+      return shiftCode(d, next, k);
     default:
       return null;
   }
+}
+
+/** ROL/ROR by a constant count n >= 1: flags settled, then CF/OF eager (shiftOp's rotate case). */
+function rotateCode(d: Insn, next: number, k: (v: unknown) => string, n: number): Inline {
+  const size = d.osize;
+  const rol = (d.reg & 7) === 0;
+  let c: string;
+  if (size === 4) {
+    const left = rol ? n : 32 - n;
+    c = left === 32 || left === 0 ? 'const r = v, rh = 0;' : `const r = ((v << ${left}) | (v >>> ${32 - left})) >>> 0, rh = 0;`;
+    c += rol ? ' const cf = r & 1, of = (r >>> 31) ^ cf;' : ' const cf = r >>> 31, of = cf ^ ((r >>> 30) & 1);';
+  } else {
+    const left = rol ? n : 64 - n;
+    if (left < 32) c = `const r = ((v << ${left}) | (vh >>> ${32 - left})) >>> 0, rh = (vh << ${left}) | (v >>> ${32 - left});`;
+    else if (left === 32) c = 'const r = vh >>> 0, rh = v | 0;';
+    else c = `const r = ((vh << ${left - 32}) | (v >>> ${64 - left})) >>> 0, rh = (v << ${left - 32}) | (vh >>> ${64 - left});`;
+    c += rol ? ' const cf = r & 1, of = (rh >>> 31) ^ cf;' : ' const cf = rh >>> 31, of = cf ^ ((rh >>> 30) & 1);';
+  }
+  const code = `{ ${readE(d, next, k, size, 'v', 'vh')} ${c} const f = c.settleFlags(); c.flags = (f & ${~(CF | OF)}) | cf | (of << 11); ${writeE(d, size, 'r', 'rh')} }`;
+  return { code, writes: d.mod !== 3 };
+}
+
+/**
+ * SHL/SHR/SAR of a 32/64-bit operand by a constant count (shiftOp in src/exec/shift.ts):
+ * CF/OF eager, AF cleared, SF/ZF/PF lazy from the result (setLazyRes). Count 0: the handler.
+ */
+function shiftCode(d: Insn, next: number, k: (v: unknown) => string): Inline | null {
+  const size = d.osize;
+  if (size !== 4 && size !== 8) return null;
+  const n = (d.opcode === 0xd1 ? 1 : d.imm & 0xff) & (size === 8 ? 63 : 31);
+  if (n === 0) return null;
+  const kind = d.reg & 7;
+  if (kind === 0 || kind === 1) return rotateCode(d, next, k, n);
+  let c: string;
+  if (size === 4) {
+    if (kind === 4 || kind === 6) c = `const r = (v << ${n}) >>> 0, rh = 0, cf = (v >>> ${32 - n}) & 1, of = (r >>> 31) ^ cf;`;
+    else if (kind === 5) c = `const r = v >>> ${n}, rh = 0, cf = (v >>> ${n - 1}) & 1, of = v >>> 31;`;
+    else c = `const r = ((v | 0) >> ${n}) >>> 0, rh = 0, cf = ((v | 0) >> ${n - 1}) & 1, of = 0;`;
+  } else if (kind === 4 || kind === 6) {
+    if (n < 32) c = `const r = (v << ${n}) >>> 0, rh = (vh << ${n}) | (v >>> ${32 - n}), cf = (vh >>> ${32 - n}) & 1;`;
+    else if (n === 32) c = 'const r = 0, rh = v | 0, cf = vh & 1;';
+    else c = `const r = 0, rh = v << ${n - 32}, cf = (v >>> ${64 - n}) & 1;`;
+    c += ' const of = (rh >>> 31) ^ cf;';
+  } else if (kind === 5) {
+    if (n < 32) c = `const r = ((v >>> ${n}) | (vh << ${32 - n})) >>> 0, rh = vh >>> ${n}, cf = (v >>> ${n - 1}) & 1;`;
+    else if (n === 32) c = 'const r = vh >>> 0, rh = 0, cf = v >>> 31;';
+    else c = `const r = vh >>> ${n - 32}, rh = 0, cf = (vh >>> ${n - 33}) & 1;`;
+    c += ' const of = vh >>> 31;';
+  } else {
+    if (n < 32) c = `const r = ((v >>> ${n}) | (vh << ${32 - n})) >>> 0, rh = (vh | 0) >> ${n}, cf = (v >>> ${n - 1}) & 1;`;
+    else if (n === 32) c = 'const r = vh >>> 0, rh = (vh | 0) >> 31, cf = v >>> 31;';
+    else c = `const r = ((vh | 0) >> ${n - 32}) >>> 0, rh = (vh | 0) >> 31, cf = ((vh | 0) >> ${n - 33}) & 1;`;
+    c += ' const of = 0;';
+  }
+  let code = `{ ${readE(d, next, k, size, 'v', 'vh')} ${c}`;
+  code += ` c.flags = (c.flags & ${~ARITH_FLAGS}) | cf | (of << 11); c.lzOp = ${LZ_RES}; c.lzSize = ${size}; c.lzRes = r; c.lzResH = ${size === 8 ? 'rh >>> 0' : '0'}; c.lzMask = ${SF | ZF | PF};`;
+  code += ` ${writeE(d, size, 'r', 'rh')} }`;
+  return { code, writes: d.mod !== 3 };
 }

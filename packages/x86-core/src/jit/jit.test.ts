@@ -217,7 +217,7 @@ describe('JIT tier (src/jit)', () => {
           case 12: // jcc over a 2-byte xor
             return [0x70 + f.cc, 2, 0x31, 0xc0 | ((f.g & 7) << 3) | (f.e & 7)];
           case 13: // shl/shr/sar E, imm8 (a handler call in a compiled block)
-            return [...pre, 0xc0 + v, ...modrm([4, 5, 7][f.kind % 3]), f.imm8 & 31];
+            return [...pre, 0xc0 + v, ...modrm([0, 1, 4, 5, 7][f.kind % 5]), f.imm8 & 63];
           case 14: // mov r, imm (B8+r; imm64 with REX.W)
             return size === 8 ? [0x48 | (f.g >= 8 ? 1 : 0), 0xb8 + (f.g & 7), ...le32(f.imm32), ...le32(f.imm8)] : [...(f.g >= 8 ? [0x41] : []), 0xb8 + (f.g & 7), ...le32(f.imm32)];
           case 15: // imul g, e (handler)

@@ -245,8 +245,13 @@ export function enableJit(cpu: Cpu, on: boolean = true): void {
   cpu.jit = on ? new Jit(cpu) : null;
 }
 
-/** The default for new CPUs (Cpu's constructor reads it): on. */
-export const jitDefault: { enabled: boolean } = { enabled: true };
+/**
+ * The default for new CPUs (Cpu's constructor reads it): on, unless the environment variable
+ * RINGZERO_JIT is "0" where a process environment exists (Node; read without importing it).
+ */
+export const jitDefault: { enabled: boolean } = {
+  enabled: (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.RINGZERO_JIT !== '0',
+};
 
 /** Ops by name, for tests and the op-frequency counter (bench). */
 export function opName(op: number): string {
