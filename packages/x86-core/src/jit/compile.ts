@@ -59,21 +59,37 @@ export function compileBlock(insns: readonly Insn[], nexts: readonly number[]): 
   };
   const last = insns.length - 1;
   let body = '';
+  // rip/retired are committed lazily: an inline template that cannot leave the block (no
+  // `return` in its source: register-only forms) only bumps the pending count; everything else
+  // (memory accesses, handler calls, code-write checks, the block's end) sees them committed.
+  let pend = 0;
+  let pendRip = 0;
+  const commit = (): string => {
+    if (pend === 0) return '';
+    const c = `c.rip = ${pendRip}; c.retired += ${pend};\n`;
+    pend = 0;
+    return c;
+  };
   for (let i = 0; i <= last; i++) {
     const d = insns[i];
     const n = nexts[i];
     const inl = inlineInsn(d, n, k);
     if (inl != null) {
-      if (i === last) body += `c.nextRip = ${n};\n${inl.code}\nc.rip = c.nextRip; c.retired++;\n`;
+      const leaves = inl.code.includes('return');
+      if (i === last) body += `${commit()}c.nextRip = ${n};\n${inl.code}\nc.rip = c.nextRip; c.retired++;\n`;
       else {
-        body += `${inl.code}\nc.rip = ${n}; c.retired++;\n`;
-        if (inl.writes) body += 'if (m.codeWrites !== W || c.icArr !== A) return 0;\n';
+        if (leaves) body += commit();
+        body += `${inl.code}\n`;
+        pend++;
+        pendRip = n;
+        if (inl.writes) body += `${commit()}if (m.codeWrites !== W || c.icArr !== A) return 0;\n`;
       }
       continue;
     }
-    body += `c.nextRip = ${n}; s = ${k(OP_EXEC[d.op])}(c, ${k(d)}); if (s !== 0) return s;\nc.rip = ${i === last ? 'c.nextRip' : n}; c.retired++;\n`;
+    body += `${commit()}c.nextRip = ${n}; s = ${k(OP_EXEC[d.op])}(c, ${k(d)}); if (s !== 0) return s;\nc.rip = ${i === last ? 'c.nextRip' : n}; c.retired++;\n`;
     if (i !== last) body += 'if (m.codeWrites !== W || c.icArr !== A) return 0;\n';
   }
+  body += commit();
   for (let i = 0; i < consts.length; i++) names.push(`k${i}`);
   const src = `"use strict";\nreturn function blk(c) {\nconst m = c.mem; const L = c.lo; const H = c.hi; const W = m.codeWrites; const A = c.icArr; let s = 0;\n${body}return 0;\n};`;
   // The point of this tier: generated code (JIT_CODEGEN is false where a CSP forbids it).
