@@ -45,6 +45,25 @@ export function blockEnds(): Uint8Array {
   return t;
 }
 
+/** Near branches: they end a block but cannot change CS or the code size. */
+const NEAR = new Set<string>([
+  'jo', 'jno', 'jb', 'jae', 'je', 'jne', 'jbe', 'ja', 'js', 'jns', 'jp', 'jnp', 'jl', 'jge', 'jle', 'jg',
+  'jmp', 'call', 'ret', 'loop', 'loope', 'loopne', 'jrcxz',
+]);
+
+let blockChain: Uint8Array | null = null;
+
+/** Per op: 1 when a block ending with it may chain to its successor (not an ender, or a near branch). */
+export function blockChains(): Uint8Array {
+  if (blockChain != null) return blockChain;
+  const ends = blockEnds();
+  const sys = new Set(SYSTEM_OPS);
+  const t = new Uint8Array(OPS.length);
+  for (let i = 1; i < OPS.length; i++) t[i] = ends[i] === 0 || (NEAR.has(OPS[i].mnem) && !sys.has(OPS[i])) ? 1 : 0;
+  blockChain = t;
+  return t;
+}
+
 /** Builds the block's function (tier 1: handler calls; tier 2: inline templates where known). */
 export function compileBlock(insns: readonly Insn[], nexts: readonly number[]): BlockFn {
   const consts: unknown[] = [];

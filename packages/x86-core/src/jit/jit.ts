@@ -20,7 +20,7 @@ import type { Cpu } from '../cpu';
 import { decode, DecodeFault } from '../decoder';
 import { Insn } from '../insn';
 import { OP_EXEC, OPS } from '../optable';
-import { blockEnds, compileBlock, type BlockFn } from './compile';
+import { blockChains, blockEnds, compileBlock, type BlockFn } from './compile';
 
 /** Runs of a block in the generic loop before it is compiled (Jit.hot's default). */
 const HOT = 8;
@@ -47,8 +47,14 @@ export class Block {
   readonly nexts: readonly number[];
   hits = 0;
   fn: BlockFn | null = null;
+  /** The last instruction leaves CS and the code size alone (near branch or none): may chain. */
+  readonly chains: boolean;
+  /** The last two successors on the same page (chaining). */
+  succA: Block | null = null;
+  succB: Block | null = null;
 
-  constructor(rip0: number, csize: number, insns: readonly Insn[], nexts: readonly number[]) {
+  constructor(rip0: number, csize: number, insns: readonly Insn[], nexts: readonly number[], chains: boolean) {
+    this.chains = chains;
     this.rip0 = rip0;
     this.csize = csize;
     this.insns = insns;
@@ -95,49 +101,72 @@ export class Jit {
     const cpu = this.cpu;
     const mem = cpu.mem;
     if (!cpu.decodeCache || !(cpu.icFramed || mem.markCode !== undefined)) return this.interp(budget);
+    // Chaining: the block that just ran to its end (when its last instruction cannot change CS
+    // or the code size) remembers its last two successors on the same decoded page; while that
+    // page is still the current, valid one, the next block comes from there without a lookup.
+    let prev: Block | null = null;
+    let prevArr: Page | null = null;
     while (budget > 0) {
       const rip = cpu.rip;
       const csize = cpu.csize;
-      const la = csize === 8 ? rip : (cpu.segBase[CS] + rip) >>> 0;
-      if (mem.codeWrites !== cpu.icWrites || csize !== cpu.icCsize) cpu.icFlush(csize);
-      let off = la - cpu.icBase;
-      let arr: Page | null;
-      if (off >= 0 && off < 4096) arr = cpu.icArr;
-      else {
-        const pn = Math.floor(la / 4096);
-        arr = cpu.icFramed ? cpu.icFramePage(pn, la) : cpu.icPage(pn, la);
-        off = la - pn * 4096;
-      }
-      if (arr == null) {
-        // Code the decode cache does not hold (an unmarkable page): interpreter, a short run.
-        const x = this.interp(budget < 64 ? budget : 64);
-        if (x !== EXIT_BUDGET) return x;
-        budget -= budget < 64 ? budget : 64;
-        continue;
-      }
-      let blocks: (Block | undefined)[];
-      if (arr === this.lastPage) blocks = this.lastBlocks;
-      else {
-        let b = this.pages.get(arr);
-        if (b === undefined) {
-          b = new Array<Block | undefined>(4096);
-          this.pages.set(arr, b);
+      let b: Block | undefined;
+      let arr: Page;
+      if (prev != null && prevArr === cpu.icArr && mem.codeWrites === cpu.icWrites && csize === cpu.icCsize) {
+        const sa: Block | null = prev.succA;
+        if (sa != null && sa.rip0 === rip && sa.csize === csize) b = sa;
+        else {
+          const sb: Block | null = prev.succB;
+          if (sb != null && sb.rip0 === rip && sb.csize === csize) b = sb;
         }
-        this.lastPage = arr;
-        this.lastBlocks = b;
-        blocks = b;
       }
-      let b = blocks[off];
-      if (b === undefined || b.rip0 !== rip || b.csize !== csize) {
-        const nb = this.discover(arr, la, off, rip, csize);
-        if (nb == null) {
-          // The first instruction faults to decode or crosses the page end: interpreter.
-          const x = this.interp(1);
+      if (b !== undefined) arr = prevArr!;
+      else {
+        const la: number = csize === 8 ? rip : (cpu.segBase[CS] + rip) >>> 0;
+        if (mem.codeWrites !== cpu.icWrites || csize !== cpu.icCsize) cpu.icFlush(csize);
+        let off: number = la - cpu.icBase;
+        let page: Page | null;
+        if (off >= 0 && off < 4096) page = cpu.icArr;
+        else {
+          const pn = Math.floor(la / 4096);
+          page = cpu.icFramed ? cpu.icFramePage(pn, la) : cpu.icPage(pn, la);
+          off = la - pn * 4096;
+        }
+        if (page == null) {
+          // Code the decode cache does not hold (an unmarkable page): interpreter, a short run.
+          const x = this.interp(budget < 64 ? budget : 64);
           if (x !== EXIT_BUDGET) return x;
-          budget--;
+          budget -= budget < 64 ? budget : 64;
           continue;
         }
-        blocks[off] = b = nb;
+        arr = page;
+        let blocks: (Block | undefined)[];
+        if (arr === this.lastPage) blocks = this.lastBlocks;
+        else {
+          let bl = this.pages.get(arr);
+          if (bl === undefined) {
+            bl = new Array<Block | undefined>(4096);
+            this.pages.set(arr, bl);
+          }
+          this.lastPage = arr;
+          this.lastBlocks = bl;
+          blocks = bl;
+        }
+        b = blocks[off];
+        if (b === undefined || b.rip0 !== rip || b.csize !== csize) {
+          const nb = this.discover(arr, la, off, rip, csize);
+          if (nb == null) {
+            // The first instruction faults to decode or crosses the page end: interpreter.
+            const x = this.interp(1);
+            if (x !== EXIT_BUDGET) return x;
+            budget--;
+            continue;
+          }
+          blocks[off] = b = nb;
+        }
+        if (prev != null && prevArr === arr) {
+          if (prev.succA == null) prev.succA = b;
+          else prev.succB = b;
+        }
       }
       if (b.insns.length > budget) return this.interp(budget);
       const r0 = cpu.retired;
@@ -149,7 +178,12 @@ export class Jit {
         st = this.generic(b, arr);
       }
       budget -= cpu.retired - r0;
-      if (st === ST_OK) continue;
+      if (st === ST_OK) {
+        prev = b.chains ? b : null;
+        prevArr = arr;
+        continue;
+      }
+      prev = null;
       switch (st) {
         case ST_AGAIN:
           budget--;
@@ -236,7 +270,7 @@ export class Jit {
       r = nx;
     }
     if (insns.length === 0) return null;
-    return new Block(rip, csize, insns, nexts);
+    return new Block(rip, csize, insns, nexts, blockChains()[insns[insns.length - 1].op] !== 0);
   }
 }
 
