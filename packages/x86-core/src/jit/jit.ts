@@ -177,11 +177,10 @@ export class Jit {
       }
       if (b.insns.length > budget) return this.interp(budget);
       const r0 = cpu.retired;
-      let st: number;
       this.blocksRun++;
       if (b.fn == null && ++b.hits >= this.hot && this.codegen) this.compile(b);
       const fn = b.fn;
-      st = fn != null ? fn(cpu) : this.generic(b, arr);
+      const st = fn != null ? fn(cpu) : this.generic(b, arr);
       budget -= cpu.retired - r0;
       if (st === ST_OK) {
         prev = b.chains ? b : null;
