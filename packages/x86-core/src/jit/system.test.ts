@@ -3,8 +3,10 @@
  * run (hot = 1), against the same program with the JIT off. Self-modifying code through another
  * linear alias of the code frame, a remapped code page (PDE + INVLPG), and retired counts.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EXIT_HLT, RAX, RBX, RCX } from '../constants';
+import { EXIT_IO, EXIT_MMIO, EXIT_EPT_VIOLATION } from '../system/regs';
 import { HAVE_NASM, longModeVcpu, nasm } from '../system/test/harness';
 import type { Vcpu } from '../system/vcpu';
 import { Jit } from './jit';
@@ -46,6 +48,27 @@ describe.skipIf(!HAVE_NASM)('JIT in system mode', () => {
     }
     expect(results[1][0]).toBe(5050);
     expect(results[1]).toEqual(results[0]);
+  });
+
+  it('random code at CPL 0 in long mode: the same exits, RIP, registers, flags and retired counts (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 96 }), fc.integer({ min: 1, max: 300 }), (bytes, slice) => {
+        const trace: string[][] = [[], []];
+        for (const on of [false, true]) {
+          const { vcpu } = longModeVcpu(bytes, ENTRY, {}, 4 * 1024 * 1024);
+          withJit(vcpu, on);
+          const cpu = vcpu.cpu;
+          for (let i = 0; i < 20; i++) {
+            const r = vcpu.run(slice);
+            trace[on ? 1 : 0].push(`${r} rip ${cpu.rip} n ${cpu.retired} f ${cpu.getFlags()} ${Array.from(cpu.lo).join(',')} ${Array.from(cpu.hi).join(',')}`);
+            if (r === EXIT_IO || r === EXIT_MMIO || r === EXIT_EPT_VIOLATION || r === 1) continue;
+            break;
+          }
+        }
+        expect(trace[1]).toEqual(trace[0]);
+      }),
+      { numRuns: 100 },
+    );
   });
 
   it('runs the new code after a remap + INVLPG, and the old frame again after the switch back', () => {
