@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runProgram } from '../src/node';
 import { userBenchmarks } from './user';
+import { jitBusybox, jitVsInterp } from './jit';
 
 const ITERS = Number(process.env.RZ_BENCH_ITERS ?? 1_000_000);
 
@@ -118,6 +119,8 @@ function main(): void {
       if (q) emit({ name: 'interp-loop MIPS vs qemu-x86_64', value: +mips.toFixed(2), unit: 'MIPS', peer: 'qemu-x86_64', peerValue: +(insns / q.secs / 1e6).toFixed(1), ratio: +(q.secs / secs).toFixed(4) });
     } else console.warn('SKIPPED: qemu-x86_64 not installed: no qemu peer figure');
     if (!native) emit({ name: 'interp-loop MIPS', value: +mips.toFixed(2), unit: 'MIPS' });
+    // The block compiler (on by default, so the figures above include it) against the interpreter.
+    jitVsInterp('interp-loop', join(dir, 'loop'), ['loop']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -126,5 +129,7 @@ function main(): void {
 main();
 // busybox sha256sum (and the awk/sort mix) in ringzero-user, natively and under qemu-x86_64.
 userBenchmarks();
+// busybox sha256sum with the block compiler against the interpreter alone (same run).
+jitBusybox();
 // vCPU exits/s, interrupts/s and MIPS inside protected and long mode with paging (issue 6).
 await import('./system');

@@ -39,6 +39,7 @@ import {
 import { decode, DecodeFault } from './decoder';
 import { Insn } from './insn';
 import { MEM_EXIT, MEM_PF_BASE, type CpuMemory } from './memory';
+import { Jit, jitDefault } from './jit/jit';
 import { LZ_ADC1, LZ_ADD, LZ_RES, LZ_SBB1, LZ_SUB, PARITY, canon, hiOf } from './arith';
 
 export { LZ_ADD, LZ_ADC1, LZ_SUB, LZ_SBB1, LZ_LOGIC, LZ_RES, hiOf, canon } from './arith';
@@ -170,19 +171,23 @@ export class Cpu {
   /** Scratch: linear address of the current memory operand (set by readE / eaOf). */
   ea = 0;
   readonly insn: Insn = new Insn();
-  /** Decode cache: per 4 KiB code page, the decoded Insn at each offset (see DESIGN.md). */
-  private readonly icPages: Map<number, (Insn | undefined)[]> = new Map();
-  /** Linear address of the current cached page (NaN when none). */
-  private icBase = NaN;
-  private icArr: (Insn | undefined)[] | null = null;
-  private icWrites = -1;
-  private icCsize = 0;
+  /** @internal Decode cache: per 4 KiB code page, the decoded Insn at each offset (see DESIGN.md). */
+  readonly icPages: Map<number, (Insn | undefined)[]> = new Map();
+  /** @internal Linear address of the current cached page (NaN when none). */
+  icBase: number = NaN;
+  /** @internal */
+  icArr: (Insn | undefined)[] | null = null;
+  /** @internal */
+  icWrites: number = -1;
+  /** @internal */
+  icCsize: number = 0;
   /**
    * Frame-keyed decode cache (when the memory has codePage): decoded pages by host frame, kept
    * across mapping changes; a small direct-mapped table maps linear pages to them and is dropped
    * on every mapping change (CR3, INVLPG, CPL, remaps), a frame's page on a write to it.
    */
-  private readonly icFramed: boolean;
+  /** @internal */
+  readonly icFramed: boolean;
   private readonly icFrames: Map<number, (Insn | undefined)[]> = new Map();
   private readonly icLinTag: Float64Array = new Float64Array(IC_LIN).fill(NaN);
   private readonly icLinArr: ((Insn | undefined)[] | null)[] = new Array<(Insn | undefined)[] | null>(IC_LIN).fill(null);
@@ -195,6 +200,11 @@ export class Cpu {
   decodeCache = true;
   readonly decodeFault: DecodeFault = new DecodeFault();
   readonly tmp: Int32Array = new Int32Array(4);
+  /**
+   * The block-compiler tier (src/jit): run() hands over to it when set and the budget is above
+   * 1. On by default (jitDefault.enabled); `cpu.jit = null` (or enableJit(cpu, false)) turns it off.
+   */
+  jit: Jit | null = null;
 
   constructor(mem: CpuMemory, features: Partial<CpuFeatures> = {}) {
     this.mem = mem;
@@ -211,6 +221,7 @@ export class Cpu {
       sse3: features.sse3 ?? true,
       ssse3: features.ssse3 ?? true,
     };
+    if (jitDefault.enabled) this.jit = new Jit(this);
   }
 
   // ---------------------------------------------------------------- faults
@@ -667,6 +678,7 @@ export class Cpu {
    * faultError and faultAddress set. On EXIT_SYSCALL / EXIT_HLT RIP points past the instruction.
    */
   run(budget: number): number {
+    if (this.jit != null && budget > 1) return this.jit.run(budget);
     const scratch = this.insn;
     const mem = this.mem;
     const df = this.decodeFault;
@@ -757,7 +769,8 @@ export class Cpu {
     return EXIT_BUDGET;
   }
 
-  private icFlush(csize: number): void {
+  /** @internal */
+  icFlush(csize: number): void {
     // Frame-keyed: a mapping change only drops the linear table; decoded pages stay unless the
     // code size changed (decodes depend on it).
     if (!this.icFramed || csize !== this.icCsize || this.icFrames.size > IC_MAX_FRAMES) this.icFrames.clear();
@@ -770,7 +783,8 @@ export class Cpu {
   }
 
   /** A write is about to change frame `key`: forget its decodes (and every linear shortcut). */
-  private icDrop(key: number): void {
+  /** @internal */
+  icDrop(key: number): void {
     if (this.icFrames.delete(key)) {
       this.icLinTag.fill(NaN);
       this.icBase = NaN;
@@ -778,7 +792,8 @@ export class Cpu {
     }
   }
 
-  private icFramePage(pn: number, la: number): (Insn | undefined)[] | null {
+  /** @internal */
+  icFramePage(pn: number, la: number): (Insn | undefined)[] | null {
     const slot = pn & (IC_LIN - 1);
     let arr: (Insn | undefined)[] | null | undefined;
     if (this.icLinTag[slot] === pn) arr = this.icLinArr[slot];
@@ -807,7 +822,8 @@ export class Cpu {
     return arr;
   }
 
-  private icPage(pn: number, la: number): (Insn | undefined)[] | null {
+  /** @internal */
+  icPage(pn: number, la: number): (Insn | undefined)[] | null {
     // The linear table (flushed with the cache) saves the Map lookup on most page changes.
     const slot = pn & (IC_LIN - 1);
     let arr: (Insn | undefined)[] | null | undefined = this.icLinTag[slot] === pn ? this.icLinArr[slot] : this.icPages.get(pn);

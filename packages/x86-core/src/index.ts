@@ -8,6 +8,8 @@
  * const exit = cpu.run(1_000_000); // EXIT_SYSCALL, EXIT_EXCEPTION, EXIT_HLT, EXIT_BUDGET...
  */
 export { Cpu, canon, hiOf, type CpuFeatures } from './cpu';
+// The block-compiler tier: on by default; `cpu.jit = null` / enableJit(cpu, false) / jitDefault.enabled = false turn it off.
+export { Jit, Block, enableJit, jitDefault, JIT_CODEGEN } from './jit/jit';
 export { FlatMemory, MEM_OK, MEM_PF_BASE, MEM_EXIT, PFEC_P, PFEC_W, PFEC_U, PFEC_I, type CpuMemory } from './memory';
 export { Insn } from './insn';
 export { decode, DecodeFault } from './decoder';

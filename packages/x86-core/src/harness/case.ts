@@ -7,6 +7,7 @@
  * (x87-gen.ts) generators all produce this one format.
  */
 import { Cpu } from '../cpu';
+import { Jit } from '../jit/jit';
 import { PROT_EXEC, PROT_READ, PROT_WRITE, UserMemory } from '../user/memory';
 import { AC_VEC, BP, BR, CS, DB, DE, DS, ES, SS, EXIT_BUDGET, EXIT_EXCEPTION, EXIT_SOFTINT, GP, MF, NM, NP, PF_VEC, SS_VEC, UD, XM } from '../constants';
 import { fullTagWord } from '../x87/env';
@@ -15,6 +16,7 @@ import { statusWord } from '../x87/misc';
 export const CODE_ADDR = 0x70000000;
 export const DATA_ADDR = 0x70001000;
 export const CODE_MAX = 256;
+const UD2 = new Uint8Array([0x0f, 0x0b]);
 /** Bytes of the data page carried in and out (the page itself is 4 KiB; the rest is zero). */
 export const DATA_LEN = 1024;
 /** Where offsets 0xfe00-0xffff of the 16-bit data segments land (DS; ES + 0x100; SS + 0x200). */
@@ -155,8 +157,10 @@ export function saveFxImage(cpu: Cpu): Uint8Array {
 /**
  * Runs a case in the emulator: the same code and data pages as the native runner (paged user
  * memory, as ringzero-user uses, so the decode cache is exercised too), all features on.
+ * jit: run through the block compiler instead (every block compiled on its first run; a UD2
+ * after the code stops the run where the single-step loop stops).
  */
-export function emulate(c: NativeCase): NativeResult {
+export function emulate(c: NativeCase, jit = false): NativeResult {
   const mem = new UserMemory();
   mem.map(CODE_ADDR, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC);
   mem.map(DATA_ADDR, 0x1000, PROT_READ | PROT_WRITE);
@@ -164,7 +168,12 @@ export function emulate(c: NativeCase): NativeResult {
   mem.writeFrom(CODE_ADDR, c.code, 0);
   mem.writeFrom(DATA_ADDR, c.data, 0);
   if (c.hi) mem.writeFrom(HI_ADDR, c.hi, 0);
+  if (jit) mem.writeFrom(CODE_ADDR + c.code.length, UD2, 0);
   const cpu = new Cpu(mem);
+  if (jit) {
+    cpu.jit = new Jit(cpu);
+    cpu.jit.hot = 1;
+  } else cpu.jit = null;
   cpu.csize = c.mode / 8;
   cpu.ssize = cpu.csize;
   // 16-bit code runs at IP 0 of its code segment; 64/32-bit code in flat segments.
@@ -193,7 +202,9 @@ export function emulate(c: NativeCase): NativeResult {
   let signal = 0;
   let faultOffset = 0;
   for (let steps = 0; steps < 10000 && cpu.rip !== end; steps++) {
-    const ex = cpu.run(1);
+    const ex = cpu.run(jit ? 10000 : 1);
+    if (jit && ex === EXIT_EXCEPTION && cpu.rip === end && cpu.faultVector === UD) break;
+    if (jit) steps = 10000;
     if (ex === EXIT_EXCEPTION || ex === EXIT_SOFTINT) {
       signal = SIG_OF_VECTOR[cpu.faultVector] ?? 100 + cpu.faultVector;
       faultOffset = cpu.rip - (CODE_ADDR - base);

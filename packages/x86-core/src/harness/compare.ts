@@ -141,6 +141,8 @@ export interface DiffPair {
   code: Uint8Array;
   native: NativeResult;
   emu: NativeResult;
+  /** The same case run through the block compiler (src/jit). */
+  jit: NativeResult;
 }
 
 /** Assembles (one nasm run per code size, each distinct text once), runs natively and in the emulator. */
@@ -154,7 +156,7 @@ export function runPairs(h: NativeRunner, cases: readonly DiffCase[]): DiffPair[
   }
   const full = cases.map((c) => ({ mode: c.mode, code: codeOf.get(`${c.mode}:${c.text}`)!, regs: c.regs, rflags: c.rflags, data: c.data, ...(c.hi ? { hi: c.hi } : {}), ...(c.fx ? { fx: c.fx } : {}) }));
   const native = h.run(full);
-  return cases.map((c, i) => ({ c, code: full[i].code, native: native[i], emu: emulate(full[i]) }));
+  return cases.map((c, i) => ({ c, code: full[i].code, native: native[i], emu: emulate(full[i]), jit: emulate(full[i], true) }));
 }
 
 /**
@@ -164,8 +166,10 @@ export function runPairs(h: NativeRunner, cases: readonly DiffCase[]): DiffPair[
 export function runDiff(h: NativeRunner, cases: readonly DiffCase[], maxPerLabel = 4): { cases: number; failures: string[] } {
   const failures: string[] = [];
   const per = new Map<string, number>();
-  for (const { c, native, emu } of runPairs(h, cases)) {
-    const diff = compare(c.mode, native, emu, c.cmp);
+  for (const { c, native, emu, jit } of runPairs(h, cases)) {
+    const e = compare(c.mode, native, emu, c.cmp);
+    const j = compare(c.mode, native, jit, c.cmp);
+    const diff = e || (j && `with the JIT: ${j}`);
     if (!diff) continue;
     const k = (per.get(c.label) ?? 0) + 1;
     per.set(c.label, k);
