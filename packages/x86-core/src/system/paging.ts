@@ -329,6 +329,30 @@ export class MmuMemory implements CpuMemory {
     return this.slowWrite(la, 8, lo, hi, this.accW());
   }
 
+  /** Byte index of la in the array the last successful span() returned. */
+  spanIndex = 0;
+
+  /**
+   * Bulk path (CpuMemory.span): the host bytes of la's page when the TLB allows the data access
+   * kind outright (a write permission in the TLB means: RAM, dirty already set, frame not watched,
+   * dirty logging armed). A miss translates (and fills) once; faults, exits, watched pages and
+   * data breakpoints give null and are left to the ordinary accesses.
+   */
+  span(la: number, write: boolean): Uint8Array | null {
+    if (la !== la || this.watchMask !== 0) return null;
+    const acc = write ? this.accW() : this.accR();
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    const t = this.tlb;
+    const i = (la >>> 12) & t.mask;
+    const tag = (la >>> 12) | this.mmu.pcidTag;
+    if (t.tagLo[i] !== tag || t.tagHi[i] !== hi || (t.perm[i] & acc) === 0) {
+      if (this.xlate(la, acc) !== 0) return null;
+      if (t.tagLo[i] !== tag || t.tagHi[i] !== hi || (t.perm[i] & acc) === 0) return null;
+    }
+    this.spanIndex = t.base[i] + (la & 4095);
+    return this.host.u8[t.chunk[i]];
+  }
+
   // ------------------------------------------------------------------ system accesses
 
   /** Implicit supervisor read (descriptor tables, TSS, IDT): value, or a negative code. */

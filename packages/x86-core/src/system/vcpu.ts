@@ -396,7 +396,19 @@ export class Vcpu {
     this.mem.apic = this.apic;
     this.cpu.sys = this.sys;
     this.cpu.syscallExits = false;
+    this.sys.quietBreak = (): boolean => this.quiet();
     this.reset();
+  }
+
+  /**
+   * Nothing for run()'s event check to do after an STI or IRET: no event to deliver, no
+   * interrupt window wanted, no kick, no single-step or breakpoint state. The slice goes on.
+   */
+  private quiet(): boolean {
+    return (
+      !this.kicked && !this.nmiPending && this.extInt < 0 && this.excVector < 0 && !this.requestInterruptWindow && !this.initSipiPending &&
+      (this.cpu.flags & (TF | RF)) === 0 && this.sys.bpExec === 0 && this.mem.watchMask === 0 && !this.debug.singleStep && this.apic.pending() < 0
+    );
   }
 
   // ================================================================ reset and boot state
