@@ -785,7 +785,9 @@ export class Vcpu {
         }
         if (this.halted) {
           const dl = apic.nextDeadlineNs();
-          if (clock != null && dl >= 0) {
+          // Leap to the timer only when its interrupt can wake the CPU (IF = 1): with IF = 0
+          // only an NMI, INIT or the machine can, so the machine gets the HLT exit.
+          if (clock != null && dl >= 0 && (cpu.flags & IF) !== 0) {
             clock.advanceTo(dl);
             continue;
           }
