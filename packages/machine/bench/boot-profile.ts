@@ -241,6 +241,12 @@ async function main(): Promise<void> {
       console.log(JSON.stringify({ name: 'prefix host CPU', value: cpuS, unit: 's' }));
       console.log(JSON.stringify({ name: 'prefix guest instructions', value: n / 1e6, unit: 'M' }));
       console.log(JSON.stringify({ name: 'prefix MIPS per CPU-second', value: n / 1e6 / cpuS, unit: 'MIPS' }));
+      console.log(JSON.stringify({ exits: machine.status().exits, guestNs: machine.status().guestNs }));
+      if (sampleEvery > 0) {
+        const dump = flag('samples');
+        if (dump) writeFileSync(dump, [...samples].map(([r, k]) => `${r.toString(16)} ${k}`).join('\n') + '\n');
+        printProfile(guest, samples, sampleEvery);
+      }
       return;
     }
     if (Number.isNaN(initAt)) {

@@ -40,6 +40,12 @@ export const TLB_2M = 2;
 export const TLB_4M = 4;
 export const TLB_1G = 8;
 const TLB_LARGE = TLB_2M | TLB_4M | TLB_1G;
+/** Buckets of the large-page bitmaps (power of two). */
+const LARGE_HASH = 1024;
+
+function largeHash(pageNumber: number, hi: number): number {
+  return (pageNumber ^ Math.imul(hi | 0, 0x9e3779b1) ^ ((hi | 0) >>> 22)) & (LARGE_HASH - 1);
+}
 
 /** A tagHi no canonical address produces (entries are also invalidated by perm = 0). */
 const INVALID_HI = 0x4000_0000;
@@ -68,6 +74,14 @@ export class Tlb implements WriteCache {
   readonly gpa: Float64Array;
   readonly info: Uint8Array;
   private hasLarge = false;
+  /**
+   * Which large pages may sit in the TLB, as hashed bitmaps of their large-page numbers (2 MiB,
+   * 4 MiB, 1 GiB; set on fill, cleared by flushAll): INVLPG of a page no large entry can cover
+   * touches one slot, otherwise it scans only the slots that page's large page can occupy.
+   */
+  private readonly large2M = new Uint8Array(LARGE_HASH);
+  private readonly large4M = new Uint8Array(LARGE_HASH);
+  private readonly large1G = new Uint8Array(LARGE_HASH);
   /** Counters (for tests and benchmarks). */
   flushes = 0;
 
@@ -101,7 +115,13 @@ export class Tlb implements WriteCache {
     this.frame[i] = frame;
     this.gpa[i] = gpa;
     this.info[i] = info;
-    if ((info & TLB_LARGE) !== 0) this.hasLarge = true;
+    if ((info & TLB_LARGE) !== 0) {
+      this.hasLarge = true;
+      const page = lo >>> 12;
+      if ((info & TLB_2M) !== 0) this.large2M[largeHash(page >>> 9, hi)] = 1;
+      else if ((info & TLB_4M) !== 0) this.large4M[largeHash(page >>> 10, hi)] = 1;
+      else this.large1G[largeHash(page >>> 18, hi)] = 1;
+    }
     return i;
   }
 
@@ -115,6 +135,11 @@ export class Tlb implements WriteCache {
     this.perm.fill(0);
     this.tagHi.fill(INVALID_HI);
     this.frame.fill(-1);
+    if (this.hasLarge) {
+      this.large2M.fill(0);
+      this.large4M.fill(0);
+      this.large1G.fill(0);
+    }
     this.hasLarge = false;
     this.flushes++;
   }
@@ -134,11 +159,21 @@ export class Tlb implements WriteCache {
     const i = page & this.mask;
     if ((this.tagLo[i] & 0xfffff) === page && this.tagHi[i] === (hi | 0)) this.invalidate(i);
     if (!this.hasLarge) return;
-    for (let j = 0; j < this.size; j++) {
-      const inf = this.info[j];
-      if ((inf & TLB_LARGE) === 0 || this.perm[j] === 0 || this.tagHi[j] !== (hi | 0)) continue;
-      const s = (inf & TLB_2M) !== 0 ? 9 : (inf & TLB_4M) !== 0 ? 10 : 18;
-      if ((this.tagLo[j] & 0xfffff) >>> s === page >>> s) this.invalidate(j);
+    // A large entry covering the page sits in a slot indexed by one of its own 4 KiB pages.
+    if (this.large2M[largeHash(page >>> 9, hi)] !== 0) this.flushLarge(page, hi, TLB_2M, 9);
+    if (this.large4M[largeHash(page >>> 10, hi)] !== 0) this.flushLarge(page, hi, TLB_4M, 10);
+    if (this.large1G[largeHash(page >>> 18, hi)] !== 0) this.flushLarge(page, hi, TLB_1G, 18);
+  }
+
+  /** Drops the entries of kind `kind` (2^shift 4 KiB pages each) that cover `page`. */
+  private flushLarge(page: number, hi: number, kind: number, shift: number): void {
+    const span = 1 << shift;
+    const n = span < this.size ? span : this.size;
+    const first = (page >>> shift) << shift;
+    for (let k = 0; k < n; k++) {
+      const j = (first + k) & this.mask;
+      if ((this.info[j] & kind) === 0 || this.perm[j] === 0 || this.tagHi[j] !== (hi | 0)) continue;
+      if ((this.tagLo[j] & 0xfffff) >>> shift === page >>> shift) this.invalidate(j);
     }
   }
 

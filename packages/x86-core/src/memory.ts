@@ -49,6 +49,15 @@ export interface CpuMemory {
    */
   codePage?(la: number): number;
   onCodeWrite?: ((key: number) => void) | null;
+  /**
+   * Optional bulk path (REP MOVS/STOS): when the page holding la is plain RAM that a data read
+   * (write = false) or write may touch right now with no side effect other than the access itself
+   * (mapped, permitted, accessed/dirty already set, not watched, not MMIO), returns the byte array
+   * holding it with la's byte at spanIndex; else null, and the caller takes the ordinary path,
+   * which reports faults and exits. Bytes up to the end of la's page may be accessed directly.
+   */
+  span?(la: number, write: boolean): Uint8Array | null;
+  readonly spanIndex?: number;
   read8(la: number): number;
   read16(la: number): number;
   read32(la: number): number;

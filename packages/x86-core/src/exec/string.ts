@@ -13,6 +13,7 @@ import type { Cpu } from '../cpu';
 import type { Insn } from '../insn';
 import { op, type OpDef } from '../table';
 import { alu } from './alu';
+import { repBulk } from '../string-bulk';
 
 const CHUNK = 4096;
 
@@ -63,6 +64,13 @@ function strOp(cpu: Cpu, d: Insn): number {
   let n = rep ? count(cpu, d.asize) : 1;
   if (n === 0) return ST_OK;
   let budget = CHUNK;
+  if (rep && cpu.mem.span !== undefined && (o === 0xaa || o === 0xa4)) {
+    // Whole in-page runs straight in host memory (string-bulk.ts); the loop below does the rest.
+    const done = repBulk(cpu, d, n, CHUNK);
+    if (done === n) return ST_OK;
+    n -= done;
+    budget -= done;
+  }
   while (n > 0) {
     if (budget-- === 0) return ST_AGAIN;
     switch (o) {

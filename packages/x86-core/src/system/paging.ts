@@ -40,6 +40,8 @@ import type { Cpu } from '../cpu';
 import { MEM_EXIT, MEM_PF_BASE, type CpuMemory } from '../memory';
 
 const TWO32 = 4294967296;
+/** 2^-32: la * INV_TWO32 is exact (a power-of-two scale), cheaper than a division. */
+const INV_TWO32 = 1 / 4294967296;
 
 /** Kinds of a pending access that left the CPU. */
 export const PEND_NONE = 0;
@@ -70,6 +72,13 @@ export class MmuMemory implements CpuMemory {
   readonly space: AddressSpace;
   readonly host: HostMemory;
   readonly tlb: Tlb;
+  // The TLB's arrays, held directly: a hit is then loads from this object and the arrays only.
+  private readonly tTagLo: Int32Array;
+  private readonly tTagHi: Int32Array;
+  private readonly tPerm: Uint8Array;
+  private readonly tChunk: Int32Array;
+  private readonly tBase: Int32Array;
+  private readonly tMask: number;
   cpu: Cpu | null = null;
   apic: ApicMmio | null = null;
 
@@ -114,6 +123,12 @@ export class MmuMemory implements CpuMemory {
     this.mmu = mmu ?? new Mmu(space.ept, space);
     this.host = this.mmu.host;
     this.tlb = this.mmu.tlb;
+    this.tTagLo = this.tlb.tagLo;
+    this.tTagHi = this.tlb.tagHi;
+    this.tPerm = this.tlb.perm;
+    this.tChunk = this.tlb.chunk;
+    this.tBase = this.tlb.base;
+    this.tMask = this.tlb.mask;
     // Writes to frames that hold decoded code (FRAME_CODE) invalidate the decode cache; the
     // watch is dropped at the first write so pages reused as data stay fast.
     const prev = this.host.onWatchedWrite;
@@ -208,11 +223,10 @@ export class MmuMemory implements CpuMemory {
 
   fetch8(la: number): number {
     if (la === la) {
-      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & (this.user ? ACC_UX : ACC_SX)) !== 0) {
-        return this.host.u8[t.chunk[i]][t.base[i] + (la & 4095)];
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & (this.user ? ACC_UX : ACC_SX)) !== 0) {
+        return this.host.u8[this.tChunk[i]][this.tBase[i] + (la & 4095)];
       }
     }
     return this.slowRead(la, 1, this.user ? ACC_UX : ACC_SX);
@@ -220,11 +234,10 @@ export class MmuMemory implements CpuMemory {
 
   read8(la: number): number {
     if (la === la) {
-      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
-        return this.host.u8[t.chunk[i]][t.base[i] + (la & 4095)];
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & this.accR()) !== 0) {
+        return this.host.u8[this.tChunk[i]][this.tBase[i] + (la & 4095)];
       }
     }
     return this.slowRead(la, 1, this.accR());
@@ -232,11 +245,10 @@ export class MmuMemory implements CpuMemory {
 
   read16(la: number): number {
     if ((la & 4095) <= 4094 && la === la) {
-      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
-        return this.host.dv[t.chunk[i]].getUint16(t.base[i] + (la & 4095), true);
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & this.accR()) !== 0) {
+        return this.host.dv[this.tChunk[i]].getUint16(this.tBase[i] + (la & 4095), true);
       }
     }
     return this.slowRead(la, 2, this.accR());
@@ -244,24 +256,22 @@ export class MmuMemory implements CpuMemory {
 
   read32(la: number): number {
     if ((la & 4095) <= 4092 && la === la) {
-      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
-        return this.host.dv[t.chunk[i]].getUint32(t.base[i] + (la & 4095), true);
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & this.accR()) !== 0) {
+        return this.host.dv[this.tChunk[i]].getUint32(this.tBase[i] + (la & 4095), true);
       }
     }
     return this.slowRead(la, 4, this.accR());
   }
 
   read64(la: number, out: Int32Array, index: number): number {
-    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
     if ((la & 4095) <= 4088 && la === la) {
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accR()) !== 0) {
-        const dv = this.host.dv[t.chunk[i]];
-        const o = t.base[i] + (la & 4095);
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & this.accR()) !== 0) {
+        const dv = this.host.dv[this.tChunk[i]];
+        const o = this.tBase[i] + (la & 4095);
         out[index] = dv.getInt32(o, true);
         out[index + 1] = dv.getInt32(o + 4, true);
         return 0;
@@ -275,12 +285,11 @@ export class MmuMemory implements CpuMemory {
   }
 
   write8(la: number, value: number): number {
-    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
     if (la === la) {
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accW()) !== 0) {
-        this.host.u8[t.chunk[i]][t.base[i] + (la & 4095)] = value;
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & this.accW()) !== 0) {
+        this.host.u8[this.tChunk[i]][this.tBase[i] + (la & 4095)] = value;
         return 0;
       }
     }
@@ -288,12 +297,11 @@ export class MmuMemory implements CpuMemory {
   }
 
   write16(la: number, value: number): number {
-    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
     if ((la & 4095) <= 4094 && la === la) {
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accW()) !== 0) {
-        this.host.dv[t.chunk[i]].setUint16(t.base[i] + (la & 4095), value & 0xffff, true);
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & this.accW()) !== 0) {
+        this.host.dv[this.tChunk[i]].setUint16(this.tBase[i] + (la & 4095), value & 0xffff, true);
         return 0;
       }
     }
@@ -302,11 +310,10 @@ export class MmuMemory implements CpuMemory {
 
   write32(la: number, value: number): number {
     if ((la & 4095) <= 4092 && la === la) {
-      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === hi && (t.perm[i] & this.accW()) !== 0) {
-        this.host.dv[t.chunk[i]].setInt32(t.base[i] + (la & 4095), value | 0, true);
+      const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === hi && (this.tPerm[i] & this.accW()) !== 0) {
+        this.host.dv[this.tChunk[i]].setInt32(this.tBase[i] + (la & 4095), value | 0, true);
         return 0;
       }
     }
@@ -314,19 +321,41 @@ export class MmuMemory implements CpuMemory {
   }
 
   write64(la: number, lo: number, hi: number): number {
-    const h = la >= 0 && la < TWO32 ? 0 : Math.floor(la / TWO32) | 0;
+    const h = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
     if ((la & 4095) <= 4088 && la === la) {
-      const t = this.tlb;
-      const i = (la >>> 12) & t.mask;
-      if (t.tagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && t.tagHi[i] === h && (t.perm[i] & this.accW()) !== 0) {
-        const dv = this.host.dv[t.chunk[i]];
-        const o = t.base[i] + (la & 4095);
+      const i = (la >>> 12) & this.tMask;
+      if (this.tTagLo[i] === ((la >>> 12) | this.mmu.pcidTag) && this.tTagHi[i] === h && (this.tPerm[i] & this.accW()) !== 0) {
+        const dv = this.host.dv[this.tChunk[i]];
+        const o = this.tBase[i] + (la & 4095);
         dv.setInt32(o, lo | 0, true);
         dv.setInt32(o + 4, hi | 0, true);
         return 0;
       }
     }
     return this.slowWrite(la, 8, lo, hi, this.accW());
+  }
+
+  /** Byte index of la in the array the last successful span() returned. */
+  spanIndex = 0;
+
+  /**
+   * Bulk path (CpuMemory.span): the host bytes of la's page when the TLB allows the data access
+   * kind outright (a write permission in the TLB means: RAM, dirty already set, frame not watched,
+   * dirty logging armed). A miss translates (and fills) once; faults, exits, watched pages and
+   * data breakpoints give null and are left to the ordinary accesses.
+   */
+  span(la: number, write: boolean): Uint8Array | null {
+    if (la !== la || this.watchMask !== 0) return null;
+    const acc = write ? this.accW() : this.accR();
+    const hi = la >= 0 && la < TWO32 ? 0 : Math.floor(la * INV_TWO32) | 0;
+    const i = (la >>> 12) & this.tMask;
+    const tag = (la >>> 12) | this.mmu.pcidTag;
+    if (this.tTagLo[i] !== tag || this.tTagHi[i] !== hi || (this.tPerm[i] & acc) === 0) {
+      if (this.xlate(la, acc) !== 0) return null;
+      if (this.tTagLo[i] !== tag || this.tTagHi[i] !== hi || (this.tPerm[i] & acc) === 0) return null;
+    }
+    this.spanIndex = this.tBase[i] + (la & 4095);
+    return this.host.u8[this.tChunk[i]];
   }
 
   // ------------------------------------------------------------------ system accesses

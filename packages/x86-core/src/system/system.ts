@@ -1374,6 +1374,7 @@ export class System implements SysHooks {
       return ST_BREAK;
     }
     if ((flags & NT) !== 0) return cpu.fault(GP, 0);
+    const csize0 = cpu.csize;
     const m64 = cpu.csize === 8;
     let st = this.popVals(m64 ? 5 : 3, osize, 0);
     if (st !== ST_OK) return st;
@@ -1446,7 +1447,9 @@ export class System implements SysHooks {
     if (outer) this.scrubSegs();
     cpu.nextRip = target;
     this.nmiBlocked = false;
-    return ST_BREAK;
+    // Same privilege and code size (an interrupt or exception return inside the kernel, or
+    // sync_core's IRET to self): no need to stop the slice when no event can be taken.
+    return !outer && cpu.csize === csize0 ? this.breakUnlessQuiet() : ST_BREAK;
   }
 
   private iretToV86(ip: number, cs: number, newF: number): number {
@@ -1923,7 +1926,19 @@ export class System implements SysHooks {
     cpu.flags |= IF;
     this.shadow = true;
     this.shadowAt = cpu.retired;
-    return ST_BREAK;
+    return this.breakUnlessQuiet();
+  }
+
+  /**
+   * Set by the vCPU: true when stopping the slice to look for events would find nothing to do
+   * (nothing deliverable, no interrupt window wanted, no single-step or breakpoint state), so an
+   * instruction that may unblock interrupts (STI, IRET) can let the slice go on.
+   */
+  quietBreak: (() => boolean) | null = null;
+
+  /** ST_BREAK, or ST_OK when the vCPU says the break would find nothing to do. */
+  private breakUnlessQuiet(): number {
+    return this.quietBreak != null && this.quietBreak() ? ST_OK : ST_BREAK;
   }
 
   /** The TSC: time in ns (1 GHz) plus the guest's offset, as lo/hi into out. */

@@ -396,7 +396,19 @@ export class Vcpu {
     this.mem.apic = this.apic;
     this.cpu.sys = this.sys;
     this.cpu.syscallExits = false;
+    this.sys.quietBreak = (): boolean => this.quiet();
     this.reset();
+  }
+
+  /**
+   * Nothing for run()'s event check to do after an STI or IRET: no event to deliver, no
+   * interrupt window wanted, no kick, no single-step or breakpoint state. The slice goes on.
+   */
+  private quiet(): boolean {
+    return (
+      !this.kicked && !this.nmiPending && this.extInt < 0 && this.excVector < 0 && !this.requestInterruptWindow && !this.initSipiPending &&
+      (this.cpu.flags & (TF | RF)) === 0 && this.sys.bpExec === 0 && this.mem.watchMask === 0 && !this.debug.singleStep && this.apic.pending() < 0
+    );
   }
 
   // ================================================================ reset and boot state
@@ -773,7 +785,9 @@ export class Vcpu {
         }
         if (this.halted) {
           const dl = apic.nextDeadlineNs();
-          if (clock != null && dl >= 0) {
+          // Leap to the timer only when its interrupt can wake the CPU (IF = 1): with IF = 0
+          // only an NMI, INIT or the machine can, so the machine gets the HLT exit.
+          if (clock != null && dl >= 0 && (cpu.flags & IF) !== 0) {
             clock.advanceTo(dl);
             continue;
           }
