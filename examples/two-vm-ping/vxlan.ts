@@ -68,7 +68,7 @@ try {
   let tcpdumpErr = '';
   if (spawnSync('tcpdump', ['--version']).error) console.warn('SKIPPED: tcpdump not installed: the tunnel is not captured');
   else {
-    tcpdump = spawn('tcpdump', ['-Z', 'root', '-i', 'lo', '-n', '-U', '-w', pcap, ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    tcpdump = spawn('tcpdump', ['-Z', 'root', '-i', 'lo', '-n', '--immediate-mode', '-U', '-w', pcap, ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(tcpdump);
     const ok = await new Promise<boolean>((resolve) => {
       tcpdump!.stderr!.on('data', (d: Buffer) => {
