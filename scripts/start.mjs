@@ -19,7 +19,7 @@ say('Preparing the default guest (Debian bookworm amd64 kernel, busybox, virtio 
 const fetched = run(process.execPath, [join(root, 'packages/machine/bin/ringzero.js'), 'guest', 'fetch', '--arch', 'amd64']);
 if (fetched !== 0) process.stdout.write('(the guest could not be prepared here; the demos below do not need it)\n');
 
-say('Booting it in RingZero: x86-core vCPU, chipset, ACPI, PCI, virtio (a few minutes at interpreter speed)');
+say('Booting it in RingZero: x86-core vCPU, chipset, ACPI, PCI, virtio (about half a minute on an idle 2-core machine)');
 const booted = run(process.execPath, [join(root, 'scripts/boot.mjs')]);
 if (process.stdin.isTTY) process.exit(booted);
 say('The demos under examples/');
