@@ -742,31 +742,31 @@ export class Cpu {
         d = next;
       }
       if (st === ST_OK) continue;
-      switch (st) {
-        case ST_AGAIN:
-          budget--;
-          continue;
-        case ST_SYSCALL:
-          this.rip = this.nextRip;
-          this.retired++;
-          return EXIT_SYSCALL;
-        case ST_HLT:
-          this.rip = this.nextRip;
-          this.retired++;
-          return EXIT_HLT;
-        case ST_SOFTINT:
-          this.rip = this.nextRip;
-          this.retired++;
-          return EXIT_SOFTINT;
-        case ST_BREAK:
-          this.rip = this.nextRip;
-          this.retired++;
-          return EXIT_BREAK;
-        default:
-          return EXIT_EXCEPTION;
+      if (st === ST_AGAIN) {
+        budget--;
+        continue;
       }
+      return this.exitFor(st);
     }
     return EXIT_BUDGET;
+  }
+
+  /**
+   * The run() exit for a handler status other than ST_OK/ST_AGAIN: SYSCALL, HLT, software
+   * interrupts and breaks retire the instruction (RIP past it); anything else is a fault, with
+   * the state before the instruction. Shared by the interpreter and the JIT tier.
+   * @internal
+   */
+  exitFor(st: number): number {
+    let exit: number;
+    if (st === ST_SYSCALL) exit = EXIT_SYSCALL;
+    else if (st === ST_HLT) exit = EXIT_HLT;
+    else if (st === ST_SOFTINT) exit = EXIT_SOFTINT;
+    else if (st === ST_BREAK) exit = EXIT_BREAK;
+    else return EXIT_EXCEPTION;
+    this.rip = this.nextRip;
+    this.retired++;
+    return exit;
   }
 
   /** @internal */

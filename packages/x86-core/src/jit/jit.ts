@@ -15,7 +15,7 @@
  * page's blocks too; a write that drops any decoded page, or a codeWrites change, ends the
  * running block after the writing instruction.
  */
-import { CS, EXIT_BREAK, EXIT_BUDGET, EXIT_EXCEPTION, EXIT_HLT, EXIT_SOFTINT, EXIT_SYSCALL, ST_AGAIN, ST_BREAK, ST_HLT, ST_OK, ST_SOFTINT, ST_SYSCALL } from '../constants';
+import { CS, EXIT_BUDGET, ST_AGAIN, ST_OK } from '../constants';
 import type { Cpu } from '../cpu';
 import { decode, DecodeFault } from '../decoder';
 import { Insn } from '../insn';
@@ -188,29 +188,11 @@ export class Jit {
         continue;
       }
       prev = null;
-      switch (st) {
-        case ST_AGAIN:
-          budget--;
-          continue;
-        case ST_SYSCALL:
-          cpu.rip = cpu.nextRip;
-          cpu.retired++;
-          return EXIT_SYSCALL;
-        case ST_HLT:
-          cpu.rip = cpu.nextRip;
-          cpu.retired++;
-          return EXIT_HLT;
-        case ST_SOFTINT:
-          cpu.rip = cpu.nextRip;
-          cpu.retired++;
-          return EXIT_SOFTINT;
-        case ST_BREAK:
-          cpu.rip = cpu.nextRip;
-          cpu.retired++;
-          return EXIT_BREAK;
-        default:
-          return EXIT_EXCEPTION;
+      if (st === ST_AGAIN) {
+        budget--;
+        continue;
       }
+      return cpu.exitFor(st);
     }
     return EXIT_BUDGET;
   }
