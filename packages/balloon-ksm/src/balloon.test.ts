@@ -255,20 +255,37 @@ describe('hostile guests', () => {
         (reqs) => {
           const r = rig('mmio');
           const model = new Set<number>();
+          // Pages below 1 MiB hold this driver's rings. A guest that balloons one gets it back as a
+          // zero page: its avail_event/descriptors are gone, so later requests may never reach the
+          // device (as with Linux's driver). From then on only the host's side is checked.
+          let ownRingsLost = false;
           for (const q of reqs) {
-            for (const p of q.pfns) if (p < RAM / 4096 && p >= 256) r.space.write8(p * 4096, 1);
+            if (!ownRingsLost) for (const p of q.pfns) if (p < RAM / 4096 && p >= 256) r.space.write8(p * 4096, 1);
             r.drv.send(q.inflate ? BQ_INFLATE : BQ_DEFLATE, q.pfns);
+            if (ownRingsLost) continue;
             for (const p of q.pfns) {
               if (p >= RAM / 4096) continue;
               if (q.inflate) model.add(p);
               else model.delete(p);
             }
-            // Pages below 1 MiB hold this driver's rings: a guest that balloons them gets them
-            // back as zero pages, which the device's next ring write re-populates.
             for (const p of q.pfns) if (q.inflate && p < RAM / 4096 && p >= 256) expect(r.space.frameAt(p * 4096)).toBe(ZERO_FRAME);
+            if (q.inflate && q.pfns.some((p) => p < 256)) ownRingsLost = true;
           }
-          expect(r.balloon.counters.inflatedPages).toBe(model.size);
-          for (const p of model) expect(r.balloon.isInflated(p)).toBe(true);
+          const seen = new Set(reqs.flatMap((q) => q.pfns).filter((p) => p < RAM / 4096));
+          if (!ownRingsLost) {
+            expect(r.balloon.counters.inflatedPages).toBe(model.size);
+            for (const p of model) expect(r.balloon.isInflated(p)).toBe(true);
+          }
+          // Whatever reached the device: the balloon holds only pages the guest named, counted
+          // exactly, and none of them above the ring area owns a host frame (the guest stopped
+          // touching pages once its rings were lost).
+          let inflated = 0;
+          for (const p of seen) {
+            if (!r.balloon.isInflated(p)) continue;
+            inflated++;
+            if (p >= 256) expect(r.space.frameAt(p * 4096)).toBe(ZERO_FRAME);
+          }
+          expect(r.balloon.counters.inflatedPages).toBe(inflated);
         },
       ),
       { numRuns: 40 },
