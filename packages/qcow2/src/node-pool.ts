@@ -1,5 +1,5 @@
 // A CompressorPool on worker threads (Node). Each worker compresses with Node's native zlib
-// (raw deflate with QEMU's parameters) or zstd (native when @toondepauw/node-zstd loads, else
+// (raw deflate with QEMU's parameters) or zstd (native when zstd-napi's binding loads, else
 // the WebAssembly reference library). A batch of clusters travels as one transferred
 // ArrayBuffer: the pool copies the batch into one of its own buffers, transfers it, and gets it
 // back (for reuse) with the compressed clusters in one more transferred buffer.
@@ -20,8 +20,12 @@ async function loadZstd() {
   if (workerData.nativeZstd) {
     try {
       const m = require(workerData.nativeZstd);
-      const e = new m.Encoder(3);
-      return (s) => e.encodeSync(s);
+      const c = new m.CCtx();
+      let dst = Buffer.alloc(0);
+      return (s) => {
+        if (dst.length < m.compressBound(s.length)) dst = Buffer.allocUnsafe(m.compressBound(s.length));
+        return Buffer.from(dst.subarray(0, c.compress(dst, s, 3)));
+      };
     } catch {}
   }
   const m = await import(workerData.wasmZstd);
@@ -106,7 +110,7 @@ function modulePaths(): { nativeZstd: string | null; wasmZstd: string | null } {
     }
   };
   const wasm = find('@bokuweb/zstd-wasm');
-  return { nativeZstd: find('@toondepauw/node-zstd'), wasmZstd: wasm == null ? null : pathToFileURL(wasm).href };
+  return { nativeZstd: find('zstd-napi/binding'), wasmZstd: wasm == null ? null : pathToFileURL(wasm).href };
 }
 
 /**

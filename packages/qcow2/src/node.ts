@@ -213,17 +213,18 @@ export const nodeZlibCodec: ClusterCodec = {
 };
 
 interface NativeZstd {
-  Encoder: new (level: number) => { encodeSync(data: Buffer): Buffer };
-  Decoder: new () => { decodeSync(data: Buffer): Buffer };
+  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
+  compressBound(n: number): number;
 }
 
 let nativeZstdModule: NativeZstd | null | undefined;
 
-/** The native zstd binding (@toondepauw/node-zstd), or null where it has no build. */
+/** The native zstd binding (zstd-napi, an optional dependency), or null where it has no build. */
 function nativeZstd(): NativeZstd | null {
   if (nativeZstdModule === undefined) {
     try {
-      nativeZstdModule = createRequire(import.meta.url)('@toondepauw/node-zstd') as NativeZstd;
+      nativeZstdModule = createRequire(import.meta.url)('zstd-napi/binding') as NativeZstd;
     } catch {
       nativeZstdModule = null;
     }
@@ -231,13 +232,12 @@ function nativeZstd(): NativeZstd | null {
   return nativeZstdModule;
 }
 
-const asBuf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.length);
-
 /**
- * zstd through the native library (3-4x the WebAssembly build's speed), level 3 as QEMU. A
- * frame is decompressed natively only when its header declares exactly one cluster (zstd
- * refuses to produce more than the declared size, so the output is bounded); any other frame
- * goes to the WebAssembly codec, which checks and bounds it.
+ * zstd through the native library (zstd-napi: one compression and one decompression context
+ * for the process, output straight into the caller's cluster buffer), level 3 as QEMU. A frame
+ * is decompressed natively only when its header declares exactly one cluster (zstd refuses
+ * output that does not fit, so nothing is cut); any other frame, and every frame where the
+ * binding did not build, goes through the WebAssembly build.
  */
 export function getNodeZstdCodec(): Promise<ClusterCodec> {
   nodeZstdCodec ??= makeNodeZstdCodec();
@@ -250,22 +250,22 @@ async function makeNodeZstdCodec(): Promise<ClusterCodec> {
   const wasm = await getZstdCodec();
   const z = nativeZstd();
   if (z == null) return wasm;
-  const enc = new z.Encoder(3);
-  const dec = new z.Decoder();
+  const cctx = new z.CCtx();
+  const dctx = new z.DCtx();
+  let scratch = new Uint8Array(0);
   return {
     compress(src: Uint8Array, limit: number): Uint8Array | null {
-      const c = enc.encodeSync(asBuf(src));
-      return c.length < limit ? asU8(c) : null;
+      const bound = z.compressBound(src.length);
+      if (scratch.length < bound) scratch = new Uint8Array(bound);
+      const n = cctx.compress(scratch, src, 3);
+      return n < limit ? scratch.slice(0, n) : null;
     },
     decompress(src: Uint8Array, out: Uint8Array): boolean {
       const len = zstdFrameLength(src);
       if (len < 0) return false;
       if (zstdContentSize(src) !== out.length) return wasm.decompress(src, out);
       try {
-        const r = dec.decodeSync(asBuf(src.subarray(0, len)));
-        if (r.length !== out.length) return false;
-        out.set(r);
-        return true;
+        return dctx.decompress(out, src.subarray(0, len)) === out.length;
       } catch {
         return false;
       }
