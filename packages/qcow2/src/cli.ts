@@ -474,7 +474,7 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
     try {
       // Several chunks are read at once; with -c the clusters of a chunk are compressed
       // concurrently when the codec can work off-thread (Node's zlib).
-      const chunk = Math.max(cs, 4 << 20);
+      const chunk = Math.max(cs, 2 << 20);
       const target = to instanceof Qcow2Image ? to : null;
       const compressing = o.compress === true && target != null;
       let compressor: CompressorPool | null = null;
@@ -589,9 +589,12 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
           o.progress(pct);
         }
       };
-      // Up to DEPTH chunks in flight: their reads run side by side (as qemu-img's 8
-      // coroutines do), and each chunk's writes are issued after the previous chunk's were.
-      const DEPTH = 4;
+      // Up to DEPTH chunks of 2 MiB in flight: their reads run side by side, and each chunk's
+      // writes are issued after the previous chunk's were (qemu-img's shape: 8 coroutines with
+      // 2 MiB buffers). 1 GiB qcow2->raw, medians of 9-11 runs: 0.28-0.29 s wall and 0.39-0.40
+      // CPU-s (with NodeFileStore's one-at-a-time big writes), 0.38-0.40 s and 0.62-0.65 CPU-s
+      // with 4 chunks of 4 MiB.
+      const DEPTH = 8;
       const inFlight: Promise<void>[] = [];
       let order: Promise<void> = Promise.resolve();
       let pos = 0;

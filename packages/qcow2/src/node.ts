@@ -17,7 +17,7 @@ import type { RawInflate } from './node-inflate';
 import { createReusableInflater, inflateRawSyncInto } from './node-inflate';
 import { Qcow2Image } from './qcow2';
 
-const PIECE = 1 << 20;
+const PIECE = 2 << 20;
 
 /** Run `fn` over [0, length) in PIECE-sized parts, at most 4 at a time. */
 async function pieces(length: number, fn: (at: number, n: number) => Promise<void>): Promise<void> {
@@ -54,6 +54,8 @@ export class NodeFileStore implements ByteStore {
   private readonly unsafe: boolean;
   private readonly syncMax: number;
   private closed = false;
+  private readonly writes: { offset: number; data: Uint8Array; res: () => void; rej: (e: Error) => void }[] = [];
+  private readonly drained: (() => void)[] = [];
 
   private constructor(fd: number, unsafe: boolean, syncMax: number) {
     this.fd = fd;
@@ -78,7 +80,7 @@ export class NodeFileStore implements ByteStore {
     return out;
   }
 
-  /** Big transfers go as up to 4 concurrent 1 MiB pieces (libuv threads work side by side). */
+  /** Reads over 2 MiB go as up to 4 concurrent 2 MiB pieces (libuv threads work side by side). */
   async preadInto(offset: number, out: Uint8Array, outOff: number, length: number): Promise<void> {
     checkFileRange(offset, length);
     if (length <= PIECE) return this.readPiece(offset, out, outOff, length);
@@ -116,14 +118,23 @@ export class NodeFileStore implements ByteStore {
     });
   }
 
-  async pwrite(offset: number, data: Uint8Array): Promise<void> {
-    checkFileRange(offset, data.length);
-    if (data.length <= PIECE) return this.writePiece(offset, data);
-    await pieces(data.length, (at, n) => this.writePiece(offset + at, data.subarray(at, at + n)));
-  }
-
-  private writePiece(offset: number, data: Uint8Array): Promise<void> {
-    if (data.length <= this.syncMax) {
+  /**
+   * A write is one call however big, and big writes (through libuv's pool) go one at a time:
+   * buffered writes to one file serialize on its inode lock in the kernel, and writers side by
+   * side spin on it (rwsem_spin_on_owner was 11% of a 1 GiB qcow2->raw convert's samples with
+   * concurrent writes; medians of 9-15 runs: 0.65-0.81 s of system time with 1 MiB pieces 4 at
+   * a time, 0.44-0.50 s unsplit but concurrent, 0.38-0.42 s one at a time). Small writes run
+   * at once on this thread unless they overlap a queued one; overlapping writes land in the
+   * order they were submitted.
+   */
+  pwrite(offset: number, data: Uint8Array): Promise<void> {
+    try {
+      if (this.closed) throw new ImageError('Write to a closed image file', 'EBADF');
+      checkFileRange(offset, data.length);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    if (data.length <= this.syncMax && !this.overlapsQueued(offset, data.length)) {
       try {
         let done = 0;
         while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done, offset + done);
@@ -133,17 +144,33 @@ export class NodeFileStore implements ByteStore {
       }
     }
     return new Promise((res, rej) => {
-      let done = 0;
-      const step = (): void => {
-        fs.write(this.fd, data, done, data.length - done, offset + done, (e, n) => {
-          if (e) return rej(e);
-          done += n;
-          if (done >= data.length) res();
-          else step();
-        });
-      };
-      step();
+      this.writes.push({ offset, data, res, rej });
+      if (this.writes.length === 1) this.nextWrite();
     });
+  }
+
+  /** A small write that overlaps a queued one waits behind it, so writes land in order. */
+  private overlapsQueued(offset: number, length: number): boolean {
+    for (const w of this.writes) if (offset < w.offset + w.data.length && w.offset < offset + length) return true;
+    return false;
+  }
+
+  /** Starts the oldest queued big write; each one starts the next when it ends. */
+  private nextWrite(): void {
+    const w = this.writes[0];
+    let done = 0;
+    const step = (): void => {
+      fs.write(this.fd, w.data, done, w.data.length - done, w.offset + done, (e, n) => {
+        if (!e) done += n;
+        if (!e && done < w.data.length) return step();
+        this.writes.shift();
+        if (e) w.rej(e);
+        else w.res();
+        if (this.writes.length > 0) this.nextWrite();
+        else for (const f of this.drained.splice(0)) f();
+      });
+    };
+    step();
   }
 
   flush(): Promise<void> {
@@ -168,9 +195,11 @@ export class NodeFileStore implements ByteStore {
     return (await this.stat()).blocks * 512;
   }
 
+  /** Waits for queued writes (the fd must not be closed, and its number reused, under them). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.writes.length > 0) await new Promise<void>((res) => this.drained.push(res));
     await new Promise<void>((res, rej) => fs.close(this.fd, (e) => (e ? rej(e) : res())));
   }
 }
