@@ -590,11 +590,12 @@ export async function convertImage(src: string, dst: string, o: ConvertOptions):
         }
       };
       // Up to DEPTH chunks of 2 MiB in flight: their reads run side by side, and each chunk's
-      // writes are issued after the previous chunk's were (qemu-img's shape: 8 coroutines with
-      // 2 MiB buffers). 1 GiB qcow2->raw, medians of 9-11 runs: 0.28-0.29 s wall and 0.39-0.40
-      // CPU-s (with NodeFileStore's one-at-a-time big writes), 0.38-0.40 s and 0.62-0.65 CPU-s
-      // with 4 chunks of 4 MiB.
-      const DEPTH = 8;
+      // writes are issued after the previous chunk's were. Few and small, so a chunk is still in
+      // the CPU's cache when it is written: 1 GiB qcow2->raw, medians of 31 runs, 0.256 s wall
+      // and 0.345 CPU-s with 3 chunks, 0.282 s and 0.379 CPU-s with 8 (qemu-img's count); 4
+      // chunks of 4 MiB took 0.38-0.40 s and 0.62-0.65 CPU-s (with NodeFileStore's concurrent
+      // writes of that time).
+      const DEPTH = 3;
       const inFlight: Promise<void>[] = [];
       let order: Promise<void> = Promise.resolve();
       let pos = 0;
